@@ -1,0 +1,52 @@
+"""nqs core: protocols, registry, statistics, driver, configuration and I/O.
+
+Everything public is re-exported here; implementations live in `_*.py` modules.
+"""
+
+import jax as _jax
+
+# Physics needs double precision; nqs runs in float64 unless told otherwise.
+_jax.config.update("jax_enable_x64", True)
+
+from ._ansatz import (
+    AbstractAnsatz as AbstractAnsatz,
+    AbstractAutoregressiveAnsatz as AbstractAutoregressiveAnsatz,
+    AbstractConnectedAnsatz as AbstractConnectedAnsatz,
+)
+from ._estimator import AbstractEstimator as AbstractEstimator, Estimate as Estimate
+from ._hilbert import (
+    AbstractContinuousSpace as AbstractContinuousSpace,
+    AbstractDiscreteSpace as AbstractDiscreteSpace,
+    AbstractSpace as AbstractSpace,
+)
+from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner
+from ._registry import (
+    KINDS as KINDS,
+    Registry as Registry,
+    RegistryError as RegistryError,
+    get_registry as get_registry,
+    hookimpl as hookimpl,
+    hookspec as hookspec,
+    load_registry as load_registry,
+)
+from ._sampler import (
+    AbstractDistribution as AbstractDistribution,
+    AbstractSampler as AbstractSampler,
+    BoltzmannDistribution as BoltzmannDistribution,
+    BornDistribution as BornDistribution,
+)
+from ._stats import Stats as Stats, blocking_error as blocking_error, statistics as statistics
+from ._system import (
+    AbstractAction as AbstractAction,
+    AbstractContinuumHamiltonian as AbstractContinuumHamiltonian,
+    AbstractDiscreteHamiltonian as AbstractDiscreteHamiltonian,
+    AbstractHamiltonian as AbstractHamiltonian,
+    AbstractSystem as AbstractSystem,
+)
+from ._tree import (
+    batch_apply as batch_apply,
+    log_psi_batch as log_psi_batch,
+    n_real_parameters as n_real_parameters,
+    parameters as parameters,
+    real_ravel as real_ravel,
+)

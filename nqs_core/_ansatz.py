@@ -1,0 +1,63 @@
+"""Variational wave functions (and other parametrised functions of a configuration)."""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+from jaxtyping import Array, PRNGKeyArray, Scalar
+
+
+class AbstractAnsatz(eqx.Module):
+    """A parametrised `log psi(x)` of one configuration.
+
+    The parameters are the inexact (float or complex) arrays of the module;
+    everything else is static. Batch with `jax.vmap` or with
+    `nqs_core.log_psi_batch`, which also chunks.
+
+    **Arguments of `__call__`:**
+
+    - `x`: one configuration, shape `space.shape`.
+
+    **Returns:** a real or complex scalar `log psi(x)`. Complex output encodes
+    the phase in the imaginary part.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, x: Array) -> Scalar:
+        raise NotImplementedError
+
+
+class AbstractConnectedAnsatz(AbstractAnsatz):
+    """Capability: evaluate many nearly equal configurations at once.
+
+    Local energies of discrete Hamiltonians need `log psi` at a configuration
+    `x` and at all configurations `x'` connected to it, which differ from `x` on
+    a few sites. Models that can reuse work between them (cached activations,
+    vector-quantised transformers) implement `log_psi_connected`; discrete
+    Hamiltonians call it instead of `vmap(model)(x')`.
+    """
+
+    @abc.abstractmethod
+    def log_psi_connected(self, x: Array, xps: Array) -> tuple[Scalar, Array]:
+        """Return `(log psi(x), log psi(xps))` with `xps` of shape `(K, *x.shape)`."""
+        raise NotImplementedError
+
+
+class AbstractAutoregressiveAnsatz(AbstractAnsatz):
+    """Capability: normalised conditionals and exact direct sampling.
+
+    `psi(x) = prod_i psi(x_i | x_<i)` with every conditional normalised, so
+    `sum_x |psi(x)|^2 = 1` and samples can be drawn exactly, site by site.
+    """
+
+    @abc.abstractmethod
+    def conditionals(self, x: Array) -> Array:
+        """Log-probabilities `log |psi(s | x_<i)|^2` for every site `i` and local
+        state `s`, shape `(n_sites, n_local_states)`."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray, n: int) -> Array:
+        """`n` exact independent samples from `|psi|^2`, shape `(n, *shape)`."""
+        raise NotImplementedError

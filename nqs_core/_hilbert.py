@@ -1,0 +1,70 @@
+"""Configuration spaces."""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+
+class AbstractSpace(eqx.Module):
+    """The space that configurations live in.
+
+    A configuration is one array of shape `shape`: spins on a lattice, particle
+    positions, or the values of a classical field. Everything in nqs handles one
+    configuration at a time and batches with `jax.vmap`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one configuration."""
+
+    @property
+    @abc.abstractmethod
+    def dtype(self):
+        """dtype of a configuration array."""
+
+    @abc.abstractmethod
+    def random_state(self, key: PRNGKeyArray, n: int) -> Array:
+        """`n` random valid configurations, shape `(n, *shape)`."""
+
+    @property
+    def size(self) -> int:
+        """Number of degrees of freedom (product of `shape`)."""
+        return int(np.prod(self.shape))
+
+
+class AbstractDiscreteSpace(AbstractSpace):
+    """A finite set of configurations on `n_sites` sites with `local_states` each.
+
+    Optional constraints (fixed magnetisation, particle number) are part of the
+    space: `random_state`, `all_states` and samplers respect them.
+    """
+
+    @property
+    @abc.abstractmethod
+    def local_states(self) -> tuple[float, ...]:
+        """The values one site can take, e.g. `(-1.0, 1.0)` for spin 1/2."""
+
+    @abc.abstractmethod
+    def all_states(self) -> np.ndarray:
+        """Every configuration in the space (respecting constraints), as a NumPy
+        array `(n_states, *shape)`, sorted in a deterministic order. Only for
+        spaces small enough to enumerate (exact diagonalisation, exact sums)."""
+
+    @property
+    @abc.abstractmethod
+    def n_states(self) -> int:
+        """Number of configurations (respecting constraints)."""
+
+
+class AbstractContinuousSpace(AbstractSpace):
+    """Real-valued configurations: particle positions or field values."""
+
+    @property
+    def dtype(self):
+        return jax.numpy.float64 if jax.config.jax_enable_x64 else jax.numpy.float32

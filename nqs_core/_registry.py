@@ -1,0 +1,198 @@
+"""Plugin hooks and the component registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import inspect
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT = "nqs"
+ENTRY_POINT_GROUP = "nqs.plugins"
+#: Set to 1 to load only the built-in plugins (those shipped in the `nqs` distribution).
+DISABLE_AUTOLOAD_ENV = "NQS_DISABLE_PLUGIN_AUTOLOAD"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: The kinds of component a plugin can register, and what each is for.
+KINDS: dict[str, str] = {
+    "lattice": "graphs of sites and bonds (chain, square, ...)",
+    "space": "configuration spaces (spin-1/2 Hilbert space, particle positions, fields)",
+    "system": "Hamiltonians and classical actions",
+    "ansatz": "variational wave functions and other networks",
+    "sampler": "Monte Carlo and direct samplers",
+    "estimator": "turn samples into statistics and gradients",
+    "preconditioner": "turn gradients into update directions (SR, SRt, ...)",
+    "optimizer": "optax optimizers that apply the update",
+    "driver": "the loop that runs a calculation",
+}
+
+
+class HookSpecs:
+    """The hooks an nqs plugin implements."""
+
+    @hookspec
+    def nqs_register(self, registry: "Registry") -> None:
+        """Add this plugin's components with `registry.add(kind, name, obj)`."""
+
+
+class RegistryError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One registered component."""
+
+    kind: str
+    name: str
+    obj: Callable[..., Any]
+    plugin: str
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.obj) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginFailure:
+    plugin: str
+    error: str
+    details: str
+
+
+class Registry:
+    """Named components per kind, with the plugin that provided each.
+
+    Plugins receive a view of it in their `nqs_register` hook and call
+    `registry.add(kind, name, obj)`; `obj` is a class (or factory function)
+    whose constructor arguments are the component's config fields.
+    Duplicate names within a kind are rejected.
+    """
+
+    def __init__(self):
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.failures: list[PluginFailure] = []
+        self.plugins: list[str] = []
+        self._current: str = "<python>"
+
+    # -- writing -----------------------------------------------------------
+    def add(self, kind: str, name: str, obj: Callable[..., Any]) -> None:
+        if kind not in self._entries:
+            raise RegistryError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        table = self._entries[kind]
+        if name in table:
+            prev = table[name]
+            raise RegistryError(
+                f"{kind} {name!r} is already registered by plugin {prev.plugin!r} "
+                f"(plugin {self._current!r} tried to register it again)"
+            )
+        table[name] = Entry(kind, name, obj, self._current)
+
+    def remove(self, kind: str, name: str) -> None:
+        self._entries[kind].pop(name, None)
+
+    # -- reading -----------------------------------------------------------
+    def get(self, kind: str, name: str) -> Entry:
+        if kind not in self._entries:
+            raise RegistryError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            valid = ", ".join(sorted(self._entries[kind])) or "(none registered)"
+            raise RegistryError(f"unknown {kind} {name!r}; valid names: {valid}") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str | None = None) -> list[Entry]:
+        kinds = [kind] if kind else list(KINDS)
+        return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
+
+    def find(self, name: str) -> list[Entry]:
+        """All entries called `name`, across kinds."""
+        return [t[name] for t in self._entries.values() if name in t]
+
+    def register_plugin(self, plugin: Any, name: str | None = None) -> None:
+        """Call the `nqs_register` hook of one plugin object or module directly
+        (for plugins defined in a script or a test, without an entry point)."""
+        name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        self._call(name, plugin.nqs_register)
+
+    def _call(self, name: str, fn: Callable[..., Any]) -> None:
+        self._current = name
+        try:
+            fn(registry=self)
+            self.plugins.append(name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            self.failures.append(
+                PluginFailure(name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            )
+        finally:
+            self._current = "<python>"
+
+
+def _builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.metadata["Name"] == "nqs"
+
+
+def load_registry(autoload: bool | None = None) -> Registry:
+    """Build a registry from every plugin in the `nqs.plugins` entry-point group.
+
+    Built-in plugins come through the same group. With `autoload=False` (or
+    the environment variable `NQS_DISABLE_PLUGIN_AUTOLOAD=1`) only the
+    built-in ones load. A plugin that fails to import or to register is
+    recorded in `registry.failures` with its name; the others still load.
+    """
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(HookSpecs)
+    registry = Registry()
+    eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (not _builtin(e), e.name))
+    seen = set()
+    for ep in eps:
+        if ep.name in seen:
+            continue
+        seen.add(ep.name)
+        if not autoload and not _builtin(ep):
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:
+            registry.failures.append(
+                PluginFailure(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            )
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        registry.failures.append(PluginFailure(str(exc.plugin), str(exc), ""))
+    for impl in pm.hook.nqs_register.get_hookimpls():
+        registry._call(impl.plugin_name, impl.function)
+    return registry
+
+
+_DEFAULT: Registry | None = None
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _DEFAULT
+    if _DEFAULT is None or reload:
+        _DEFAULT = load_registry()
+    return _DEFAULT
+
+
+def warn_failures(registry: Registry, file=sys.stderr) -> None:
+    for f in registry.failures:
+        print(f"nqs: plugin {f.plugin!r} failed to load: {f.error}", file=file)

@@ -1,0 +1,69 @@
+"""Pytree helpers: parameters as real vectors, chunked batching."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+
+def parameters(model):
+    """Split a module into `(params, static)`: params are its inexact arrays."""
+    return eqx.partition(model, eqx.is_inexact_array)
+
+
+def _split_complex(tree):
+    return jax.tree.map(lambda a: (a.real, a.imag) if jnp.iscomplexobj(a) else a, tree)
+
+
+def real_ravel(params) -> tuple[jax.Array, Callable]:
+    """Flatten a parameter pytree into one real vector.
+
+    Complex leaves become two real blocks (real and imaginary part), as in
+    Eqs. (2)-(8) of seed 000: every complex parameter counts as two real ones,
+    so natural-gradient formulas need no holomorphy assumption.
+
+    **Returns:** `(vector, unravel)` with `unravel(vector)` rebuilding the
+    original pytree (complex leaves reassembled as `re + 1j * im`).
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    is_c = [jnp.iscomplexobj(a) for a in leaves]
+    vec, unravel_split = ravel_pytree(_split_complex(params))
+
+    def unravel(v):
+        split = unravel_split(v)
+        split_leaves = jax.tree.leaves(split)
+        out, i = [], 0
+        for c in is_c:
+            if c:
+                out.append(split_leaves[i] + 1j * split_leaves[i + 1])
+                i += 2
+            else:
+                out.append(split_leaves[i])
+                i += 1
+        return jax.tree.unflatten(treedef, out)
+
+    return vec, unravel
+
+
+def n_real_parameters(model) -> int:
+    """Number of real parameters (complex ones count twice)."""
+    params, _ = parameters(model)
+    return int(sum(a.size * (2 if jnp.iscomplexobj(a) else 1) for a in jax.tree.leaves(params)))
+
+
+def batch_apply(f: Callable, xs, chunk_size: int | None = None):
+    """`vmap(f)(xs)` over the leading axis, in chunks of `chunk_size` to bound
+    memory (`None`: one chunk)."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return jax.vmap(f)(xs)
+    return jax.lax.map(f, xs, batch_size=chunk_size)
+
+
+def log_psi_batch(model, xs, chunk_size: int | None = None):
+    """`log psi` of a batch of configurations `(n, *shape)`."""
+    return batch_apply(model, xs, chunk_size)
