@@ -50,3 +50,25 @@ from ._tree import (
     parameters as parameters,
     real_ravel as real_ravel,
 )
+from ._builtin import IdentityPreconditioner as IdentityPreconditioner
+from ._callbacks import (
+    Checkpoint as Checkpoint,
+    EarlyStopping as EarlyStopping,
+    JsonlLog as JsonlLog,
+    NaNGuard as NaNGuard,
+    ProgressBar as ProgressBar,
+)
+from ._config import (
+    Calculation as Calculation,
+    ConfigError as ConfigError,
+    apply_overrides as apply_overrides,
+    build as build,
+    component_fields as component_fields,
+    exact_energy as exact_energy,
+    load_config as load_config,
+    loads_config as loads_config,
+)
+from ._driver import VMC as VMC, VMCState as VMCState
+from ._io import load_checkpoint as load_checkpoint, read_log as read_log, save_checkpoint as save_checkpoint
+from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
+from ._vmc import EnergyEstimator as EnergyEstimator, log_derivatives as log_derivatives

@@ -31,6 +31,7 @@ KINDS: dict[str, str] = {
     "preconditioner": "turn gradients into update directions (SR, SRt, ...)",
     "optimizer": "optax optimizers that apply the update",
     "driver": "the loop that runs a calculation",
+    "exact": "exact reference solvers: f(system, max_states) -> ground-state energy or None",
 }
 
 

@@ -85,7 +85,7 @@ def _tau_sokal(rho: Array, c: float = 5.0) -> Array:
     smallest W with W >= c * tau_int(W)."""
     n = rho.shape[0]
     tau_int = 0.5 + jnp.cumsum(rho[1:])  # tau_int(W) for W = 1..n-1
-    w = jnp.arange(1, n)
+    w = jnp.arange(1, n, dtype=rho.dtype)
     ok = w >= c * tau_int
     idx = jnp.where(ok.any(), jnp.argmax(ok), n - 2)
     return jnp.maximum(tau_int[idx] - 0.5, 0.0)

@@ -8,6 +8,7 @@ from typing import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Scalar
 
 from ._ansatz import AbstractConnectedAnsatz
@@ -66,8 +67,10 @@ class AbstractDiscreteHamiltonian(AbstractHamiltonian):
             lx = log_psi(x)
             lxp = jax.vmap(log_psi)(xps)
         ratio = jnp.exp(lxp - lx)
+        dtype = np.promote_types(mels.dtype, ratio.dtype)
+        terms = mels.astype(dtype) * ratio.astype(dtype)
         # padded / vanishing elements contribute exactly zero, even if psi(x') = 0
-        return jnp.sum(jnp.where(mels != 0, mels * ratio, 0.0))
+        return jnp.sum(jnp.where(mels != 0, terms, jnp.zeros((), dtype)))
 
 
 class AbstractContinuumHamiltonian(AbstractHamiltonian):
@@ -108,8 +111,8 @@ class AbstractContinuumHamiltonian(AbstractHamiltonian):
         lap_r, g_r = lap_and_grad(f_re)
         if jnp.iscomplexobj(jax.eval_shape(f, flat)):
             lap_i, g_i = lap_and_grad(f_im)
-            lap = lap_r + 1j * lap_i
-            g = g_r + 1j * g_i
+            lap = jax.lax.complex(lap_r, lap_i)
+            g = jax.lax.complex(g_r, g_i)
         else:
             lap, g = lap_r, g_r
         kinetic = -self.kinetic_prefactor * (lap + jnp.sum(g * g))

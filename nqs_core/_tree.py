@@ -39,7 +39,7 @@ def real_ravel(params) -> tuple[jax.Array, Callable]:
         out, i = [], 0
         for c in is_c:
             if c:
-                out.append(split_leaves[i] + 1j * split_leaves[i + 1])
+                out.append(jax.lax.complex(split_leaves[i], split_leaves[i + 1]))
                 i += 2
             else:
                 out.append(split_leaves[i])

@@ -1,0 +1,327 @@
+"""TOML configuration: one table per component, resolved against the registry."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import pathlib
+import sys
+import types
+import typing
+from typing import Any
+
+import jax
+
+from ._registry import Registry, RegistryError, get_registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported to the user as one line."""
+
+
+#: Component tables in the order they are built; later ones may take earlier
+#: ones as constructor arguments of the same name (`space`, `system`, ...).
+COMPONENT_TABLES = ("lattice", "space", "system", "ansatz", "sampler", "estimator", "preconditioner", "optimizer", "driver")
+REQUIRED_TABLES = ("system", "ansatz", "sampler")
+DEFAULT_NAMES = {"estimator": "energy", "preconditioner": "identity", "optimizer": "sgd", "driver": "vmc"}
+
+#: The `[run]` table: fields, defaults and meaning.
+RUN_FIELDS: dict[str, tuple[Any, str]] = {
+    "n_steps": (200, "optimisation steps"),
+    "seed": (0, "seed of every random number in the run"),
+    "output": ("runs", "folder in which run directories are made"),
+    "name": ("", "run directory name (default: <system>-<timestamp>)"),
+    "checkpoint_every": (50, "steps between checkpoints"),
+    "n_eval_batches": (10, "sampler calls for the final energy estimate (0: none)"),
+    "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
+    "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
+}
+#: Injected constructor arguments that are never user fields.
+_CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy"}
+
+
+def load_config(path) -> dict[str, Any]:
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config path is a directory, not a TOML file: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML in {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file is not text: {path}") from None
+
+
+def loads_config(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML: {exc}") from None
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted `a.b=value` overrides; `value` is read as a TOML value
+    (`16`, `0.5`, `true`, `"text"`, `[1, 2]`), else taken as a plain string."""
+    config = copy.deepcopy(config)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like table.field=value")
+        dotted, raw = item.split("=", 1)
+        keys = [k.strip() for k in dotted.strip().split(".") if k.strip()]
+        if len(keys) < 2:
+            raise ConfigError(f"override {item!r} must name a table and a field, e.g. system.h=0.5")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        node = config
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {k!r} is not a table")
+        node[keys[-1]] = value
+    return config
+
+
+# -- signatures and type checks -------------------------------------------
+
+
+def _signature(obj) -> inspect.Signature:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        sig = inspect.signature(target, eval_str=True)
+    except Exception:
+        sig = inspect.signature(target)
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    return sig.replace(parameters=params)
+
+
+def component_fields(obj) -> dict[str, inspect.Parameter]:
+    """User-facing config fields of a component (constructor arguments that are
+    not injected from other tables)."""
+    return {
+        n: p
+        for n, p in _signature(obj).parameters.items()
+        if n not in _CONTEXT and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def describe_type(annotation) -> str:
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _accepts(annotation, value) -> bool:
+    """Loose check of a TOML value against a type annotation."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, tuple) or annotation in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    return True  # a type TOML cannot express: let the constructor decide
+
+
+def _coerce(annotation, value):
+    """Convert TOML values where the annotation asks for it (int -> float, list -> tuple)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        args = typing.get_args(annotation) or (annotation,)
+        if float in args and int not in args:
+            return float(value)
+    if isinstance(value, list):
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation) or (annotation,)
+        if origin is tuple or tuple in args or any(typing.get_origin(a) is tuple for a in args):
+            return tuple(value)
+    return value
+
+
+# -- building -------------------------------------------------------------
+
+
+class Calculation:
+    """A resolved configuration: the built components and the run options.
+
+    **Attributes:** `components` (table name -> object), `driver`, `run`
+    (the `[run]` options), `config` (the full config with every default filled
+    in, as written to the run directory), `registry`.
+    """
+
+    def __init__(self, components, run, config, registry):
+        self.components = components
+        self.run = run
+        self.config = config
+        self.registry = registry
+
+    @property
+    def driver(self):
+        return self.components["driver"]
+
+    def __getitem__(self, table):
+        return self.components[table]
+
+
+def _run_options(config: dict[str, Any]) -> dict[str, Any]:
+    table = config.get("run", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[run] must be a table")
+    unknown = sorted(set(table) - set(RUN_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join(unknown)} in [run]; valid fields: {', '.join(RUN_FIELDS)}")
+    out = {k: table.get(k, default) for k, (default, _) in RUN_FIELDS.items()}
+    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states"):
+        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
+            raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
+    ex = out["exact_energy"]
+    if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
+        raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")
+    return out
+
+
+def build(
+    config: dict[str, Any], registry: Registry | None = None, exact: bool = True, stop_after: str | None = None
+) -> Calculation:
+    """Resolve a config dict into components; every problem raises `ConfigError`
+    with a one-line message naming the table, the field and what is valid.
+
+    `exact=False` skips the automatic exact reference; `stop_after="system"`
+    builds only the tables up to and including that one."""
+    registry = registry or get_registry()
+    unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run"})
+    if unknown_tables:
+        raise ConfigError(
+            f"unknown table(s) {', '.join('[' + t + ']' for t in unknown_tables)}; "
+            f"valid tables: {', '.join('[' + t + ']' for t in ('run',) + COMPONENT_TABLES)}"
+        )
+    last = COMPONENT_TABLES.index(stop_after) if stop_after else len(COMPONENT_TABLES)
+    for t in REQUIRED_TABLES:
+        if t not in config and COMPONENT_TABLES.index(t) <= last:
+            raise ConfigError(f"missing table [{t}] (it needs at least a name; see `nqs list {t}`)")
+    run = _run_options(config)
+    root = jax.random.PRNGKey(run["seed"])
+    built: dict[str, Any] = {}
+    resolved: dict[str, Any] = {"run": {k: v for k, v in run.items()}}
+
+    for index, table in enumerate(COMPONENT_TABLES[: last + 1]):
+        if table not in config and table not in DEFAULT_NAMES:
+            continue
+        spec = config.get(table, {"name": DEFAULT_NAMES.get(table)})
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[{table}] must be a table with a 'name' field")
+        spec = dict(spec)
+        name = spec.pop("name", DEFAULT_NAMES.get(table))
+        if name is None:
+            raise ConfigError(f"[{table}] needs a 'name'; valid names: {', '.join(registry.names(table)) or '(none)'}")
+        try:
+            entry = registry.get(table, name)
+        except RegistryError as exc:
+            raise ConfigError(f"[{table}] {exc}") from None
+        if table == "driver" and run["exact_energy"] == "auto" and exact:
+            run["exact_energy"] = _auto_exact(registry, built.get("system"), run["exact_max_states"])
+        obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, index), run)
+        built[table] = obj
+        resolved[table] = {"name": name, **fields}
+    resolved["run"]["exact_energy"] = run["exact_energy"] if run["exact_energy"] is not None else "none"
+    return Calculation(built, run, resolved, registry)
+
+
+def _construct(entry, spec, built, key, run):
+    fields = component_fields(entry.obj)
+    where = f"{entry.kind} {entry.name!r}"
+    unknown = sorted(set(spec) - set(fields))
+    if unknown:
+        valid = ", ".join(fields) or "(none)"
+        raise ConfigError(f"unknown field(s) {', '.join(unknown)} for {where}; valid fields: {valid}")
+    kwargs: dict[str, Any] = {}
+    resolved_fields: dict[str, Any] = {}
+    for fname, param in fields.items():
+        if fname in spec:
+            value = spec[fname]
+            if not _accepts(param.annotation, value):
+                raise ConfigError(
+                    f"field {fname!r} of {where} must be {describe_type(param.annotation)}, "
+                    f"got {type(value).__name__} {value!r}"
+                )
+            kwargs[fname] = _coerce(param.annotation, value)
+            resolved_fields[fname] = value
+        elif param.default is inspect.Parameter.empty:
+            raise ConfigError(f"missing field {fname!r} for {where} ({describe_type(param.annotation)})")
+        else:
+            resolved_fields[fname] = _plain(param.default)
+    for pname, param in _signature(entry.obj).parameters.items():
+        if pname in fields:
+            continue
+        if pname == "key":
+            kwargs["key"] = key
+        elif pname == "exact_energy":
+            ex = run["exact_energy"]
+            kwargs["exact_energy"] = None if ex in ("none", "auto") else ex
+        elif pname in built:
+            kwargs[pname] = built[pname]
+        elif param.default is inspect.Parameter.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            raise ConfigError(f"{where} needs a [{pname}] table")
+    try:
+        obj = entry.obj(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[{entry.kind}] {entry.name}: {exc}") from None
+    return obj, {k: v for k, v in resolved_fields.items() if v is not None}
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, (bool, int, float, str, list, dict)) or value is None:
+        return value
+    return None
+
+
+def _auto_exact(registry: Registry, system, max_states: int):
+    if system is None:
+        return None
+    return exact_energy(system, registry, max_states=max_states)
+
+
+def exact_energy(system, registry: Registry | None = None, max_states: int | None = None):
+    """Ask every registered exact solver (kind `exact`) for the ground-state
+    energy of `system`; the first that answers wins. `None` when none applies
+    (or the space has more than `max_states` states)."""
+    registry = registry or get_registry()
+    for entry in registry.entries("exact"):
+        value = entry.obj(system, max_states=max_states)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def resolved_toml(calc: Calculation) -> str:
+    import tomli_w
+
+    def clean(d):
+        return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    return tomli_w.dumps(clean(calc.config))

@@ -1,0 +1,118 @@
+"""The variational Monte Carlo energy estimator."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._estimator import AbstractEstimator, Estimate
+from ._stats import statistics
+from ._tree import batch_apply, parameters, real_ravel
+
+
+def _flat(samples, ndim):
+    """`(n_chains, n_per_chain, *shape)` -> `(M, *shape)`."""
+    return samples.reshape((-1,) + samples.shape[samples.ndim - ndim :])
+
+
+def _sum_over_chunks(f, xs, chunk_size):
+    """`sum_i f(xs_i-chunk)` where f maps a chunk to a pytree; chunks bound memory."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return f(xs)
+    n_chunks = -(-n // chunk_size)
+    pad = n_chunks * chunk_size - n
+
+    def pad_and_split(a):
+        a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a
+        return a.reshape((n_chunks, chunk_size) + a.shape[1:])
+
+    chunks = jax.tree.map(pad_and_split, xs)
+    # zero-padded rows must carry zero weight: f receives them with zero coefficients
+    parts = jax.lax.map(f, chunks)
+    return jax.tree.map(lambda p: p.sum(axis=0), parts)
+
+
+class EnergyEstimator(AbstractEstimator):
+    """Local energies `E_loc(x) = <x|H|psi>/<x|psi>`, their statistics, the energy
+    gradient and the centred log-derivative matrix.
+
+    **Arguments:**
+
+    - `chunk_size`: evaluate at most this many samples at once (memory bound for
+      large models); `None` evaluates all together.
+
+    The gradient is `dE/dtheta = 2 Re <(E_loc - E)^* O>` with
+    `O = d log psi / d theta` for every real parameter (complex parameters count
+    as two real ones), computed with one reverse pass over the batch.
+    """
+
+    chunk_size: int | None = None
+
+    def __call__(self, ansatz, system, samples):
+        ndim = len(system.space.shape)
+        flat = _flat(samples, ndim)
+        eloc = batch_apply(lambda x: system.local_energy(ansatz, x), flat, self.chunk_size)
+        eloc = eloc.reshape(samples.shape[: samples.ndim - ndim])
+        return Estimate(stats=statistics(eloc), local_values=eloc)
+
+    def gradient(self, ansatz, samples, estimate):
+        eloc = estimate.local_values.reshape(-1)
+        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
+        m = eloc.shape[0]
+        coeff = 2.0 * jnp.conj(eloc - jnp.mean(eloc)) / m
+        params, static = parameters(ansatz)
+        vec, unravel = real_ravel(params)
+
+        def chunk_grad(batch):
+            xs, c = batch
+
+            def loss(v):
+                model = eqx.combine(unravel(v), static)
+                return jnp.sum(jnp.real(c * jax.vmap(model)(xs)))
+
+            return jax.grad(loss)(vec)
+
+        g = _sum_over_chunks(chunk_grad, (flat, coeff), self.chunk_size)
+        return unravel(g)
+
+    def natural_gradient_data(self, ansatz, samples, estimate):
+        eloc = estimate.local_values.reshape(-1)
+        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
+        m = eloc.shape[0]
+        jac = log_derivatives(ansatz, flat, self.chunk_size)
+        y = (jac - jnp.mean(jac, axis=0)) / jnp.sqrt(m)
+        eps = -2.0 * jnp.conj(eloc - jnp.mean(eloc)) / jnp.sqrt(m)
+        return y, eps
+
+
+def log_derivatives(ansatz, xs, chunk_size=None):
+    """`O[i, k] = d log psi(x_i) / d theta_k` for every real parameter `k`
+    (complex parameters as two real ones, in `real_ravel` order).
+
+    **Returns:** shape `(n, P)`, complex when `log psi` is complex, else real.
+    """
+    params, static = parameters(ansatz)
+    vec, unravel = real_ravel(params)
+
+    def logpsi(v, x):
+        return eqx.combine(unravel(v), static)(x)
+
+    out = jax.eval_shape(logpsi, vec, xs[0])
+    if jnp.iscomplexobj(out):
+
+        def row(x):
+            def re_im(v):
+                out = logpsi(v, x)
+                return jnp.stack([jnp.real(out), jnp.imag(out)])
+
+            jr, ji = jax.jacrev(re_im)(vec)
+            return jax.lax.complex(jr, ji)
+
+    else:
+
+        def row(x):
+            return jax.grad(logpsi)(vec, x)
+
+    return batch_apply(row, xs, chunk_size)

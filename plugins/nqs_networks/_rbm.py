@@ -1,0 +1,63 @@
+"""Restricted Boltzmann machine."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+
+from nqs_core import AbstractAnsatz, AbstractSpace
+
+from ._common import log_cosh, normal, resolve_dtype
+
+
+class RBM(AbstractAnsatz):
+    """Restricted Boltzmann machine (Carleo & Troyer 2017).
+
+    `log psi(s) = a . s + sum_j log cosh(b_j + W_j . s)` with `alpha * N` hidden units.
+
+    **Arguments:**
+
+    - `space`: the configuration space (gives `N`, injected from `[space]`).
+    - `alpha`: hidden-unit density (`n_hidden = alpha * N`).
+    - `param_dtype`: `"float64"` (real, positive wave functions) or `"complex128"`
+      (sign and phase structure).
+    - `use_visible_bias`, `use_hidden_bias`: include `a` and `b`.
+    - `init_std`: standard deviation of the normal initialisation.
+    - `key`: PRNG key for the initialisation (injected from the run seed).
+    """
+
+    weights: Array
+    hidden_bias: Array | None
+    visible_bias: Array | None
+
+    def __init__(
+        self,
+        space: AbstractSpace,
+        alpha: int = 1,
+        param_dtype: str = "float64",
+        use_visible_bias: bool = True,
+        use_hidden_bias: bool = True,
+        init_std: float = 0.01,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if alpha < 1:
+            raise ValueError(f"alpha must be a positive integer, got {alpha}")
+        dtype = resolve_dtype(param_dtype)
+        n = space.size
+        kw, kb, ka = jax.random.split(key, 3)
+        self.weights = normal(kw, (alpha * n, n), dtype, init_std)
+        self.hidden_bias = normal(kb, (alpha * n,), dtype, init_std) if use_hidden_bias else None
+        self.visible_bias = normal(ka, (n,), dtype, init_std) if use_visible_bias else None
+
+    def __call__(self, x):
+        x = x.reshape(-1).astype(self.weights.dtype)
+        theta = self.weights @ x
+        if self.hidden_bias is not None:
+            theta = theta + self.hidden_bias
+        out = jnp.sum(log_cosh(theta))
+        if self.visible_bias is not None:
+            out = out + self.visible_bias @ x
+        return out

@@ -1,0 +1,90 @@
+"""Stochastic reconfiguration in parameter space (dense P x P)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+
+from nqs_core import AbstractPreconditioner, parameters, real_ravel
+
+
+def real_sample_matrix(y, eps):
+    """`X` and `f` of seed 000, Eqs. (7)-(8), with samples along the rows:
+    `X = [Y_R; Y_I]` of shape `(2M, P)` (or `(M, P)` when everything is real) and
+    `f = [eps_R; -eps_I]`, so that `S = X^T X` and `F = X^T f`."""
+    if jnp.iscomplexobj(y) or jnp.iscomplexobj(eps):
+        x = jnp.concatenate([jnp.real(y), jnp.imag(y)], axis=0)
+        f = jnp.concatenate([jnp.real(eps), -jnp.imag(eps)])
+    else:
+        x, f = y, eps
+    return x, f
+
+
+SOLVERS = ("cholesky", "cg")
+
+
+class SR(AbstractPreconditioner):
+    """Stochastic reconfiguration (natural gradient), solved in parameter space.
+
+    Solves `(S + lambda I) delta = F` with `S = Re[Y^H Y]` and `F = Re[Y^T eps]`
+    (seed 000, Eqs. 2-8; complex parameters count as two real ones) and returns
+    `-delta` as the direction, so an optax `sgd(lr)` moves `theta += lr * delta`.
+
+    **Arguments:**
+
+    - `diag_shift`: `lambda`, added to the diagonal of `S`.
+    - `diag_scale`: additionally adds `diag_scale * diag(S)` (relative shift); 0 by default.
+    - `solver`: `"cholesky"` (dense `P x P` matrix, lineax `Cholesky`) or `"cg"`
+      (lineax `CG` on the operator `v -> X^T X v + lambda v`, never forming `S`).
+    - `rtol`, `atol`, `max_steps`: CG tolerances.
+
+    The `info` dict reports `solve_ok` (1 when lineax succeeded).
+    """
+
+    diag_shift: float = 1e-3
+    diag_scale: float = 0.0
+    solver: str = eqx.field(default="cholesky", static=True)
+    rtol: float = 1e-10
+    atol: float = 1e-10
+    max_steps: int | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown SR solver {self.solver!r}; valid: {', '.join(SOLVERS)}")
+        if self.diag_shift < 0 or self.diag_scale < 0:
+            raise ValueError("diag_shift and diag_scale must be >= 0")
+
+    def init(self, params):
+        return None
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
+        x, f = real_sample_matrix(y, eps)
+        force = x.T @ f
+        delta, ok = solve_sr(x, force, self.diag_shift, self.diag_scale, self.solver, self.rtol, self.atol, self.max_steps)
+        params, _ = parameters(ansatz)
+        _, unravel = real_ravel(params)
+        return unravel(-delta), state, {"solve_ok": ok}
+
+
+def solve_sr(x, force, diag_shift, diag_scale=0.0, solver="cholesky", rtol=1e-10, atol=1e-10, max_steps=None):
+    """Solve `(X^T X + diag_shift I + diag_scale diag(X^T X)) delta = force` with lineax."""
+    p = x.shape[1]
+    if solver == "cholesky":
+        s = x.T @ x
+        s = s + jnp.diag(diag_shift + diag_scale * jnp.diag(s))
+        op = lx.MatrixLinearOperator(s, lx.positive_semidefinite_tag)
+        sol = lx.linear_solve(op, force, lx.Cholesky(), throw=False)
+    else:
+        sdiag = jnp.sum(x * x, axis=0)
+        shift = diag_shift + diag_scale * sdiag
+
+        def matvec(v):
+            return x.T @ (x @ v) + shift * v
+
+        structure = jax.ShapeDtypeStruct((p,), x.dtype)
+        op = lx.FunctionLinearOperator(matvec, structure, lx.positive_semidefinite_tag)
+        sol = lx.linear_solve(op, force, lx.CG(rtol=rtol, atol=atol, max_steps=max_steps), throw=False)
+    return sol.value, (sol.result == lx.RESULTS.successful).astype(jnp.int32)

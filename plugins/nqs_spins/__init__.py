@@ -1,0 +1,23 @@
+"""nqs_spins: lattices, the spin-1/2 space, spin Hamiltonians, Metropolis
+samplers and exact diagonalisation.
+
+Everything public is re-exported here; implementations live in `_*.py` modules.
+"""
+
+import nqs_core as _nqs_core  # noqa: F401  (enables float64 before anything else)
+
+from ._exact import (
+    exact_energy as exact_energy,
+    ground_state as ground_state,
+    ground_state_energy as ground_state_energy,
+    to_dense as to_dense,
+    to_sparse as to_sparse,
+)
+from ._hamiltonians import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
+from ._hilbert import SpinHalf as SpinHalf
+from ._lattice import AbstractLattice as AbstractLattice, Chain as Chain, Square as Square
+from ._samplers import (
+    MetropolisExchange as MetropolisExchange,
+    MetropolisLocal as MetropolisLocal,
+    MetropolisState as MetropolisState,
+)

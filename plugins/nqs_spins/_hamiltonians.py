@@ -1,0 +1,264 @@
+"""Spin-1/2 lattice Hamiltonians given row by row (connected elements)."""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+import nqs_core
+
+from ._hilbert import check_sizes
+from ._lattice import AbstractLattice
+
+_UNITS = {"spin": 1.0, "pauli": 4.0}
+
+
+def _check_space(name: str, space, lattice: AbstractLattice) -> None:
+    if not isinstance(space, nqs_core.AbstractDiscreteSpace) or tuple(space.local_states) != (
+        -1.0,
+        1.0,
+    ):
+        raise TypeError(f"{name} needs a spin-1/2 space with local states (-1, 1), got {space!r}")
+    if not isinstance(lattice, AbstractLattice):
+        raise TypeError(f"{name} needs a lattice, got {lattice!r}")
+    check_sizes(space.n_sites, lattice)
+
+
+def _bond_array(bonds) -> Array:
+    return jnp.asarray(np.asarray(bonds, dtype=np.int32).reshape(-1, 2))
+
+
+def _swap_permutations(n_sites: int, bonds: np.ndarray) -> Array:
+    """Row `b` is the permutation of sites that exchanges the two ends of bond `b`."""
+    perm = np.tile(np.arange(n_sites, dtype=np.int32), (len(bonds), 1))
+    rows = np.arange(len(bonds))
+    perm[rows, bonds[:, 0]] = bonds[:, 1]
+    perm[rows, bonds[:, 1]] = bonds[:, 0]
+    return jnp.asarray(perm)
+
+
+def _marshall_signs(lattice: AbstractLattice, bonds: np.ndarray) -> Array:
+    sub = np.array([lattice.sublattice(i) for i in range(lattice.n_sites)])
+    return jnp.asarray(np.where(sub[bonds[:, 0]] != sub[bonds[:, 1]], -1, 1).astype(np.int8))
+
+
+class Ising(nqs_core.AbstractDiscreteHamiltonian):
+    r"""Transverse-field Ising model in Pauli units,
+    `H = -J sum_<ij> sigma^z_i sigma^z_j - h sum_i sigma^x_i`.
+
+    The sum over `<ij>` runs over the nearest-neighbour bonds of the lattice
+    (each bond once). Row `x` connects to `x` itself (diagonal, `-J sum s_i s_j`)
+    and to the `n_sites` configurations with one spin flipped (element `-h`),
+    so `max_conn_size = 1 + n_sites`. The transverse field does not conserve
+    S^z: a space with fixed `total_sz` is rejected.
+
+    **Arguments:**
+
+    - `space`: a `SpinHalf` space without magnetisation constraint.
+    - `lattice`: the lattice whose nearest-neighbour bonds carry `J`.
+    - `J`: Ising coupling (default 1.0; positive is ferromagnetic).
+    - `h`: transverse field (default 1.0).
+    """
+
+    space: nqs_core.AbstractDiscreteSpace
+    lattice: AbstractLattice
+    J: float
+    h: float
+    bonds: Array
+
+    def __init__(self, space, lattice, J: float = 1.0, h: float = 1.0):
+        _check_space("Ising", space, lattice)
+        if getattr(space, "total_sz", None) is not None:
+            raise ValueError(
+                f"Ising: the transverse field does not conserve S^z, so it cannot act on a "
+                f"space with fixed total_sz={space.total_sz:g}; use a space without total_sz"
+            )
+        self.space = space
+        self.lattice = lattice
+        self.J = float(J)
+        self.h = float(h)
+        self.bonds = _bond_array(lattice.edges(1))
+
+    @property
+    def max_conn_size(self) -> int:
+        return 1 + self.space.n_sites
+
+    def connected(self, x):
+        x = jnp.asarray(x, dtype=self.space.dtype)
+        n = x.shape[-1]
+        zz = x[self.bonds[:, 0]] * x[self.bonds[:, 1]]
+        diag = -self.J * jnp.sum(zz)
+        flips = jnp.where(jnp.eye(n, dtype=bool), -x[None, :], x[None, :])
+        xps = jnp.concatenate([x[None, :], flips], axis=0)
+        mels = jnp.concatenate([diag[None], jnp.full((n,), -self.h, dtype=x.dtype)])
+        return xps, mels
+
+
+class _AbstractExchange(nqs_core.AbstractDiscreteHamiltonian):
+    """Shared implementation of `sum_b J_b S_i . S_j` over a list of bonds
+    (private: `Heisenberg` and `J1J2` are the public, final classes)."""
+
+    space: eqx.AbstractVar[nqs_core.AbstractDiscreteSpace]
+    lattice: eqx.AbstractVar[AbstractLattice]
+    units: eqx.AbstractVar[str]
+    marshall_sign: eqx.AbstractVar[bool]
+    bonds: eqx.AbstractVar[Array]
+    perms: eqx.AbstractVar[Array]
+    signs: eqx.AbstractVar[Array]
+    bond_order: eqx.AbstractVar[Array]
+
+    @abc.abstractmethod
+    def _bond_couplings(self, dtype) -> Array:
+        """The coupling of every bond, shape `(n_bonds,)`."""
+
+    @property
+    def max_conn_size(self) -> int:
+        return 1 + int(self.bonds.shape[0])
+
+    def connected(self, x):
+        x = jnp.asarray(x, dtype=self.space.dtype)
+        scale = _UNITS[self.units]
+        xi = x[self.bonds[:, 0]]
+        xj = x[self.bonds[:, 1]]
+        coupling = self._bond_couplings(x.dtype)
+        # S^z S^z = s_i s_j / 4; (S^+S^- + S^-S^+) / 2 flips an anti-aligned pair with 1/2
+        diag = (0.25 * scale) * jnp.sum(coupling * xi * xj)
+        off = jnp.where(xi != xj, (0.5 * scale) * coupling * self.signs.astype(x.dtype), 0.0)
+        # swapping two equal spins gives x back: padding rows come for free
+        xps = jnp.concatenate([x[None, :], x[self.perms]], axis=0)
+        mels = jnp.concatenate([diag[None], off])
+        return xps, mels
+
+
+def _exchange_fields(name, space, lattice, units, marshall_sign, orders):
+    _check_space(name, space, lattice)
+    if units not in _UNITS:
+        raise ValueError(f"{name}: units must be one of {sorted(_UNITS)}, got {units!r}")
+    blocks = [np.asarray(lattice.edges(o), dtype=np.int32).reshape(-1, 2) for o in orders]
+    bonds = np.concatenate(blocks, axis=0)
+    order = np.concatenate([np.full(len(b), o, dtype=np.int32) for b, o in zip(blocks, orders)])
+    if marshall_sign:
+        if not lattice.is_bipartite:
+            raise ValueError(
+                f"{name}: marshall_sign=True needs a bipartite lattice, but {lattice!r} is not "
+                "bipartite (odd periodic direction)"
+            )
+        signs = _marshall_signs(lattice, bonds)
+    else:
+        signs = jnp.ones(len(bonds), dtype=jnp.int8)
+    return (
+        jnp.asarray(bonds),
+        _swap_permutations(space.n_sites, bonds),
+        signs,
+        jnp.asarray(order),
+    )
+
+
+class Heisenberg(_AbstractExchange):
+    """Heisenberg antiferromagnet `H = J sum_<ij> S_i . S_j` on nearest-neighbour bonds.
+
+    Units: with `units="spin"` (default) `S = sigma / 2`, so a bond contributes
+    `J/4 s_i s_j` on the diagonal and `J/2` for exchanging two anti-aligned
+    spins; `units="pauli"` uses `sigma_i . sigma_j`, four times that.
+
+    Marshall sign: with `marshall_sign=True` the basis is rotated by
+    `(-1)^(number of up spins on sublattice 1)`, which flips the sign of the
+    off-diagonal elements on bonds joining the two sublattices (all
+    nearest-neighbour bonds of a bipartite lattice), making the ground state
+    positive for `J > 0`. The spectrum is unchanged. Needs a bipartite lattice.
+
+    Row `x` connects to `x` (diagonal) and to one configuration per bond, with
+    the two spins of the bond exchanged (matrix element 0 when they are equal),
+    so `max_conn_size = 1 + n_bonds`. Conserves S^z.
+
+    **Arguments:**
+
+    - `space`: a `SpinHalf` space (usually with `total_sz = 0`).
+    - `lattice`: the lattice whose nearest-neighbour bonds carry `J`.
+    - `J`: exchange coupling (default 1.0; positive is antiferromagnetic).
+    - `units`: `"spin"` (default) or `"pauli"`.
+    - `marshall_sign`: apply the Marshall basis rotation (default `False`).
+    """
+
+    space: nqs_core.AbstractDiscreteSpace
+    lattice: AbstractLattice
+    J: float
+    units: str = eqx.field(static=True)
+    marshall_sign: bool = eqx.field(static=True)
+    bonds: Array
+    perms: Array
+    signs: Array
+    bond_order: Array
+
+    def __init__(self, space, lattice, J: float = 1.0, units: str = "spin", marshall_sign: bool = False):
+        self.space = space
+        self.lattice = lattice
+        self.J = float(J)
+        self.units = units
+        self.marshall_sign = bool(marshall_sign)
+        self.bonds, self.perms, self.signs, self.bond_order = _exchange_fields(
+            "Heisenberg", space, lattice, units, marshall_sign, (1,)
+        )
+
+    def _bond_couplings(self, dtype):
+        return jnp.full(self.bonds.shape[0], self.J, dtype=dtype)
+
+
+class J1J2(_AbstractExchange):
+    """Frustrated Heisenberg model `H = J1 sum_NN S_i . S_j + J2 sum_NNN S_i . S_j`.
+
+    Nearest-neighbour bonds are `lattice.edges(1)`, next-nearest ones
+    `lattice.edges(2)` (the diagonals of the square lattice; pairs `(i, i+2)`
+    on a chain). Units and matrix elements as for `Heisenberg`. With
+    `marshall_sign=True` only bonds joining the two sublattices change the
+    sign of their off-diagonal element: all J1 bonds, and no J2 bond on the
+    square lattice or the chain (the rotation is then exact only for `J2 = 0`,
+    but it is still a valid basis change). `max_conn_size = 1 + n_bonds`.
+
+    **Arguments:**
+
+    - `space`: a `SpinHalf` space (usually with `total_sz = 0`).
+    - `lattice`: the lattice.
+    - `J1`: nearest-neighbour coupling (default 1.0).
+    - `J2`: next-nearest-neighbour coupling (default 0.5, the maximally
+      frustrated point of the square lattice).
+    - `units`: `"spin"` (default) or `"pauli"`.
+    - `marshall_sign`: apply the Marshall basis rotation (default `False`).
+    """
+
+    space: nqs_core.AbstractDiscreteSpace
+    lattice: AbstractLattice
+    J1: float
+    J2: float
+    units: str = eqx.field(static=True)
+    marshall_sign: bool = eqx.field(static=True)
+    bonds: Array
+    perms: Array
+    signs: Array
+    bond_order: Array
+
+    def __init__(
+        self,
+        space,
+        lattice,
+        J1: float = 1.0,
+        J2: float = 0.5,
+        units: str = "spin",
+        marshall_sign: bool = False,
+    ):
+        self.space = space
+        self.lattice = lattice
+        self.J1 = float(J1)
+        self.J2 = float(J2)
+        self.units = units
+        self.marshall_sign = bool(marshall_sign)
+        self.bonds, self.perms, self.signs, self.bond_order = _exchange_fields(
+            "J1J2", space, lattice, units, marshall_sign, (1, 2)
+        )
+
+    def _bond_couplings(self, dtype):
+        return jnp.where(self.bond_order == 1, self.J1, self.J2).astype(dtype)

@@ -1,0 +1,28 @@
+"""The spins plugin: registers lattices, the spin-1/2 space, spin Hamiltonians
+and Metropolis samplers with nqs."""
+
+import nqs_core
+
+from ._hamiltonians import Heisenberg, Ising, J1J2
+from ._hilbert import SpinHalf
+from ._lattice import Chain, Square
+from ._samplers import MetropolisExchange, MetropolisLocal
+
+#: `(kind, config name, class)` for everything this plugin provides.
+COMPONENTS = (
+    ("lattice", "chain", Chain),
+    ("lattice", "square", Square),
+    ("space", "spin_half", SpinHalf),
+    ("system", "ising", Ising),
+    ("system", "heisenberg", Heisenberg),
+    ("system", "j1j2", J1J2),
+    ("sampler", "metropolis_local", MetropolisLocal),
+    ("sampler", "metropolis_exchange", MetropolisExchange),
+)
+
+
+@nqs_core.hookimpl
+def nqs_register(registry):
+    """Add the spin components to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)
