@@ -20,3 +20,58 @@ def keys():
         return jax.random.split(jax.random.PRNGKey(seed), n)
 
     return make
+
+
+SMALL_TFIM = """
+[run]
+n_steps = 10
+seed = 5
+checkpoint_every = 3
+n_eval_batches = 2
+exact_energy = "none"
+
+[lattice]
+name = "chain"
+length = 6
+
+[space]
+name = "spin_half"
+
+[system]
+name = "ising"
+h = 0.8
+
+[ansatz]
+name = "rbm"
+alpha = 1
+param_dtype = "complex128"
+
+[sampler]
+name = "metropolis_local"
+n_samples = 128
+n_chains = 8
+
+[preconditioner]
+name = "sr"
+diag_shift = 0.01
+
+[optimizer]
+name = "sgd"
+learning_rate = 0.05
+momentum = 0.5
+"""
+
+
+@pytest.fixture
+def small_config():
+    """A tiny TFIM calculation (a few seconds) as a config dict."""
+    import nqs_core
+
+    return nqs_core.loads_config(SMALL_TFIM)
+
+
+@pytest.fixture
+def small_config_file(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_TFIM)
+    return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -20,25 +23,31 @@ _CHUNK_ELEMENTS = 1 << 24
 
 
 class _Basis(eqx.Module):
-    """Integer codes of the basis of a discrete space and the maps to and from
-    configurations: digit `i` (site 0 most significant) is the index of
-    `x_i` in `space.local_states`."""
+    """Integer codes of the configurations of a discrete space: digit `i`
+    (site 0 most significant) is the index of `x_i` among the sorted local
+    states. For spin 1/2 this is the code of `SpinHalf.all_codes`."""
 
     local: jax.Array
+    thresholds: jax.Array
     weights: jax.Array
 
     def __init__(self, space: nqs_core.AbstractDiscreteSpace):
-        base = len(space.local_states)
+        local = np.sort(np.asarray(space.local_states, dtype=np.float64))
+        base = len(local)
         n = space.size
-        if n * np.log2(base) > 62:
+        if n * np.log2(base) > 52:
             raise ValueError(f"a space of {n} sites with {base} local states is too large to enumerate")
-        self.local = jnp.asarray(np.asarray(space.local_states, dtype=np.float64)).astype(space.dtype)
+        self.local = jnp.asarray(local).astype(space.dtype)
+        self.thresholds = jnp.asarray(0.5 * (local[1:] + local[:-1])).astype(space.dtype)
         self.weights = jnp.asarray(base ** np.arange(n - 1, -1, -1, dtype=np.int64))
 
     def encode(self, x):
-        """Codes of configurations flattened to `(..., n_sites)`."""
-        digits = jnp.argmin(jnp.abs(x[..., None] - self.local), axis=-1).astype(jnp.int64)
-        return jnp.sum(digits * self.weights, axis=-1)
+        """Codes (int64) of configurations flattened to `(..., n_sites)`."""
+        digits = jnp.zeros(x.shape, dtype=x.dtype)
+        for k in range(self.thresholds.shape[0]):
+            digits = digits + (x > self.thresholds[k]).astype(x.dtype)
+        # exact in float64 (codes < 2^52), and a matrix product is fast
+        return jnp.rint(digits @ self.weights.astype(x.dtype)).astype(jnp.int64)
 
     def decode(self, codes, shape):
         """Configurations of shape `(*codes.shape, *shape)`."""
@@ -102,10 +111,11 @@ def to_sparse(system: nqs_core.AbstractDiscreteHamiltonian) -> sp.csr_matrix:
         pc, mels = _rows(system, basis, jnp.asarray(part))
         pc = np.asarray(pc)[:m]
         mels = np.asarray(mels)[:m]
-        r, k = np.nonzero(mels != 0)
-        targets = pc[r, k]
-        cols = np.searchsorted(codes, targets)
-        cols = np.minimum(cols, n - 1)
+        keep = mels != 0
+        indptr = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+        targets = pc[keep]
+        cols = np.minimum(np.searchsorted(codes, targets), n - 1)
         if not np.array_equal(codes[cols], targets):
             raise ValueError(
                 "connected() returned configurations outside the space "
@@ -113,10 +123,40 @@ def to_sparse(system: nqs_core.AbstractDiscreteHamiltonian) -> sp.csr_matrix:
             )
         if order is not None:
             cols = order[cols]
-        blocks.append(sp.csr_matrix((mels[r, k], (r, cols)), shape=(m, n)))
+        blocks.append(sp.csr_matrix((mels[keep], cols, indptr), shape=(m, n)))
     out = sp.vstack(blocks, format="csr")
     out.sum_duplicates()
     return out
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Run OpenBLAS single-threaded inside the block.
+
+    ARPACK's many small BLAS calls gain nothing from threads, and once XLA's
+    thread pool is alive, OpenBLAS threads compete with it: Lanczos then runs
+    about 3x slower. Best effort: does nothing where the OpenBLAS libraries
+    cannot be found (non-Linux, other BLAS)."""
+    restore = []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for prefix in ("", "scipy_"):
+                for suffix in ("", "64_"):
+                    get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                    set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                    if get is not None and set_ is not None:
+                        restore.append((set_, int(get())))
+                        set_(1)
+    except Exception:  # pragma: no cover - platform dependent
+        pass
+    try:
+        yield
+    finally:
+        for set_, n in reversed(restore):
+            set_(n)
 
 
 def to_dense(system: nqs_core.AbstractDiscreteHamiltonian) -> np.ndarray:
@@ -155,7 +195,8 @@ def ground_state_energy(system: nqs_core.AbstractDiscreteHamiltonian, k: int = 1
         return np.linalg.eigvalsh(h)[:k].astype(np.float64)
     h = to_sparse(system)
     v0 = np.random.default_rng(0).standard_normal(n).astype(h.dtype)
-    vals = spla.eigsh(h, k=k, which="SA", v0=v0, return_eigenvectors=False)
+    with _single_threaded_blas():
+        vals = spla.eigsh(h, k=k, which="SA", v0=v0, return_eigenvectors=False)
     return np.sort(np.real(vals)).astype(np.float64)
 
 
@@ -168,7 +209,8 @@ def ground_state(system: nqs_core.AbstractDiscreteHamiltonian) -> tuple[float, n
     else:
         h = to_sparse(system)
         v0 = np.random.default_rng(0).standard_normal(n).astype(h.dtype)
-        vals, vecs = spla.eigsh(h, k=1, which="SA", v0=v0)
+        with _single_threaded_blas():
+            vals, vecs = spla.eigsh(h, k=1, which="SA", v0=v0)
     i = int(np.argmin(vals))
     v = vecs[:, i]
     return float(np.real(vals[i])), v / np.linalg.norm(v)

@@ -54,7 +54,7 @@ def test_unknown_name_lists_valid_names():
 
 def _fake_dist(tmp_path, dist_name, module_name, module_src, ep_name):
     (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(module_src))
-    info = tmp_path / f"{dist_name}-0.1.dist-info"
+    info = tmp_path / f"{dist_name.replace('-', '_')}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[nqs.plugins]\n{ep_name} = {module_name}\n")
