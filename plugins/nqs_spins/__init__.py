@@ -8,6 +8,7 @@ import nqs_core as _nqs_core  # noqa: F401  (enables float64 before anything els
 
 from ._exact import (
     exact_energy as exact_energy,
+    exact_solver as exact_solver,
     ground_state as ground_state,
     ground_state_energy as ground_state_energy,
     to_dense as to_dense,

@@ -219,3 +219,18 @@ def ground_state(system: nqs_core.AbstractDiscreteHamiltonian) -> tuple[float, n
 def exact_energy(system: nqs_core.AbstractDiscreteHamiltonian) -> float:
     """The ground-state energy as a Python float."""
     return float(ground_state_energy(system, 1)[0])
+
+
+def exact_solver(system, max_states: int | None = None) -> float | None:
+    """Exact ground-state energy for the core's automatic reference (registry
+    kind `exact`): `None` unless `system` is a discrete Hamiltonian whose space
+    can be enumerated and has at most `max_states` states."""
+    if not isinstance(system, nqs_core.AbstractDiscreteHamiltonian):
+        return None
+    try:
+        n = int(system.space.n_states)
+    except (AttributeError, NotImplementedError, OverflowError, ValueError):
+        return None
+    if max_states is not None and n > max_states:
+        return None
+    return exact_energy(system)

@@ -1,8 +1,9 @@
-"""The spins plugin: registers lattices, the spin-1/2 space, spin Hamiltonians
-and Metropolis samplers with nqs."""
+"""The spins plugin: registers lattices, the spin-1/2 space, spin Hamiltonians,
+Metropolis samplers and the exact-diagonalisation reference solver with nqs."""
 
 import nqs_core
 
+from ._exact import exact_solver
 from ._hamiltonians import Heisenberg, Ising, J1J2
 from ._hilbert import SpinHalf
 from ._lattice import Chain, Square
@@ -18,6 +19,7 @@ COMPONENTS = (
     ("system", "j1j2", J1J2),
     ("sampler", "metropolis_local", MetropolisLocal),
     ("sampler", "metropolis_exchange", MetropolisExchange),
+    ("exact", "exact_diagonalization", exact_solver),
 )
 
 
