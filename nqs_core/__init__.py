@@ -19,6 +19,7 @@ from ._hilbert import (
     AbstractDiscreteSpace as AbstractDiscreteSpace,
     AbstractSpace as AbstractSpace,
 )
+from ._lattice import AbstractLattice as AbstractLattice
 from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner
 from ._registry import (
     KINDS as KINDS,

@@ -36,17 +36,24 @@ class Checkpoint:
 
     def __init__(self, run_dir, every: int = 50):
         self.run_dir = pathlib.Path(run_dir)
-        self.every = max(1, int(every))
+        self.every = int(every)
+        if self.every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        self._healthy = True
 
     def save(self, state):
         save_checkpoint(self.run_dir, state, {"step": int(state.step)})
 
     def __call__(self, driver, state, record):
-        if int(state.step) % self.every == 0:
+        # a step whose energy is not finite has produced parameters that are
+        # not worth keeping: from then on the last good checkpoint stays
+        self._healthy = self._healthy and math.isfinite(record["energy"]) and math.isfinite(record["variance"])
+        if self._healthy and int(state.step) % self.every == 0:
             self.save(state)
 
     def on_end(self, driver, state):
-        self.save(state)
+        if self._healthy:
+            self.save(state)
 
 
 class NaNGuard:

@@ -195,6 +195,8 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states"):
         if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
             raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
+    if out["checkpoint_every"] < 1:
+        raise ConfigError("[run] checkpoint_every must be >= 1")
     ex = out["exact_energy"]
     if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
         raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")

@@ -59,8 +59,11 @@ class Entry:
 
     @property
     def summary(self) -> str:
-        doc = inspect.getdoc(self.obj) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        """First sentence of the docstring (first paragraph, cut at '. ')."""
+        doc = (inspect.getdoc(self.obj) or "").strip()
+        para = " ".join(doc.split("\n\n")[0].split())
+        cut = para.find(". ")
+        return para[: cut + 1] if cut >= 0 else para
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,10 +133,12 @@ class Registry:
 
     def _call(self, name: str, fn: Callable[..., Any]) -> None:
         self._current = name
+        before = {k: dict(v) for k, v in self._entries.items()}
         try:
             fn(registry=self)
             self.plugins.append(name)
         except Exception as exc:  # a broken plugin must not take the others down
+            self._entries = before  # nor leave half of itself registered
             self.failures.append(
                 PluginFailure(name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             )
@@ -160,11 +165,15 @@ def load_registry(autoload: bool | None = None) -> Registry:
     pm.add_hookspecs(HookSpecs)
     registry = Registry()
     eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (not _builtin(e), e.name))
-    seen = set()
+    seen: dict[str, str] = {}
     for ep in eps:
+        dist = getattr(getattr(ep, "dist", None), "name", "?")
         if ep.name in seen:
+            registry.failures.append(
+                PluginFailure(ep.name, f"entry-point name {ep.name!r} of distribution {dist!r} is already used by {seen[ep.name]!r}; skipped", "")
+            )
             continue
-        seen.add(ep.name)
+        seen[ep.name] = dist
         if not autoload and not _builtin(ep):
             continue
         try:
@@ -174,10 +183,12 @@ def load_registry(autoload: bool | None = None) -> Registry:
             registry.failures.append(
                 PluginFailure(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             )
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        registry.failures.append(PluginFailure(str(exc.plugin), str(exc), ""))
+    for plugin_name, plugin in list(pm.list_name_plugin()):
+        # hooks nqs does not define (a typo such as `nqs_regster`) are reported per plugin
+        known = {a for a in dir(HookSpecs) if a.startswith("nqs_")}
+        unknown = [a for a in dir(plugin) if a.startswith("nqs_") and a not in known and callable(getattr(plugin, a))]
+        if unknown:
+            registry.failures.append(PluginFailure(plugin_name, f"unknown hook(s) {', '.join(unknown)}; nqs defines nqs_register", ""))
     for impl in pm.hook.nqs_register.get_hookimpls():
         registry._call(impl.plugin_name, impl.function)
     return registry

@@ -12,7 +12,7 @@ import jax
 
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, build, load_config, resolved_toml
-from ._io import CHECKPOINT_META, CONFIG_FILE, RESULT_FILE, load_checkpoint, truncate_log, write_text
+from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_checkpoint, truncate_log, write_text
 from ._stats import Stats
 
 DEFAULT_CONFIG = """\
@@ -102,6 +102,8 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     if run_dir is None:
         run_dir = _new_run_dir(calc)
     run_dir = pathlib.Path(run_dir)
+    if (run_dir / LOG_FILE).exists() or (run_dir / CHECKPOINT_META).exists():
+        raise ConfigError(f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output")
     run_dir.mkdir(parents=True, exist_ok=True)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = int(n_steps)

@@ -25,7 +25,7 @@ class Stats(eqx.Module):
       samples), in units of samples along a chain, with Sokal's automatic window.
     - `R_hat`: split-chain Gelman-Rubin statistic (about 1 when chains agree).
 
-    Prints like `-20.404 ± 0.003 [σ²=0.051, τ=0.4, R̂=1.002]`.
+    Prints like `-20.404 ± 0.003 [σ²=0.051, τ=0.4, R̂=1.0020]`.
     """
 
     mean: Array

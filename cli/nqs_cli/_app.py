@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ class _UserError(Exception):
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]nqs: error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]nqs: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -46,7 +47,7 @@ def _registry():
 
     reg = get_registry()
     for f in reg.failures:
-        err_console.print(f"[yellow]nqs: warning:[/] plugin {f.plugin!r} failed to load: {f.error}", highlight=False)
+        err_console.print(f"[yellow]nqs: warning:[/] plugin {escape(repr(f.plugin))} failed to load: {escape(f.error)}", highlight=False)
     return reg
 
 
@@ -62,7 +63,7 @@ def _report(result) -> None:
     if e is None:
         console.print("No final energy estimate (n_eval_batches = 0 or the run stopped).")
     else:
-        line = f"[bold]Energy[/]: {e}"
+        line = f"[bold]Energy[/]: {escape(str(e))}"
         console.print(line, highlight=False)
         if result.exact_energy is not None:
             console.print(
@@ -71,7 +72,7 @@ def _report(result) -> None:
             )
     if result.stopped_early:
         console.print("[red]The run stopped early: the energy became NaN/inf (see log.jsonl).[/]")
-    console.print(f"Run directory: {result.run_dir}", highlight=False)
+    console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
 
 
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
@@ -133,7 +134,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="Only this kind (syste
         table.add_column("plugin")
         table.add_column("summary")
         for e in reg.entries(kind):
-            table.add_row(e.kind, e.name, e.plugin, e.summary)
+            table.add_row(e.kind, e.name, escape(e.plugin), escape(e.summary))
         console.print(table)
 
     _guard(body)
@@ -164,7 +165,7 @@ def info(
                 table.add_column(col)
             for fname, p in fields.items():
                 default = "(required)" if p.default is inspect.Parameter.empty else repr(p.default)
-                table.add_row(fname, describe_type(p.annotation), default)
+                table.add_row(fname, escape(describe_type(p.annotation)), escape(default))
             console.print(table)
 
     _guard(body)
@@ -172,7 +173,7 @@ def info(
 
 @app.command()
 def exact(
-    config: pathlib.Path = typer.Argument(..., help="TOML config; its [lattice], [space] and [system] are used."),
+    config: pathlib.Path = typer.Argument(..., help="TOML config; its lattice, space and system tables are used."),
     set_: Optional[List[str]] = SetOption,
 ):
     """Exact ground-state energy of the config's system (Lanczos exact diagonalisation)."""

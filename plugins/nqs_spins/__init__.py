@@ -16,7 +16,8 @@ from ._exact import (
 )
 from ._hamiltonians import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
 from ._hilbert import SpinHalf as SpinHalf
-from ._lattice import AbstractLattice as AbstractLattice, Chain as Chain, Square as Square
+from nqs_core import AbstractLattice as AbstractLattice
+from ._lattice import Chain as Chain, Square as Square
 from ._samplers import (
     MetropolisExchange as MetropolisExchange,
     MetropolisLocal as MetropolisLocal,

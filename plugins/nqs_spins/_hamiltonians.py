@@ -11,21 +11,17 @@ from jaxtyping import Array
 
 import nqs_core
 
-from ._hilbert import check_sizes
-from ._lattice import AbstractLattice
+from ._hilbert import check_sizes, check_spin_space
+from nqs_core import AbstractLattice
 
 _UNITS = {"spin": 1.0, "pauli": 4.0}
 
 
 def _check_space(name: str, space, lattice: AbstractLattice) -> None:
-    if not isinstance(space, nqs_core.AbstractDiscreteSpace) or tuple(space.local_states) != (
-        -1.0,
-        1.0,
-    ):
-        raise TypeError(f"{name} needs a spin-1/2 space with local states (-1, 1), got {space!r}")
+    check_spin_space(name, space)
     if not isinstance(lattice, AbstractLattice):
         raise TypeError(f"{name} needs a lattice, got {lattice!r}")
-    check_sizes(space.n_sites, lattice)
+    check_sizes(space.size, lattice)
 
 
 def _bond_array(bonds) -> Array:
@@ -47,7 +43,7 @@ def _marshall_signs(lattice: AbstractLattice, bonds: np.ndarray) -> Array:
 
 
 class Ising(nqs_core.AbstractDiscreteHamiltonian):
-    r"""Transverse-field Ising model in Pauli units,
+    """Transverse-field Ising model in Pauli units,
     `H = -J sum_<ij> sigma^z_i sigma^z_j - h sum_i sigma^x_i`.
 
     The sum over `<ij>` runs over the nearest-neighbour bonds of the lattice
@@ -85,7 +81,7 @@ class Ising(nqs_core.AbstractDiscreteHamiltonian):
 
     @property
     def max_conn_size(self) -> int:
-        return 1 + self.space.n_sites
+        return 1 + self.space.size
 
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)
@@ -152,7 +148,7 @@ def _exchange_fields(name, space, lattice, units, marshall_sign, orders):
         signs = jnp.ones(len(bonds), dtype=jnp.int8)
     return (
         jnp.asarray(bonds),
-        _swap_permutations(space.n_sites, bonds),
+        _swap_permutations(space.size, bonds),
         signs,
         jnp.asarray(order),
     )

@@ -13,7 +13,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 import nqs_core
 
-from ._lattice import AbstractLattice
+from nqs_core import AbstractLattice
 
 _CHUNK = 1 << 20
 
@@ -35,6 +35,20 @@ def check_sizes(space_sites: int, lattice: AbstractLattice | None) -> None:
         raise ValueError(
             f"inconsistent sizes: space has n_sites={space_sites}, "
             f"lattice has {lattice.n_sites} sites"
+        )
+
+
+def check_spin_space(owner: str, space) -> None:
+    """Raise `TypeError` unless `space` is a discrete space of spins 1/2 with
+    local states (-1, 1) and one-dimensional configurations."""
+    if (
+        not isinstance(space, nqs_core.AbstractDiscreteSpace)
+        or tuple(space.local_states) != (-1.0, 1.0)
+        or len(space.shape) != 1
+    ):
+        raise TypeError(
+            f"{owner} needs a spin-1/2 space (local states (-1, 1), configurations of shape "
+            f"(n_sites,)), got {space!r}"
         )
 
 

@@ -8,6 +8,8 @@ import operator
 import equinox as eqx
 import numpy as np
 
+import nqs_core
+
 
 def _as_int(name: str, value, minimum: int = 1) -> int:
     try:
@@ -19,8 +21,8 @@ def _as_int(name: str, value, minimum: int = 1) -> int:
     return out
 
 
-class AbstractLattice(eqx.Module):
-    """A finite lattice: `n_sites` sites with integer coordinates and bonds.
+class _AbstractHypercubic(nqs_core.AbstractLattice):
+    """A finite hypercubic lattice (private base of `Chain` and `Square`): `n_sites` sites with integer coordinates and bonds.
 
     Sites are numbered `0 .. n_sites - 1`; `positions[i]` gives the integer
     coordinates of site `i`. `edges(order)` lists the bonds between `order`-th
@@ -117,7 +119,7 @@ class AbstractLattice(eqx.Module):
         return int(self.positions[i].sum() % 2)
 
 
-class Chain(AbstractLattice):
+class Chain(_AbstractHypercubic):
     """A one-dimensional chain of `length` sites, numbered `0 .. length - 1`.
 
     Neighbours of order `k` are the pairs `(i, i + k)` (wrapped around with
@@ -157,7 +159,7 @@ _SQUARE_SHELLS = {
 }
 
 
-class Square(AbstractLattice):
+class Square(_AbstractHypercubic):
     """A rectangular patch of the square lattice, `length` x `width` sites.
 
     Site `(x, y)` with `0 <= x < length`, `0 <= y < width` has index

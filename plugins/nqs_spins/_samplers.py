@@ -14,8 +14,8 @@ from jaxtyping import Array, PRNGKeyArray
 
 import nqs_core
 
-from ._hilbert import check_sizes
-from ._lattice import AbstractLattice
+from ._hilbert import check_sizes, check_spin_space
+from nqs_core import AbstractLattice
 
 
 class MetropolisState(eqx.Module):
@@ -125,7 +125,7 @@ def _sample(sampler, distribution, state):
     n_keep = sampler.n_samples_per_chain
     n_discard = sampler.n_discard_per_chain
     lp = log_prob(x)  # parameters changed since the last call
-    key, k_discard, k_keep = jax.random.split(state.key, 3)
+    key, k_sweeps = jax.random.split(state.key)
 
     def step(carry, inputs):
         x, lp, acc = carry
@@ -144,12 +144,11 @@ def _sample(sampler, distribution, state):
         carry, _ = jax.lax.scan(step, carry, (moves, log_u))
         return carry, carry[0]
 
+    # one scan over all sweeps (one copy of the loop body to compile); the
+    # configurations stored during the first n_discard sweeps are dropped
     carry = (x, lp, jnp.zeros(n_chains, dtype=jnp.int64))
-    if n_discard > 0:
-        carry, _ = jax.lax.scan(
-            lambda c, k: (one_sweep(c, k)[0], None), carry, jax.random.split(k_discard, n_discard)
-        )
-    carry, samples = jax.lax.scan(one_sweep, carry, jax.random.split(k_keep, n_keep))
+    carry, samples = jax.lax.scan(one_sweep, carry, jax.random.split(k_sweeps, n_discard + n_keep))
+    samples = samples[n_discard:]
     x, lp, acc = carry
     n_steps = (n_discard + n_keep) * sweep
     new_state = MetropolisState(
@@ -170,7 +169,7 @@ def _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size)
     if n_discard_per_chain is None:
         n_discard_per_chain = per_chain // 10
     n_discard_per_chain = _count("n_discard_per_chain", n_discard_per_chain, 0)
-    sweep_size = space.n_sites if sweep_size is None else _count("sweep_size", sweep_size, 1)
+    sweep_size = space.size if sweep_size is None else _count("sweep_size", sweep_size, 1)
     return n_samples, n_chains, n_discard_per_chain, sweep_size
 
 
@@ -212,8 +211,7 @@ class MetropolisLocal(_AbstractMetropolis):
                 f"MetropolisLocal flips single spins, which changes S^z, so it cannot sample "
                 f"a space with fixed total_sz={space.total_sz:g}; use MetropolisExchange"
             )
-        if tuple(space.local_states) != (-1.0, 1.0):
-            raise TypeError(f"MetropolisLocal needs a spin-1/2 space, got {space!r}")
+        check_spin_space("MetropolisLocal", space)
         self.space = space
         (
             self.n_samples,
@@ -223,7 +221,7 @@ class MetropolisLocal(_AbstractMetropolis):
         ) = _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size)
 
     def _moves(self, key, shape):
-        return jax.random.randint(key, shape, 0, self.space.n_sites, dtype=jnp.int32)
+        return jax.random.randint(key, shape, 0, self.space.size, dtype=jnp.int32)
 
     def _apply(self, x, site):
         flip = jnp.arange(x.shape[-1], dtype=jnp.int32)[None, :] == site[:, None]
@@ -264,12 +262,11 @@ class MetropolisExchange(_AbstractMetropolis):
         n_discard_per_chain: int | None = None,
         sweep_size: int | None = None,
     ):
-        if tuple(space.local_states) != (-1.0, 1.0):
-            raise TypeError(f"MetropolisExchange needs a spin-1/2 space, got {space!r}")
+        check_spin_space("MetropolisExchange", space)
         if lattice is None:
-            pairs = list(itertools.combinations(range(space.n_sites), 2))
+            pairs = list(itertools.combinations(range(space.size), 2))
         else:
-            check_sizes(space.n_sites, lattice)
+            check_sizes(space.size, lattice)
             pairs = list(lattice.edges(1))
         if not pairs:
             raise ValueError("MetropolisExchange needs at least one pair of sites to exchange")

@@ -13,6 +13,7 @@ import nqs_core
 from nqs_core import (
     AbstractAnsatz,
     AbstractEstimator,
+    AbstractLattice,
     AbstractPreconditioner,
     AbstractSampler,
     AbstractSpace,
@@ -23,6 +24,7 @@ from nqs_core import (
 )
 
 PROTOCOLS = {
+    "lattice": AbstractLattice,
     "space": AbstractSpace,
     "system": AbstractSystem,
     "ansatz": AbstractAnsatz,

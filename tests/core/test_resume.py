@@ -54,3 +54,34 @@ def test_checkpoint_has_no_pickle(tmp_path, small_config):
     raw = (tmp_path / "checkpoint.eqx").read_bytes()
     assert raw.startswith(b"\x93NUMPY")  # a sequence of .npy records
     assert b"cnumpy" not in raw and b"\x80\x04" not in raw[:2]
+
+
+def test_nan_stop_keeps_last_good_checkpoint(tmp_path, small_config):
+    """A run whose energy turns NaN stops, and its checkpoint is not overwritten
+    by the broken state."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from nqs_core import Checkpoint, NaNGuard, build, load_checkpoint
+
+    calc = build(small_config)
+    driver = calc.driver
+    state = driver.init(jax.random.PRNGKey(0))
+    checkpoint, guard = Checkpoint(tmp_path, every=1), NaNGuard()
+    state = driver.run(state, 2, [checkpoint, guard])
+    good = state
+    poisoned = eqx.tree_at(lambda s: s.params, state, jax.tree.map(lambda a: a * jnp.nan, state.params))
+    driver.run(poisoned, 6, [checkpoint, guard])
+    assert guard.tripped_at == 2
+    loaded, meta = load_checkpoint(tmp_path, good)
+    assert meta["step"] == 2
+    for a, b in zip(_leaves(loaded), _leaves(good)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_existing_run_directory_is_refused(tmp_path, small_config):
+    nqs_core.run(small_config, run_dir=tmp_path, progress=False, n_steps=1)
+    import pytest
+
+    with pytest.raises(nqs_core.ConfigError, match="already holds a run"):
+        nqs_core.run(small_config, run_dir=tmp_path, progress=False, n_steps=1)

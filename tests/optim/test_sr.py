@@ -40,12 +40,12 @@ def dense_jacobian(model, xs):
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])
 def test_sr_equals_exact_natural_gradient(key, dtype, solver):
-    n = 4
+    n = 8  # 256 configurations: enough distinct samples for a full-rank S
     space = SpinHalf(n_sites=n)
     lattice = Chain(n)
     system = Ising(space=space, lattice=lattice, h=0.7)
     model = RBM(space, alpha=1, param_dtype=dtype, init_std=0.3, key=key)
-    m = 400
+    m = 1200
     samples = space.random_state(jax.random.PRNGKey(7), m).reshape(4, m // 4, n)
     est = EnergyEstimator()
     estimate = est(model, system, samples)

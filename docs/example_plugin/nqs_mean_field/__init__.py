@@ -15,7 +15,7 @@ import nqs_core
 
 
 class MeanField(nqs_core.AbstractAnsatz):
-    """Product state: one complex amplitude per site and spin value.
+    """Product state: one real log-amplitude per site and spin value (a positive state).
 
     **Arguments:**
 
