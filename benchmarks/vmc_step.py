@@ -101,7 +101,7 @@ def bench_netket(n_steps, repeats):
     driver = nk.driver.VMC(ham, optax.sgd(LR), variational_state=vs, preconditioner=sr)
 
     def steps(n):
-        driver.advance(n)
+        driver.run(n, out=(), show_progress=False)
         jax.block_until_ready(vs.parameters)
 
     t0 = time.perf_counter()

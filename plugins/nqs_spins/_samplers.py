@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import itertools
-import operator
 
 import equinox as eqx
 import jax
@@ -15,6 +14,7 @@ from jaxtyping import Array, PRNGKeyArray
 import nqs_core
 
 from ._hilbert import check_sizes, check_spin_space
+from ._lattice import _as_int
 from nqs_core import AbstractLattice
 
 
@@ -49,14 +49,7 @@ def _legacy_key(key) -> Array:
     return key
 
 
-def _count(name: str, value, minimum: int) -> int:
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
+_count = _as_int
 
 
 class _AbstractMetropolis(nqs_core.AbstractSampler):

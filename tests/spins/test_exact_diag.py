@@ -1,6 +1,5 @@
 """Exact diagonalisation against the reference numbers of shared/reference.md."""
 
-import os
 
 import numpy as np
 import pytest
