@@ -232,7 +232,11 @@ def plot_energy(records, exact_value, path) -> None:
     fig, axes = plt.subplots(n_panels, 1, figsize=(7, 3.2 * n_panels), sharex=True, squeeze=False)
     ax = axes[0, 0]
     ax.fill_between(steps, e - err, e + err, alpha=0.3, label="±1σ")
-    ax.plot(steps, e, lw=1, label="VMC energy")
+    ax.plot(steps, e, lw=0.8, alpha=0.7, label="VMC energy")
+    window = max(1, len(e) // 40)
+    if window > 1:
+        running = np.convolve(e, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], running, color="C3", lw=1.5, label=f"running mean ({window} steps)")
     if exact_value is not None:
         ax.axhline(exact_value, color="k", ls="--", lw=1, label=f"exact {exact_value:.6f}")
         lo = min(exact_value, np.nanmin(e))
@@ -242,7 +246,9 @@ def plot_energy(records, exact_value, path) -> None:
     ax.legend(loc="upper right")
     if n_panels == 2:
         ax2 = axes[1, 0]
-        ax2.semilogy(steps, np.abs((e - exact_value) / exact_value), lw=1)
+        ax2.semilogy(steps, np.abs((e - exact_value) / exact_value), lw=0.8, alpha=0.7)
+        if window > 1:
+            ax2.semilogy(steps[window - 1 :], np.abs((running - exact_value) / exact_value), color="C3", lw=1.5)
         ax2.set_ylabel("relative error")
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
