@@ -212,6 +212,14 @@ def build(
     `exact=False` skips the automatic exact reference; `stop_after="system"`
     builds only the tables up to and including that one."""
     registry = registry or get_registry()
+    _REGISTRY_OF_BUILD.append(registry)
+    try:
+        return _build(config, registry, exact, stop_after)
+    finally:
+        _REGISTRY_OF_BUILD.pop()
+
+
+def _build(config, registry, exact, stop_after) -> Calculation:
     unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run"})
     if unknown_tables:
         raise ConfigError(
@@ -260,6 +268,20 @@ def _construct(entry, spec, built, key, run):
     kwargs: dict[str, Any] = {}
     resolved_fields: dict[str, Any] = {}
     for fname, param in fields.items():
+        if fname in spec and _nested_kind(param.annotation) and isinstance(spec[fname], dict):
+            # a component inside a component (e.g. the ansatz a symmetriser wraps)
+            kind = _nested_kind(param.annotation)
+            sub = dict(spec[fname])
+            sub_name = sub.pop("name", None)
+            if sub_name is None:
+                raise ConfigError(f"field {fname!r} of {where} is a {kind} table and needs a 'name'")
+            try:
+                sub_entry = entry_registry(entry).get(kind, sub_name)
+            except RegistryError as exc:
+                raise ConfigError(f"field {fname!r} of {where}: {exc}") from None
+            kwargs[fname], sub_fields = _construct(sub_entry, sub, built, jax.random.fold_in(key, len(kwargs) + 1), run)
+            resolved_fields[fname] = {"name": sub_name, **sub_fields}
+            continue
         if fname in spec:
             value = spec[fname]
             if not _accepts(param.annotation, value):
@@ -292,6 +314,39 @@ def _construct(entry, spec, built, key, run):
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[{entry.kind}] {entry.name}: {exc}") from None
     return obj, {k: v for k, v in resolved_fields.items() if v is not None}
+
+
+def _nested_kind(annotation) -> str | None:
+    """The registry kind of an annotation naming a core protocol (or a union with None)."""
+    from ._ansatz import AbstractAnsatz
+    from ._hilbert import AbstractSpace
+    from ._lattice import AbstractLattice
+    from ._preconditioner import AbstractPreconditioner
+    from ._sampler import AbstractSampler
+    from ._system import AbstractSystem
+
+    protocols = {
+        AbstractAnsatz: "ansatz",
+        AbstractSystem: "system",
+        AbstractSampler: "sampler",
+        AbstractPreconditioner: "preconditioner",
+        AbstractLattice: "lattice",
+        AbstractSpace: "space",
+    }
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    for c in candidates:
+        if inspect.isclass(c):
+            for proto, kind in protocols.items():
+                if issubclass(c, proto):
+                    return kind
+    return None
+
+
+_REGISTRY_OF_BUILD: list[Registry] = []
+
+
+def entry_registry(entry) -> Registry:
+    return _REGISTRY_OF_BUILD[-1] if _REGISTRY_OF_BUILD else get_registry()
 
 
 def _plain(value):

@@ -65,3 +65,49 @@ def test_schedule_from_config(small_config):
     cfg = apply_overrides(small_config, ["optimizer.learning_rate={name='cosine_decay', init_value=0.05, decay_steps=10}"])
     calc = build(cfg)
     assert calc.config["optimizer"]["learning_rate"]["name"] == "cosine_decay"
+
+
+def test_nested_component_tables(small_config):
+    """A field annotated with a core protocol accepts a component table, built
+    from the registry with the same injection (wrappers around any ansatz)."""
+    import jax.numpy as jnp
+
+    from nqs_core import AbstractAnsatz, get_registry, hookimpl
+
+    class Scaled(AbstractAnsatz):
+        """Wraps an ansatz: log psi -> factor * log psi."""
+
+        inner: AbstractAnsatz
+        factor: float
+
+        def __init__(self, inner: AbstractAnsatz, factor: float = 2.0):
+            self.inner, self.factor = inner, factor
+
+        def __call__(self, x):
+            return self.factor * self.inner(x)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def nqs_register(registry):
+            registry.add("ansatz", "scaled_test", Scaled)
+
+    reg = get_registry()
+    reg.register_plugin(Plugin, "test_nested")
+    try:
+        cfg = dict(small_config)
+        cfg["ansatz"] = {"name": "scaled_test", "factor": 3.0, "inner": {"name": "rbm", "alpha": 2}}
+        calc = build(cfg)
+        model = calc["ansatz"]
+        assert isinstance(model, Scaled) and model.inner.weights.shape == (12, 6)
+        assert calc.config["ansatz"]["inner"] == {**calc.config["ansatz"]["inner"], "name": "rbm", "alpha": 2}
+        x = jnp.ones(6)
+        assert complex(model(x)) == pytest.approx(3.0 * complex(model.inner(x)))
+        cfg["ansatz"]["inner"] = {"name": "rbm", "alhpa": 2}
+        with pytest.raises(ConfigError, match="unknown field.*alhpa"):
+            build(cfg)
+        cfg["ansatz"]["inner"] = {"name": "nosuch"}
+        with pytest.raises(ConfigError, match="field 'inner' of ansatz 'scaled_test': unknown ansatz 'nosuch'"):
+            build(cfg)
+    finally:
+        reg.remove("ansatz", "scaled_test")
