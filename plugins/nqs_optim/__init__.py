@@ -1,4 +1,5 @@
-"""Preconditioners (identity, SR) and optax optimizers."""
+"""Preconditioners (SR, SRt, MinSR) and optax optimizers."""
 
 from ._optimizers import adam as adam, adamw as adamw, make_schedule as make_schedule, rmsprop as rmsprop, sgd as sgd
 from ._sr import SR as SR, real_sample_matrix as real_sample_matrix, solve_sr as solve_sr
+from ._srt import MinSR as MinSR, SRt as SRt, solve_srt as solve_srt

@@ -12,13 +12,15 @@ from nqs_core import AbstractPreconditioner, parameters, real_ravel
 
 def real_sample_matrix(y, eps):
     """`X` and `f` of seed 000, Eqs. (7)-(8), with samples along the rows:
-    `X = [Y_R; Y_I]` of shape `(2M, P)` (or `(M, P)` when everything is real) and
-    `f = [eps_R; -eps_I]`, so that `S = X^T X` and `F = X^T f`."""
-    if jnp.iscomplexobj(y) or jnp.iscomplexobj(eps):
+    `X = [Y_R; Y_I]` of shape `(2M, P)` and `f = [eps_R; -eps_I]`, so that
+    `S = X^T X` and `F = X^T f`. When the log-derivatives are real (a real
+    wave function of real parameters) `Y_I = 0` and `X = Y_R`, `f = eps_R`:
+    an `M x M` sample-space problem instead of `2M x 2M`."""
+    if jnp.iscomplexobj(y):
         x = jnp.concatenate([jnp.real(y), jnp.imag(y)], axis=0)
         f = jnp.concatenate([jnp.real(eps), -jnp.imag(eps)])
     else:
-        x, f = y, eps
+        x, f = y, jnp.real(eps)
     return x, f
 
 

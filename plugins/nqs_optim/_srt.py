@@ -1,0 +1,116 @@
+"""Stochastic reconfiguration in sample space (SRt) and MinSR."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+
+from nqs_core import AbstractPreconditioner, parameters, real_ravel
+
+from ._sr import real_sample_matrix
+
+
+def _eigh_solve(a, f, rcond, acond):
+    """`pinv(a) f` for symmetric `a` from its eigendecomposition, dropping
+    eigenvalues below `max(rcond * lambda_max, acond)`; also returns the number kept."""
+    w, v = jnp.linalg.eigh(a)
+    cut = jnp.maximum(rcond * jnp.max(jnp.abs(w)), acond)
+    keep = w > cut
+    winv = jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0)
+    return v @ (winv * (v.T @ f)), jnp.sum(keep)
+
+
+def solve_srt(x, f, diag_shift):
+    """Sample-space SR (seed 000, Eq. 10): `delta = X^T (X X^T + lambda I)^{-1} f`.
+
+    The `n x n` system (`n = 2M`, or `M` for real log-derivatives) goes through
+    lineax `Cholesky`. When Cholesky fails (a matrix that is numerically not
+    positive definite, e.g. `lambda = 0` with rank-deficient `X`) the solve falls
+    back to an eigendecomposition pseudo-inverse instead of returning NaN.
+
+    **Returns:** `(delta, used_fallback)`.
+    """
+    t = x @ x.T
+    a = t + diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
+    op = lx.MatrixLinearOperator(a, lx.positive_semidefinite_tag)
+    sol = lx.linear_solve(op, f, lx.Cholesky(), throw=False)
+    ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
+    eps = jnp.finfo(a.dtype).eps * a.shape[0]
+    coeffs = jax.lax.cond(ok, lambda: sol.value, lambda: _eigh_solve(a, f, eps, 0.0)[0])
+    return x.T @ coeffs, (~ok).astype(jnp.int32)
+
+
+class SRt(AbstractPreconditioner):
+    """Stochastic reconfiguration in sample space (Rende et al., seed 000, Eq. 10).
+
+    Exactly the SR update `(S + lambda I)^{-1} F` of `SR`, computed through the
+    push-through identity as `X^T (X X^T + lambda I_{2M})^{-1} f`: a `2M x 2M`
+    solve (`M x M` for real log-derivatives) instead of `P x P`, so the cost is
+    `O(M^2 P + M^3)` and the memory `O(M P)` — the method of choice when the
+    network has many more parameters than there are samples.
+
+    **Arguments:**
+
+    - `diag_shift`: `lambda`; the same diagonal shift as in parameter space.
+
+    The `info` dict reports `solver_fallback` (1 when Cholesky failed and the
+    eigendecomposition pseudo-inverse was used). The log-derivative matrix is
+    built in chunks of the estimator's `chunk_size`.
+    """
+
+    diag_shift: float = 1e-4
+
+    def __check_init__(self):
+        if self.diag_shift < 0:
+            raise ValueError("diag_shift must be >= 0")
+
+    def init(self, params):
+        return None
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
+        x, f = real_sample_matrix(y, eps)
+        delta, fallback = solve_srt(x, f, self.diag_shift)
+        _, unravel = real_ravel(parameters(ansatz)[0])
+        return unravel(-delta), state, {"solver_fallback": fallback}
+
+
+class MinSR(AbstractPreconditioner):
+    """MinSR (Chen & Heyl 2024): the minimum-norm natural-gradient update.
+
+    `delta = X^T pinv(X X^T + lambda I) f` with the pseudo-inverse truncating
+    eigenvalues of the `2M x 2M` sample-space matrix below
+    `max(rcond * largest, acond)`. With `lambda = 0` this is the minimum-norm
+    solution of `X delta = f` restricted to the well-conditioned subspace
+    (the regularisation the MinSR paper uses instead of a diagonal shift).
+
+    **Arguments:**
+
+    - `rcond`: relative cut-off on the eigenvalues (default 1e-12).
+    - `acond`: absolute cut-off (default 0).
+    - `diag_shift`: optional diagonal shift added before truncation (default 0).
+
+    `info["n_kept"]` is the number of eigenvalues kept.
+    """
+
+    rcond: float = 1e-12
+    acond: float = 0.0
+    diag_shift: float = 0.0
+
+    def __check_init__(self):
+        if self.rcond < 0 or self.acond < 0 or self.diag_shift < 0:
+            raise ValueError("rcond, acond and diag_shift must be >= 0")
+
+    def init(self, params):
+        return None
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
+        x, f = real_sample_matrix(y, eps)
+        t = x @ x.T
+        t = t + self.diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
+        coeffs, kept = _eigh_solve(t, f, self.rcond, self.acond)
+        _, unravel = real_ravel(parameters(ansatz)[0])
+        return unravel(-(x.T @ coeffs)), state, {"n_kept": kept}
