@@ -7,7 +7,7 @@ import math
 import pathlib
 from typing import Any
 
-from ._io import LOG_FILE, save_checkpoint
+from ._io import LOG_FILE, save_run_state
 
 
 class JsonlLog:
@@ -42,7 +42,7 @@ class Checkpoint:
         self._healthy = True
 
     def save(self, state):
-        save_checkpoint(self.run_dir, state, {"step": int(state.step)})
+        save_run_state(self.run_dir, state)
 
     def __call__(self, driver, state, record):
         # a step whose energy is not finite has produced parameters that are

@@ -360,7 +360,11 @@ def _plain(value):
 def _auto_exact(registry: Registry, system, max_states: int):
     if system is None:
         return None
-    return exact_energy(system, registry, max_states=max_states)
+    from ._distributed import is_root, python_comm
+
+    comm = python_comm()
+    value = exact_energy(system, registry, max_states=max_states) if is_root() else None
+    return comm.bcast(value, root=0) if comm is not None else value
 
 
 def exact_energy(system, registry: Registry | None = None, max_states: int | None = None):

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from ._ansatz import AbstractAnsatz
+from ._distributed import concat_over_ranks, fold_rank
 from ._estimator import AbstractEstimator
 from ._preconditioner import AbstractPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
@@ -132,7 +133,8 @@ class VMC:
     def init(self, key: jax.Array) -> VMCState:
         """Initial state: the ansatz's parameters, fresh optimizer and sampler states."""
         params = self._params0
-        sampler_state = self.sampler.init(BornDistribution(self.ansatz), key)
+        # each MPI rank runs its own chains
+        sampler_state = self.sampler.init(BornDistribution(self.ansatz), fold_rank(key))
         return VMCState(
             params=params,
             opt_state=self.optimizer.init(params),
@@ -187,7 +189,7 @@ class VMC:
         for _ in range(n_batches):
             eloc, sampler_state, _ = self._evaluate(state.params, sampler_state)
             chunks.append(eloc)
-        eloc = jnp.concatenate(chunks, axis=1)
+        eloc = concat_over_ranks(jnp.concatenate(chunks, axis=1))
         return statistics(eloc), eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 
 

@@ -58,6 +58,66 @@ def load_checkpoint(run_dir, like: Any) -> tuple[Any, dict[str, Any]]:
     return state, meta
 
 
+def save_run_state(run_dir, state) -> None:
+    """Checkpoint a driver state from every MPI rank (collective under MPI).
+
+    Parameters and optimizer state are identical on all ranks; the sampler
+    states (chains, keys) differ, so they are gathered to rank 0 and stored
+    stacked along a leading rank axis. Only rank 0 writes.
+    """
+    import jax
+    import numpy as np
+
+    from ._distributed import is_root, n_ranks, python_comm
+
+    comm = python_comm()
+    meta = {"step": int(state.step), "n_ranks": n_ranks()}
+    if comm is not None:
+        local = jax.tree.map(np.asarray, state.sampler_state)
+        gathered = comm.gather(local, root=0)
+        if not is_root():
+            return
+        stacked = jax.tree.map(lambda *xs: np.stack(xs), *gathered)
+        state = eqx.tree_at(lambda s: s.sampler_state, state, stacked)
+    save_checkpoint(run_dir, state, meta)
+
+
+def load_run_state(run_dir, like):
+    """Inverse of `save_run_state`: rank 0 reads, parameters are broadcast and
+    each rank receives its own sampler state. The number of ranks must match
+    the run that wrote the checkpoint."""
+    import jax
+    import numpy as np
+
+    from ._distributed import is_root, n_ranks, python_comm
+
+    comm = python_comm()
+    if comm is None:
+        state, meta = load_checkpoint(run_dir, like)
+        if meta.get("n_ranks", 1) != 1:
+            raise ValueError(f"checkpoint was written by {meta['n_ranks']} MPI ranks; resume it with as many")
+        return state, meta
+    n = n_ranks()
+    stacked_like = eqx.tree_at(
+        lambda s: s.sampler_state, like, jax.tree.map(lambda a: np.stack([np.asarray(a)] * n), like.sampler_state)
+    )
+    payload = None
+    if is_root():
+        state, meta = load_checkpoint(run_dir, stacked_like)
+        if meta.get("n_ranks", 1) != n:
+            payload = ("error", f"checkpoint was written by {meta.get('n_ranks', 1)} MPI rank(s), this run has {n}")
+        else:
+            payload = ("ok", jax.tree.map(np.asarray, state), meta)
+    payload = comm.bcast(payload, root=0)
+    if payload[0] == "error":
+        raise ValueError(payload[1])
+    _, state, meta = payload
+    r = comm.Get_rank()
+    mine = jax.tree.map(lambda a: a[r], state.sampler_state)
+    state = eqx.tree_at(lambda s: s.sampler_state, state, mine)
+    return jax.tree.map(lambda a: jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a, state), meta
+
+
 def read_log(run_dir) -> list[dict[str, Any]]:
     path = pathlib.Path(run_dir) / LOG_FILE
     if not path.exists():

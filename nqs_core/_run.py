@@ -12,7 +12,8 @@ import jax
 
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, build, load_config, resolved_toml
-from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_checkpoint, truncate_log, write_text
+from ._distributed import is_root, python_comm
+from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_run_state, truncate_log, write_text
 from ._stats import Stats
 
 DEFAULT_CONFIG = """\
@@ -99,15 +100,25 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     (`config.toml`, `log.jsonl`, checkpoints, `result.json`) and return the
     final energy estimate. `n_steps` overrides `[run] n_steps`."""
     calc = build(config)
-    if run_dir is None:
-        run_dir = _new_run_dir(calc)
+    # under MPI only rank 0 touches the run directory
+    error = None
+    if is_root():
+        if run_dir is None:
+            run_dir = _new_run_dir(calc)
+        run_dir = pathlib.Path(run_dir)
+        if (run_dir / LOG_FILE).exists() or (run_dir / CHECKPOINT_META).exists():
+            error = f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output"
+    comm = python_comm()
+    if comm is not None:
+        run_dir, error = comm.bcast((run_dir, error), root=0)
+    if error:
+        raise ConfigError(error)
     run_dir = pathlib.Path(run_dir)
-    if (run_dir / LOG_FILE).exists() or (run_dir / CHECKPOINT_META).exists():
-        raise ConfigError(f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output")
-    run_dir.mkdir(parents=True, exist_ok=True)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = int(n_steps)
-    write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+    if is_root():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
     driver = calc.driver
     state = driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
     return _continue(calc, run_dir, state, progress, console)
@@ -127,10 +138,15 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
     calc = build(config)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = int(n_steps)
-        write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+        if is_root():
+            write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
     like = calc.driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
-    state, meta = load_checkpoint(run_dir, like)
-    truncate_log(run_dir, int(meta["step"]))
+    try:
+        state, meta = load_run_state(run_dir, like)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if is_root():
+        truncate_log(run_dir, int(meta["step"]))
     return _continue(calc, run_dir, state, progress, console)
 
 
@@ -138,9 +154,11 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     driver = calc.driver
     n_steps = calc.run["n_steps"]
     guard = NaNGuard()
-    callbacks = [JsonlLog(run_dir), Checkpoint(run_dir, calc.run["checkpoint_every"]), guard]
-    if progress:
-        callbacks.append(ProgressBar(n_steps, console=console))
+    callbacks = [Checkpoint(run_dir, calc.run["checkpoint_every"]), guard]  # collective: every rank
+    if is_root():
+        callbacks.insert(0, JsonlLog(run_dir))
+        if progress:
+            callbacks.append(ProgressBar(n_steps, console=console))
     state = driver.run(state, n_steps, callbacks)
     energy = None
     if calc.run["n_eval_batches"] > 0 and guard.tripped_at is None:
@@ -151,5 +169,6 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     if energy is not None:
         payload["energy"] = energy.to_dict()
         payload["relative_error"] = result.relative_error
-    write_text(run_dir / RESULT_FILE, json.dumps(payload, indent=1))
+    if is_root():
+        write_text(run_dir / RESULT_FILE, json.dumps(payload, indent=1))
     return result

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._distributed import concat_over_ranks, n_ranks, sum_over_ranks
 from ._estimator import AbstractEstimator, Estimate
 from ._stats import statistics
 from ._tree import batch_apply, parameters, real_ravel
@@ -43,6 +44,10 @@ class EnergyEstimator(AbstractEstimator):
     - `chunk_size`: evaluate at most this many samples at once (memory bound for
       large models); `None` evaluates all together.
 
+    Under MPI every rank holds its own samples; means, statistics and the
+    gradient are reduced over ranks, and `natural_gradient_data` returns this
+    rank's rows of the globally centred matrices.
+
     The gradient is `dE/dtheta = 2 Re <(E_loc - E)^* O>` with
     `O = d log psi / d theta` for every real parameter (complex parameters count
     as two real ones), computed with one reverse pass over the batch.
@@ -55,13 +60,14 @@ class EnergyEstimator(AbstractEstimator):
         flat = _flat(samples, ndim)
         eloc = batch_apply(lambda x: system.local_energy(ansatz, x), flat, self.chunk_size)
         eloc = eloc.reshape(samples.shape[: samples.ndim - ndim])
-        return Estimate(stats=statistics(eloc), local_values=eloc)
+        # under MPI the statistics see every rank's chains (identical on all ranks)
+        return Estimate(stats=statistics(concat_over_ranks(eloc)), local_values=eloc)
 
     def gradient(self, ansatz, samples, estimate):
         eloc = estimate.local_values.reshape(-1)
         flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
-        m = eloc.shape[0]
-        coeff = 2.0 * jnp.conj(eloc - jnp.mean(eloc)) / m
+        m = eloc.shape[0] * n_ranks()  # samples over all ranks
+        coeff = 2.0 * jnp.conj(eloc - estimate.stats.mean) / m
         params, static = parameters(ansatz)
         vec, unravel = real_ravel(params)
 
@@ -74,16 +80,18 @@ class EnergyEstimator(AbstractEstimator):
 
             return jax.grad(loss)(vec)
 
-        g = _sum_over_chunks(chunk_grad, (flat, coeff), self.chunk_size)
+        g = sum_over_ranks(_sum_over_chunks(chunk_grad, (flat, coeff), self.chunk_size))
         return unravel(g)
 
     def natural_gradient_data(self, ansatz, samples, estimate):
         eloc = estimate.local_values.reshape(-1)
         flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
-        m = eloc.shape[0]
+        m = eloc.shape[0] * n_ranks()
         jac = log_derivatives(ansatz, flat, self.chunk_size)
-        y = (jac - jnp.mean(jac, axis=0)) / jnp.sqrt(m)
-        eps = -2.0 * jnp.conj(eloc - jnp.mean(eloc)) / jnp.sqrt(m)
+        o_mean = sum_over_ranks(jnp.sum(jac, axis=0)) / m
+        # rows of this rank's samples, centred with the means over all ranks
+        y = (jac - o_mean) / jnp.sqrt(m)
+        eps = -2.0 * jnp.conj(eloc - estimate.stats.mean) / jnp.sqrt(m)
         return y, eps
 
 

@@ -95,7 +95,8 @@ def run(
         if config is None:
             console.print("Running the default problem: TFIM chain L=16, h=1, PBC, RBM(alpha=1) + SR.", highlight=False)
         result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)
-        _report(result)
+        if nqs_core.is_root():
+            _report(result)
 
     _guard(body)
 
@@ -113,7 +114,8 @@ def resume(
 
         _registry()
         result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console)
-        _report(result)
+        if nqs_core.is_root():
+            _report(result)
 
     _guard(body)
 

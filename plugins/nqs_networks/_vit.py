@@ -12,7 +12,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from nqs_core import AbstractAnsatz, AbstractLattice, AbstractSpace
 
-from ._common import log_cosh, normal
+from ._common import log_cosh
 
 _LN_EPS = 1e-6
 
@@ -197,22 +197,34 @@ class ViT(AbstractAnsatz):
         rows, cols = length // b, width // b
         n_p = rows * cols
         f64 = jnp.float64
-        k = jax.random.split(key, 8)
-        self.embed_w = normal(k[0], (b * b, d), f64, 1.0 / math.sqrt(b * b))
+        shapes = {
+            "embed_w": ((b * b, d), 1.0 / math.sqrt(b * b)),
+            "v_w": ((nl, d, d), 1.0 / math.sqrt(d)),
+            "alpha": ((nl, n_heads, n_p), 1.0 / math.sqrt(n_p)),
+            "w_w": ((nl, d, d), 1.0 / math.sqrt(d)),
+            "ff1_w": ((nl, d, 2 * d), 1.0 / math.sqrt(d)),
+            "ff2_w": ((nl, 2 * d, d), 1.0 / math.sqrt(2 * d)),
+            "out_re": ((d, d), 0.1 / math.sqrt(2 * d * n_p)),
+            "out_im": ((d, d), 0.1 / math.sqrt(2 * d * n_p)),
+        }
+        # one draw for every weight (one compilation of the generator, not one per shape)
+        flat = np.asarray(jax.random.normal(key, (sum(math.prod(s) for s, _ in shapes.values()),), f64))
+        w, start = {}, 0
+        for name, (shape, std) in shapes.items():
+            size = math.prod(shape)
+            w[name] = flat[start : start + size].reshape(shape) * std
+            start += size
+        self.embed_w = jnp.asarray(w["embed_w"])
         self.embed_b = jnp.zeros((d,), f64)
         self.ln1_scale, self.ln1_bias = jnp.ones((nl, d), f64), jnp.zeros((nl, d), f64)
-        self.v_w = normal(k[1], (nl, d, d), f64, 1.0 / math.sqrt(d))
-        self.v_b = jnp.zeros((nl, d), f64)
-        self.alpha = normal(k[2], (nl, n_heads, n_p), f64, 1.0 / math.sqrt(n_p))
-        self.w_w = normal(k[3], (nl, d, d), f64, 1.0 / math.sqrt(d))
-        self.w_b = jnp.zeros((nl, d), f64)
+        self.v_w, self.v_b = jnp.asarray(w["v_w"]), jnp.zeros((nl, d), f64)
+        self.alpha = jnp.asarray(w["alpha"])
+        self.w_w, self.w_b = jnp.asarray(w["w_w"]), jnp.zeros((nl, d), f64)
         self.ln2_scale, self.ln2_bias = jnp.ones((nl, d), f64), jnp.zeros((nl, d), f64)
-        self.ff1_w = normal(k[4], (nl, d, 2 * d), f64, 1.0 / math.sqrt(d))
-        self.ff1_b = jnp.zeros((nl, 2 * d), f64)
-        self.ff2_w = normal(k[5], (nl, 2 * d, d), f64, 1.0 / math.sqrt(2 * d))
-        self.ff2_b = jnp.zeros((nl, d), f64)
+        self.ff1_w, self.ff1_b = jnp.asarray(w["ff1_w"]), jnp.zeros((nl, 2 * d), f64)
+        self.ff2_w, self.ff2_b = jnp.asarray(w["ff2_w"]), jnp.zeros((nl, d), f64)
         self.final_scale, self.final_bias = jnp.ones((d,), f64), jnp.zeros((d,), f64)
-        self.out_w = normal(k[6], (d, d), jnp.complex128, 0.1 / math.sqrt(d * n_p))
+        self.out_w = jnp.asarray(w["out_re"] + 1j * w["out_im"])
         self.out_b = jnp.zeros((d,), jnp.complex128)
         if output_norm:
             self.out_norm_scale, self.out_norm_bias = jnp.ones((2, d), f64), jnp.zeros((2, d), f64)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from nqs_core import AbstractPreconditioner, parameters, real_ravel
+from nqs_core._distributed import sum_over_ranks
 
 
 def real_sample_matrix(y, eps):
@@ -64,7 +65,7 @@ class SR(AbstractPreconditioner):
     def __call__(self, ansatz, samples, estimate, estimator, state):
         y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
         x, f = real_sample_matrix(y, eps)
-        force = x.T @ f
+        force = sum_over_ranks(x.T @ f)
         delta, ok = solve_sr(x, force, self.diag_shift, self.diag_scale, self.solver, self.rtol, self.atol, self.max_steps)
         params, _ = parameters(ansatz)
         _, unravel = real_ravel(params)
@@ -72,19 +73,20 @@ class SR(AbstractPreconditioner):
 
 
 def solve_sr(x, force, diag_shift, diag_scale=0.0, solver="cholesky", rtol=1e-10, atol=1e-10, max_steps=None):
-    """Solve `(X^T X + diag_shift I + diag_scale diag(X^T X)) delta = force` with lineax."""
+    """Solve `(X^T X + diag_shift I + diag_scale diag(X^T X)) delta = force` with lineax.
+    Under MPI `X` holds this rank's rows and `X^T X` is summed over ranks."""
     p = x.shape[1]
     if solver == "cholesky":
-        s = x.T @ x
+        s = sum_over_ranks(x.T @ x)
         s = s + jnp.diag(diag_shift + diag_scale * jnp.diag(s))
         op = lx.MatrixLinearOperator(s, lx.positive_semidefinite_tag)
         sol = lx.linear_solve(op, force, lx.Cholesky(), throw=False)
     else:
-        sdiag = jnp.sum(x * x, axis=0)
+        sdiag = sum_over_ranks(jnp.sum(x * x, axis=0))
         shift = diag_shift + diag_scale * sdiag
 
         def matvec(v):
-            return x.T @ (x @ v) + shift * v
+            return sum_over_ranks(x.T @ (x @ v)) + shift * v
 
         structure = jax.ShapeDtypeStruct((p,), x.dtype)
         op = lx.FunctionLinearOperator(matvec, structure, lx.positive_semidefinite_tag)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from nqs_core import AbstractPreconditioner, parameters, real_ravel
+from nqs_core._distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
 
 from ._sr import real_sample_matrix
 
@@ -22,6 +23,35 @@ def _eigh_solve(a, f, rcond, acond):
     return v @ (winv * (v.T @ f)), jnp.sum(keep)
 
 
+def sample_space_gram(x, f):
+    """`(T, f_all, X_block)` with `T = X X^T` over the samples of all ranks.
+
+    In one process `X_block = X`. Under MPI (seed 000, Methods / Fig. 2) each
+    rank holds the rows of its own samples; one `alltoall` transposes them so
+    that rank `r` holds *all* samples for the `r`-th block of `P / n_ranks`
+    parameters, the partial products `X_block X_block^T` are summed over
+    ranks, and `f` is gathered. Memory per rank stays `O(M P / n_ranks)`.
+    """
+    n = n_ranks()
+    if n == 1:
+        return x @ x.T, f, x
+    m_loc, p = x.shape
+    pb = -(-p // n)
+    xp = jnp.pad(x, ((0, 0), (0, pb * n - p)))
+    blocks = jnp.transpose(xp.reshape(m_loc, n, pb), (1, 0, 2))  # block j -> rank j
+    xb = alltoall(blocks).reshape(n * m_loc, pb)  # rows: rank 0's samples, rank 1's, ...
+    return sum_over_ranks(xb @ xb.T), concat_over_ranks(f), xb
+
+
+def sample_space_back(xb, coeffs, p):
+    """`delta = X^T coeffs`: each rank computes its parameter block, then the
+    blocks are gathered (the second transpose)."""
+    d = xb.T @ coeffs
+    if n_ranks() == 1:
+        return d
+    return concat_over_ranks(d)[:p]
+
+
 def solve_srt(x, f, diag_shift):
     """Sample-space SR (seed 000, Eq. 10): `delta = X^T (X X^T + lambda I)^{-1} f`.
 
@@ -32,14 +62,14 @@ def solve_srt(x, f, diag_shift):
 
     **Returns:** `(delta, used_fallback)`.
     """
-    t = x @ x.T
+    t, f, xb = sample_space_gram(x, f)
     a = t + diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
     op = lx.MatrixLinearOperator(a, lx.positive_semidefinite_tag)
     sol = lx.linear_solve(op, f, lx.Cholesky(), throw=False)
     ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
     eps = jnp.finfo(a.dtype).eps * a.shape[0]
     coeffs = jax.lax.cond(ok, lambda: sol.value, lambda: _eigh_solve(a, f, eps, 0.0)[0])
-    return x.T @ coeffs, (~ok).astype(jnp.int32)
+    return sample_space_back(xb, coeffs, x.shape[1]), (~ok).astype(jnp.int32)
 
 
 class SRt(AbstractPreconditioner):
@@ -109,8 +139,8 @@ class MinSR(AbstractPreconditioner):
     def __call__(self, ansatz, samples, estimate, estimator, state):
         y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
         x, f = real_sample_matrix(y, eps)
-        t = x @ x.T
+        t, f, xb = sample_space_gram(x, f)
         t = t + self.diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
         coeffs, kept = _eigh_solve(t, f, self.rcond, self.acond)
         _, unravel = real_ravel(parameters(ansatz)[0])
-        return unravel(-(x.T @ coeffs)), state, {"n_kept": kept}
+        return unravel(-sample_space_back(xb, coeffs, x.shape[1])), state, {"n_kept": kept}
