@@ -3,6 +3,16 @@
 Everything public is re-exported here; implementations live in `_*.py` modules.
 """
 
+import os as _os
+
+# OpenBLAS runs the LAPACK calls behind jax's CPU linalg (Cholesky, eigh) and
+# scipy's. Its worker threads compete with XLA's own thread pool, which already
+# parallelises the matrix products: on a loaded 2-core machine a 1000x1000
+# Cholesky took 0.01-1.3 s with 2 OpenBLAS threads and a steady 0.012 s with 1.
+# nqs therefore defaults OpenBLAS to one thread; a user's setting wins. (Only
+# effective when nqs_core is imported before numpy/scipy/jax load OpenBLAS.)
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import jax as _jax
 
 # Physics needs double precision; nqs runs in float64 unless told otherwise.

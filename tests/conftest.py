@@ -1,5 +1,7 @@
 import os
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as nqs_core does; conftest imports numpy first
+
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 import jax

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 
 import equinox as eqx
 import jax
@@ -130,38 +128,16 @@ def to_sparse(system: nqs_core.AbstractDiscreteHamiltonian) -> sp.csr_matrix:
     return out
 
 
-@contextlib.contextmanager
 def _single_threaded_blas():
-    """Run OpenBLAS single-threaded inside the block.
+    """Run BLAS single-threaded inside the block (threadpoolctl).
 
     ARPACK's many small BLAS calls gain nothing from threads, and once XLA's
     thread pool is alive, OpenBLAS threads compete with it: Lanczos then runs
     about 3x slower and a dense `eigh` of a 1024 x 1024 matrix about 10x
-    slower (measured on 2 cores). Best effort: does nothing where the
-    OpenBLAS libraries cannot be found (non-Linux, other BLAS)."""
-    restore = []
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
-    except OSError:  # pragma: no cover - not Linux
-        paths = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:  # pragma: no cover - e.g. a deleted mapping
-            continue
-        for prefix in ("", "scipy_"):
-            for suffix in ("", "64_"):
-                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    restore.append((set_, int(get())))
-                    set_(1)
-    try:
-        yield
-    finally:
-        for set_, n in reversed(restore):
-            set_(n)
+    slower (measured on 2 cores)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def to_dense(system: nqs_core.AbstractDiscreteHamiltonian) -> np.ndarray:

@@ -43,9 +43,9 @@ def basis_maps(space, perms):
     """`idx[g, k]`: index of the configuration `g x_k` in `space.all_states()`."""
     states = space.all_states()
     codes = space.all_codes()
-    out = np.searchsorted(codes, space.states_to_codes(states[:, perms]))  # (n, G)
-    assert np.all(codes[out] == space.states_to_codes(states[:, perms]))
-    return out.T
+    out = np.stack([np.searchsorted(codes, space.states_to_codes(states[:, p])) for p in perms])
+    assert np.all(codes[out] == np.stack([space.states_to_codes(states[:, p]) for p in perms]))
+    return out
 
 
 def flip_map(space):
