@@ -63,7 +63,7 @@ def worker(method: str, p: int, m: int, repeats: int = 3) -> dict:
         @jax.jit
         def solve(y, eps):
             x, f = real_sample_matrix(y, eps)
-            return solve_srt(x, f, 1e-4)[0]
+            return solve_srt(x, f, 1e-4, split=True)[0]
 
     t0 = time.perf_counter()
     jax.block_until_ready(solve(y, eps))

@@ -6,6 +6,7 @@ sweeps per chain; SR with a dense S (Cholesky) and diag_shift 0.01; sgd(0.05).
 Both libraries run in this process, float64, on the same CPU.
 
     python benchmarks/vmc_step.py [--steps 50] [--repeats 3] [--json out.json]
+    python benchmarks/vmc_step.py --alpha 32 --preconditioner srt   # P >> M: SRt vs NetKet VMC_SR(use_ntk=True)
 
 NetKet is optional (`pip install -e ".[bench]"`); without it only nqs is timed.
 """
@@ -24,7 +25,8 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-L, ALPHA, N_SAMPLES, N_CHAINS, DIAG_SHIFT, LR = 16, 1, 1024, 16, 0.01, 0.05
+L, N_SAMPLES, N_CHAINS, LR = 16, 1024, 16, 0.05
+ALPHA, PRECOND, DIAG_SHIFT = 1, "sr", 0.01  # set from the command line
 N_DISCARD = (N_SAMPLES // N_CHAINS) // 10
 
 
@@ -54,14 +56,15 @@ def bench_nqs(n_steps, repeats):
 
     import nqs_core
     from nqs_networks import RBM
-    from nqs_optim import SR
+    from nqs_optim import SR, SRt
     from nqs_spins import Chain, Ising, MetropolisLocal, SpinHalf
 
     space = SpinHalf(n_sites=L)
     system = Ising(space=space, lattice=Chain(L), J=1.0, h=1.0)
     model = RBM(space, alpha=ALPHA, param_dtype="float64", key=jax.random.PRNGKey(0))
     sampler = MetropolisLocal(space, n_samples=N_SAMPLES, n_chains=N_CHAINS, n_discard_per_chain=N_DISCARD)
-    driver = nqs_core.VMC(system, model, sampler, optax.sgd(LR), SR(diag_shift=DIAG_SHIFT))
+    pre = SR(diag_shift=DIAG_SHIFT) if PRECOND == "sr" else SRt(diag_shift=DIAG_SHIFT)
+    driver = nqs_core.VMC(system, model, sampler, optax.sgd(LR), pre)
     state = driver.init(jax.random.PRNGKey(1))
     box = {"state": state}
 
@@ -97,8 +100,11 @@ def bench_netket(n_steps, repeats):
     sampler = nk.sampler.MetropolisLocal(hi, n_chains=N_CHAINS, sweep_size=L)
     model = nk.models.RBM(alpha=ALPHA, param_dtype=jnp.float64)
     vs = nk.vqs.MCState(sampler, model, n_samples=N_SAMPLES, n_discard_per_chain=N_DISCARD, seed=0, sampler_seed=1)
-    sr = nk.optimizer.SR(qgt=nk.optimizer.qgt.QGTJacobianDense, solver=nk.optimizer.solver.cholesky, diag_shift=DIAG_SHIFT)
-    driver = nk.driver.VMC(ham, optax.sgd(LR), variational_state=vs, preconditioner=sr)
+    if PRECOND == "sr":
+        sr = nk.optimizer.SR(qgt=nk.optimizer.qgt.QGTJacobianDense, solver=nk.optimizer.solver.cholesky, diag_shift=DIAG_SHIFT)
+        driver = nk.driver.VMC(ham, optax.sgd(LR), variational_state=vs, preconditioner=sr)
+    else:  # NetKet's sample-space SR (the same push-through identity)
+        driver = nk.driver.VMC_SR(ham, optax.sgd(LR), diag_shift=DIAG_SHIFT, variational_state=vs, use_ntk=True)
 
     def steps(n):
         driver.run(n, out=(), show_progress=False)
@@ -128,8 +134,16 @@ def main():
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--alpha", type=int, default=1)
+    ap.add_argument("--preconditioner", choices=("sr", "srt"), default="sr")
+    ap.add_argument("--diag-shift", type=float, default=None)
     args = ap.parse_args()
-    results = {"problem": f"TFIM chain L={L}, RBM alpha={ALPHA}, {N_SAMPLES} samples, {N_CHAINS} chains, SR (dense, cholesky)",
+    global ALPHA, PRECOND, DIAG_SHIFT
+    ALPHA, PRECOND = args.alpha, args.preconditioner
+    DIAG_SHIFT = args.diag_shift if args.diag_shift is not None else (0.01 if PRECOND == "sr" else 1e-4)
+    n_params = ALPHA * L * L + ALPHA * L + L
+    what = "SR (dense, cholesky)" if PRECOND == "sr" else "SRt (sample space) vs NetKet VMC_SR(use_ntk=True)"
+    results = {"problem": f"TFIM chain L={L}, RBM alpha={ALPHA} ({n_params} real params), {N_SAMPLES} samples, {N_CHAINS} chains, {what}",
                "machine": f"{platform.processor() or platform.machine()}, jax {jax.__version__}, devices {jax.devices()}"}
     results["nqs"] = bench_nqs(args.steps, args.repeats)
     try:

@@ -22,7 +22,17 @@ C4V_CHARACTERS: dict[str, tuple[int, ...]] = {
     "B1": (1, -1, 1, -1, 1, 1, -1, -1),
     "B2": (1, -1, 1, -1, -1, -1, 1, 1),
 }
-GROUPS = ("translations", "patch_translations", "c4v", "translations+c4v", "patch_translations+c4v", "none")
+GROUPS = (
+    "translations",
+    "patch_translations",
+    "c4",
+    "c4v",
+    "translations+c4",
+    "translations+c4v",
+    "patch_translations+c4",
+    "patch_translations+c4v",
+    "none",
+)
 
 
 def _site_maps_to_perms(maps: np.ndarray) -> np.ndarray:
@@ -114,9 +124,9 @@ def symmetry_group(
     character = "A1" if character == "trivial" else character
     if character not in C4V_CHARACTERS:
         raise ValueError(f"unknown character {character!r}; valid: trivial (= A1), {', '.join(C4V_CHARACTERS)}")
-    has_point = symmetries.endswith("c4v")
-    if character != "A1" and not has_point:
-        raise ValueError(f"character {character!r} needs a group with C4v; {symmetries!r} has only the trivial character")
+    point_part = symmetries.rsplit("+", 1)[-1] if symmetries.endswith(("c4", "c4v")) else None
+    if character != "A1" and point_part is None:
+        raise ValueError(f"character {character!r} needs a group with C4 or C4v; {symmetries!r} has only the trivial character")
     n = lattice.n_sites
     identity = np.arange(n, dtype=np.int64)[None]
     if symmetries.startswith("patch_translations"):
@@ -127,7 +137,7 @@ def symmetry_group(
         trans = translation_maps(lattice)
     else:
         trans = identity
-    point = point_group_maps(lattice) if has_point else identity
+    point = identity if point_part is None else point_group_maps(lattice)[: 4 if point_part == "c4" else 8]
     chi_point = np.asarray(C4V_CHARACTERS[character][: len(point)], dtype=np.int32)
     # element (t, r) moves site i to t(r(i)); its character is chi(r) (momentum zero)
     maps = trans[:, point]  # (T, R, n): maps[t, r, i] = t(r(i))
@@ -170,8 +180,8 @@ class Symmetrized(AbstractAnsatz):
     - `inner`: the ansatz to project (a nested `[ansatz.inner]` table in a config).
     - `lattice`: the lattice (injected from `[lattice]`).
     - `symmetries`: the group, see `symmetry_group`: `"translations"` (default),
-      `"patch_translations"`, `"c4v"`, `"translations+c4v"`,
-      `"patch_translations+c4v"`, `"none"`.
+      `"patch_translations"`, `"c4"`, `"c4v"`, `"translations+c4"`,
+      `"translations+c4v"`, `"patch_translations+c4"`, `"patch_translations+c4v"`, `"none"`.
     - `character`: `"trivial"` (= `"A1"`, default), `"A2"`, `"B1"`, `"B2"` (C4v irreps:
       B1 is even under the axis reflections and odd under the diagonal ones, like
       `x^2 - y^2`; B2 the reverse, like `x y`; A2 odd under all reflections).
@@ -180,6 +190,10 @@ class Symmetrized(AbstractAnsatz):
     - `init_from`: a run directory; its last checkpoint's parameters (of a run of
       `inner`, or of a `Symmetrized` around the same inner ansatz) replace the
       freshly initialised ones.
+
+    The protocol of seed 000, Fig. 1 as configs: `vit` -> `symmetrized` with
+    `"patch_translations"` -> `"patch_translations+c4"` -> `"patch_translations+c4v"`
+    and `spin_parity = 1`, each with `init_from` the previous run.
     """
 
     inner: AbstractAnsatz

@@ -23,7 +23,18 @@ def _eigh_solve(a, f, rcond, acond):
     return v @ (winv * (v.T @ f)), jnp.sum(keep)
 
 
-def sample_space_gram(x, f):
+def _gram(x, split: bool):
+    """`X X^T`; with `split` (X = [Y_R; Y_I]) from three of its four blocks, as
+    the matrix is symmetric: 25 % fewer flops than one full product."""
+    if not split:
+        return x @ x.T
+    m = x.shape[0] // 2
+    yr, yi = x[:m], x[m:]
+    rr, ii, ri = yr @ yr.T, yi @ yi.T, yr @ yi.T
+    return jnp.block([[rr, ri], [ri.T, ii]])
+
+
+def sample_space_gram(x, f, split: bool = False):
     """`(T, f_all, X_block)` with `T = X X^T` over the samples of all ranks.
 
     In one process `X_block = X`. Under MPI (seed 000, Methods / Fig. 2) each
@@ -34,7 +45,7 @@ def sample_space_gram(x, f):
     """
     n = n_ranks()
     if n == 1:
-        return x @ x.T, f, x
+        return _gram(x, split), f, x
     m_loc, p = x.shape
     pb = -(-p // n)
     xp = jnp.pad(x, ((0, 0), (0, pb * n - p)))
@@ -52,7 +63,7 @@ def sample_space_back(xb, coeffs, p):
     return concat_over_ranks(d)[:p]
 
 
-def solve_srt(x, f, diag_shift):
+def solve_srt(x, f, diag_shift, split: bool = False):
     """Sample-space SR (seed 000, Eq. 10): `delta = X^T (X X^T + lambda I)^{-1} f`.
 
     The `n x n` system (`n = 2M`, or `M` for real log-derivatives) goes through
@@ -60,9 +71,12 @@ def solve_srt(x, f, diag_shift):
     positive definite, e.g. `lambda = 0` with rank-deficient `X`) the solve falls
     back to an eigendecomposition pseudo-inverse instead of returning NaN.
 
+    `split=True` declares `x = [Y_R; Y_I]` (two halves of equal height), which
+    saves a quarter of the work in forming `X X^T`.
+
     **Returns:** `(delta, used_fallback)`.
     """
-    t, f, xb = sample_space_gram(x, f)
+    t, f, xb = sample_space_gram(x, f, split)
     a = t + diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
     op = lx.MatrixLinearOperator(a, lx.positive_semidefinite_tag)
     sol = lx.linear_solve(op, f, lx.Cholesky(), throw=False)
@@ -102,7 +116,7 @@ class SRt(AbstractPreconditioner):
     def __call__(self, ansatz, samples, estimate, estimator, state):
         y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
         x, f = real_sample_matrix(y, eps)
-        delta, fallback = solve_srt(x, f, self.diag_shift)
+        delta, fallback = solve_srt(x, f, self.diag_shift, split=jnp.iscomplexobj(y))
         _, unravel = real_ravel(parameters(ansatz)[0])
         return unravel(-delta), state, {"solver_fallback": fallback}
 
@@ -139,7 +153,7 @@ class MinSR(AbstractPreconditioner):
     def __call__(self, ansatz, samples, estimate, estimator, state):
         y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
         x, f = real_sample_matrix(y, eps)
-        t, f, xb = sample_space_gram(x, f)
+        t, f, xb = sample_space_gram(x, f, split=jnp.iscomplexobj(y))
         t = t + self.diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
         coeffs, kept = _eigh_solve(t, f, self.rcond, self.acond)
         _, unravel = real_ravel(parameters(ansatz)[0])

@@ -54,7 +54,18 @@ def flip_map(space):
 
 
 @pytest.mark.parametrize(
-    "symmetries,size", [("none", 1), ("translations", 16), ("patch_translations", 4), ("c4v", 8), ("translations+c4v", 128), ("patch_translations+c4v", 32)]
+    "symmetries,size",
+    [
+        ("none", 1),
+        ("translations", 16),
+        ("patch_translations", 4),
+        ("c4", 4),
+        ("c4v", 8),
+        ("translations+c4", 64),
+        ("translations+c4v", 128),
+        ("patch_translations+c4", 16),
+        ("patch_translations+c4v", 32),
+    ],
 )
 def test_group_sizes_and_permutations(symmetries, size):
     perms, chars = symmetry_group(L4, symmetries, patch_size=2)
@@ -64,14 +75,16 @@ def test_group_sizes_and_permutations(symmetries, size):
     assert np.all(perms[0] == np.arange(16)) and np.all(chars == 1)
 
 
+@pytest.mark.parametrize("group", ["translations+c4v", "translations+c4"])
 @pytest.mark.parametrize("character", list(C4V_CHARACTERS))
-def test_characters_are_homomorphisms(character):
-    """`translations+c4v` is closed under composition and chi(g h) = chi(g) chi(h)."""
-    perms, chars = symmetry_group(L4, "translations+c4v", character)
-    assert len({p.tobytes() for p in perms}) == 128
+def test_characters_are_homomorphisms(group, character):
+    """The group is closed under composition and chi(g h) = chi(g) chi(h)."""
+    perms, chars = symmetry_group(L4, group, character)
+    n = len(perms)
+    assert len({p.tobytes() for p in perms}) == n
     index = {p.tobytes(): g for g, p in enumerate(perms)}
-    for g in range(0, 128, 7):
-        for h in range(0, 128, 5):
+    for g in range(0, n, 7):
+        for h in range(0, n, 5):
             gh = perms[h][perms[g]]  # (g (h x))[i] = (h x)[P_g[i]] = x[P_h[P_g[i]]]
             assert chars[index[gh.tobytes()]] == chars[g] * chars[h]
 
@@ -214,6 +227,7 @@ def test_invalid_groups():
         symmetry_group(L4, "rotations")
     with pytest.raises(ValueError, match="unknown character"):
         symmetry_group(L4, "c4v", "E")
+    assert np.all(symmetry_group(L4, "c4", "B2")[1] == [1, -1, 1, -1])
     with pytest.raises(ValueError, match="only the trivial character"):
         symmetry_group(L4, "translations", "B1")
     with pytest.raises(ValueError, match="patch size"):
