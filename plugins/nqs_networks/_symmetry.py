@@ -109,11 +109,14 @@ def symmetry_group(
     - `symmetries`: `"translations"` (all periodic translations), `"patch_translations"`
       (the `b^d` translations inside a `b`-patch, for a model already exactly
       invariant under patch translations), `"c4v"` (8 point-group elements),
-      `"translations+c4v"` (`8 L^2` elements `T R`), `"patch_translations+c4v"`
-      (`8 b^2`, the sum of Eq. 12 of seed 000), `"none"` (identity only).
+      `"c4"` (its 4 rotations), `"translations+c4v"` (`8 L^2` elements `T R`),
+      `"patch_translations+c4v"` (`8 b^2`, the sum of Eq. 12 of seed 000),
+      likewise `"translations+c4"` and `"patch_translations+c4"`, and `"none"`
+      (identity only).
     - `character`: a one-dimensional irrep: `"A1"` (alias `"trivial"`), `"A2"`,
-      `"B1"`, `"B2"` of C4v (see `C4V_CHARACTERS`); translations always carry
-      momentum zero (character 1).
+      `"B1"`, `"B2"` of C4v (see `C4V_CHARACTERS`); on the `c4` groups its
+      restriction to the rotations is used (A1, A2: +1 under C4; B1, B2: -1).
+      Translations always carry momentum zero (character 1).
     - `patch_size`: `b`, needed for the `patch_translations` groups.
 
     **Returns:** `(perms, characters)`: `int32` arrays of shapes `(G, n_sites)` and
@@ -170,10 +173,7 @@ class Symmetrized(AbstractAnsatz):
     The only parameters are those of `inner` (the permutations and characters
     are integer arrays), in the same order, so a checkpoint of the inner
     ansatz, or of another `Symmetrized` around the same inner ansatz, seeds it:
-    `with_inner_params`, or `init_from` in a config. That is the protocol of
-    seed 000, Fig. 1: optimise the ViT, then restore translations, then
-    rotations, then reflections and spin parity, each stage starting from the
-    last one's parameters.
+    `with_inner_params`, or `init_from` in a config.
 
     **Arguments:**
 
@@ -191,9 +191,12 @@ class Symmetrized(AbstractAnsatz):
       `inner`, or of a `Symmetrized` around the same inner ansatz) replace the
       freshly initialised ones.
 
-    The protocol of seed 000, Fig. 1 as configs: `vit` -> `symmetrized` with
-    `"patch_translations"` -> `"patch_translations+c4"` -> `"patch_translations+c4v"`
-    and `spin_parity = 1`, each with `init_from` the previous run.
+    The protocol of seed 000, Fig. 1 (optimise the ViT, then restore
+    translations, then rotations, then reflections and spin parity, each stage
+    starting from the last one's parameters) as configs: `vit` -> `symmetrized`
+    with `"patch_translations"` -> `"patch_translations+c4"` ->
+    `"patch_translations+c4v"` and `spin_parity = 1`, each with `init_from` the
+    previous run directory.
     """
 
     inner: AbstractAnsatz
@@ -230,7 +233,7 @@ class Symmetrized(AbstractAnsatz):
         return self.perms.shape[0] * (2 if self.spin_parity else 1)
 
     def __call__(self, x):
-        xs = x[self.perms]
+        xs = x.reshape(-1)[self.perms].reshape((-1,) + x.shape)
         chars = self.characters
         if self.spin_parity:
             xs = jnp.concatenate([xs, -xs])

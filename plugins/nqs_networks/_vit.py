@@ -123,9 +123,9 @@ class ViT(AbstractAnsatz):
     than the 267720 quoted by seed 000. The residual is `4d` for all four
     architectures of its Fig. 4 (85400, 187100, 267720, 994700), which is
     exactly one LayerNorm (scale and bias, `2d`) on each of the real and
-    imaginary parts of the output pre-activations `b + W z`. The authors'
-    public Flax implementation has those two LayerNorms in its output head;
-    `output_norm=True` adds them here
+    imaginary parts of the output pre-activations `b + W z` (as recalled, not
+    re-checked, the output head of the authors' later public Flax code has
+    those two LayerNorms); `output_norm=True` adds them here
     (`log psi = sum_a log cosh(LN_re(Re t_a) + i LN_im(Im t_a))`,
     `t = b + W z`), and the count then equals the paper's exactly.
 
