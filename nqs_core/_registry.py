@@ -7,6 +7,7 @@ import importlib.metadata
 import inspect
 import os
 import sys
+import re
 import traceback
 from typing import Any, Callable
 
@@ -48,6 +49,9 @@ class RegistryError(KeyError):
         return str(self.args[0])
 
 
+_ABBREVIATIONS = {"eq", "eqs", "e.g", "i.e", "al", "cf", "fig", "ref", "vs", "sec"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One registered component."""
@@ -62,8 +66,14 @@ class Entry:
         """First sentence of the docstring (first paragraph, cut at '. ')."""
         doc = (inspect.getdoc(self.obj) or "").strip()
         para = " ".join(doc.split("\n\n")[0].split())
-        cut = para.find(". ")
-        return para[: cut + 1] if cut >= 0 else para
+        for m in re.finditer(r"\.\s+(?=[A-Z`(])", para):
+            before = para[: m.start()]
+            word = before.split()[-1] if before.split() else ""
+            # not a sentence end: "S_i . S_j", "Eq. 12", "e.g. X", "et al. X"
+            if before.endswith(" ") or word.rstrip(".").lower() in _ABBREVIATIONS:
+                continue
+            return para[: m.start() + 1]
+        return para
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,15 +48,24 @@ def sgd(learning_rate: float | dict = 0.01, momentum: float | None = None, neste
 
 
 def adam(learning_rate: float | dict = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
-    """Adam (`optax.adam`). **Arguments:** `learning_rate`, `b1`, `b2`, `eps`."""
+    """Adam (`optax.adam`).
+
+    **Arguments:** `learning_rate` (number or schedule table), `b1`, `b2`, `eps`.
+    """
     return optax.adam(make_schedule(learning_rate), b1=b1, b2=b2, eps=eps)
 
 
 def adamw(learning_rate: float | dict = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-4):
-    """AdamW (`optax.adamw`). **Arguments:** `learning_rate`, `b1`, `b2`, `eps`, `weight_decay`."""
+    """AdamW (`optax.adamw`): Adam with decoupled weight decay.
+
+    **Arguments:** `learning_rate` (number or schedule table), `b1`, `b2`, `eps`, `weight_decay`.
+    """
     return optax.adamw(make_schedule(learning_rate), b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
 
 def rmsprop(learning_rate: float | dict = 1e-3, decay: float = 0.9, eps: float = 1e-8):
-    """RMSProp (`optax.rmsprop`). **Arguments:** `learning_rate`, `decay`, `eps`."""
+    """RMSProp (`optax.rmsprop`).
+
+    **Arguments:** `learning_rate` (number or schedule table), `decay`, `eps`.
+    """
     return optax.rmsprop(make_schedule(learning_rate), decay=decay, eps=eps)
