@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -28,7 +30,28 @@ def real_sample_matrix(y, eps):
 SOLVERS = ("cholesky", "cg")
 
 
-class SR(AbstractPreconditioner):
+class _AbstractNaturalGradient(AbstractPreconditioner):
+    """Shared pipeline of SR, SRt and MinSR (private; the public classes are
+    final): `Y, eps -> X, f` (Eqs. 7-8), a solve for `delta`, and the direction
+    `-delta` shaped like the parameters. Subclasses implement `_solve`."""
+
+    @abc.abstractmethod
+    def _solve(self, x, f, split: bool):
+        """`(delta, info)` for the real sample matrix `x` and vector `f`; `split`
+        says `x = [Y_R; Y_I]`."""
+
+    def init(self, params):
+        return None
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
+        x, f = real_sample_matrix(y, eps)
+        delta, info = self._solve(x, f, jnp.iscomplexobj(y))
+        _, unravel = real_ravel(parameters(ansatz)[0])
+        return unravel(-delta), state, info
+
+
+class SR(_AbstractNaturalGradient):
     """Stochastic reconfiguration (natural gradient), solved in parameter space.
 
     Solves `(S + lambda I) delta = F` with `S = Re[Y^H Y]` and `F = Re[Y^T eps]`
@@ -59,17 +82,10 @@ class SR(AbstractPreconditioner):
         if self.diag_shift < 0 or self.diag_scale < 0:
             raise ValueError("diag_shift and diag_scale must be >= 0")
 
-    def init(self, params):
-        return None
-
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
-        x, f = real_sample_matrix(y, eps)
+    def _solve(self, x, f, split):
         force = sum_over_ranks(x.T @ f)
         delta, ok = solve_sr(x, force, self.diag_shift, self.diag_scale, self.solver, self.rtol, self.atol, self.max_steps)
-        params, _ = parameters(ansatz)
-        _, unravel = real_ravel(params)
-        return unravel(-delta), state, {"solve_ok": ok}
+        return delta, {"solve_ok": ok}
 
 
 def solve_sr(x, force, diag_shift, diag_scale=0.0, solver="cholesky", rtol=1e-10, atol=1e-10, max_steps=None):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from nqs_core import AbstractPreconditioner, parameters, real_ravel
 from nqs_core._distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
 
-from ._sr import real_sample_matrix
+from ._sr import _AbstractNaturalGradient
 
 
 def _eigh_solve(a, f, rcond, acond):
@@ -86,7 +84,7 @@ def solve_srt(x, f, diag_shift, split: bool = False):
     return sample_space_back(xb, coeffs, x.shape[1]), (~ok).astype(jnp.int32)
 
 
-class SRt(AbstractPreconditioner):
+class SRt(_AbstractNaturalGradient):
     """Stochastic reconfiguration in sample space (Rende et al., seed 000, Eq. 10).
 
     Exactly the SR update `(S + lambda I)^{-1} F` of `SR`, computed through the
@@ -110,18 +108,12 @@ class SRt(AbstractPreconditioner):
         if self.diag_shift < 0:
             raise ValueError("diag_shift must be >= 0")
 
-    def init(self, params):
-        return None
-
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
-        x, f = real_sample_matrix(y, eps)
-        delta, fallback = solve_srt(x, f, self.diag_shift, split=jnp.iscomplexobj(y))
-        _, unravel = real_ravel(parameters(ansatz)[0])
-        return unravel(-delta), state, {"solver_fallback": fallback}
+    def _solve(self, x, f, split):
+        delta, fallback = solve_srt(x, f, self.diag_shift, split=split)
+        return delta, {"solver_fallback": fallback}
 
 
-class MinSR(AbstractPreconditioner):
+class MinSR(_AbstractNaturalGradient):
     """MinSR (Chen & Heyl 2024): the minimum-norm natural-gradient update.
 
     `delta = X^T pinv(X X^T + lambda I) f` with the pseudo-inverse truncating
@@ -147,14 +139,8 @@ class MinSR(AbstractPreconditioner):
         if self.rcond < 0 or self.acond < 0 or self.diag_shift < 0:
             raise ValueError("rcond, acond and diag_shift must be >= 0")
 
-    def init(self, params):
-        return None
-
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
-        x, f = real_sample_matrix(y, eps)
-        t, f, xb = sample_space_gram(x, f, split=jnp.iscomplexobj(y))
+    def _solve(self, x, f, split):
+        t, f_all, xb = sample_space_gram(x, f, split=split)
         t = t + self.diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
-        coeffs, kept = _eigh_solve(t, f, self.rcond, self.acond)
-        _, unravel = real_ravel(parameters(ansatz)[0])
-        return unravel(-sample_space_back(xb, coeffs, x.shape[1])), state, {"n_kept": kept}
+        coeffs, kept = _eigh_solve(t, f_all, self.rcond, self.acond)
+        return sample_space_back(xb, coeffs, x.shape[1]), {"n_kept": kept}
