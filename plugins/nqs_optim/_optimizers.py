@@ -38,21 +38,32 @@ def make_schedule(spec: float | dict[str, Any]):
     return fn(**spec)
 
 
-def sgd(learning_rate: float | dict = 0.01, momentum: float | None = None, nesterov: bool = False):
+def _clipped(tx, clip_norm):
+    """Clip the direction to a global norm before the optimizer (no clipping for None)."""
+    if clip_norm is None:
+        return tx
+    if clip_norm <= 0:
+        raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+    return optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+
+
+def sgd(learning_rate: float | dict = 0.01, momentum: float | None = None, nesterov: bool = False, clip_norm: float | None = None):
     """Stochastic gradient descent (`optax.sgd`); with SR this is the standard
     natural-gradient step `theta -= lr * direction`.
 
-    **Arguments:** `learning_rate` (number or schedule table), `momentum`, `nesterov`.
+    **Arguments:** `learning_rate` (number or schedule table), `momentum`, `nesterov`,
+    `clip_norm` (cap the global norm of the direction, `optax.clip_by_global_norm`;
+    guards natural-gradient steps against rare huge local energies at small M).
     """
-    return optax.sgd(make_schedule(learning_rate), momentum=momentum, nesterov=nesterov)
+    return _clipped(optax.sgd(make_schedule(learning_rate), momentum=momentum, nesterov=nesterov), clip_norm)
 
 
-def adam(learning_rate: float | dict = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+def adam(learning_rate: float | dict = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, clip_norm: float | None = None):
     """Adam (`optax.adam`).
 
-    **Arguments:** `learning_rate` (number or schedule table), `b1`, `b2`, `eps`.
+    **Arguments:** `learning_rate` (number or schedule table), `b1`, `b2`, `eps`, `clip_norm`.
     """
-    return optax.adam(make_schedule(learning_rate), b1=b1, b2=b2, eps=eps)
+    return _clipped(optax.adam(make_schedule(learning_rate), b1=b1, b2=b2, eps=eps), clip_norm)
 
 
 def adamw(learning_rate: float | dict = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-4):
