@@ -46,7 +46,7 @@ class _Step(eqx.Module):
         direction, precond_state, pinfo = self.preconditioner(
             ansatz, samples, estimate, self.estimator, state.precond_state
         )
-        pinfo = {**pinfo, "direction_norm": optax.global_norm(direction)}
+        pinfo = {**pinfo, "direction_norm": optax.tree.norm(direction)}
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = VMCState(params, opt_state, sampler_state, precond_state, state.step + 1)
