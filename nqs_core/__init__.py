@@ -45,6 +45,8 @@ from ._sampler import (
     AbstractSampler as AbstractSampler,
     BoltzmannDistribution as BoltzmannDistribution,
     BornDistribution as BornDistribution,
+    DirectSampler as DirectSampler,
+    DirectState as DirectState,
 )
 from ._stats import Stats as Stats, blocking_error as blocking_error, statistics as statistics
 from ._system import (

@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "optimizer": "optax optimizers that apply the update",
     "driver": "the loop that runs a calculation",
     "exact": "exact reference solvers: f(system, max_states) -> ground-state energy or None",
+    "command": "extra `nqs` subcommands: a typer.Typer (a command group) or a function (one command)",
 }
 
 

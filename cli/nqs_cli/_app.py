@@ -258,6 +258,35 @@ def plot_energy(records, exact_value, path) -> None:
     plt.close(fig)
 
 
+def _attach_plugin_commands(app: typer.Typer) -> None:
+    """Add the subcommands that plugins register under kind "command".
+
+    A registered `typer.Typer` becomes a command group (`nqs NAME SUB ...`), a
+    function becomes one command (`nqs NAME ...`). Built-in command names win;
+    a clash is reported and the plugin's command skipped.
+    """
+    from nqs_core import get_registry
+
+    builtin = {c.name or c.callback.__name__ for c in app.registered_commands}
+    builtin |= {g.name for g in app.registered_groups}
+    for entry in get_registry().entries("command"):
+        if entry.name in builtin:
+            err_console.print(
+                f"[yellow]nqs: warning:[/] plugin {escape(repr(entry.plugin))} registers command "
+                f"{escape(repr(entry.name))}, which already exists; skipped",
+                highlight=False,
+            )
+            continue
+        if isinstance(entry.obj, typer.Typer):
+            app.add_typer(entry.obj, name=entry.name, help=entry.summary or None)
+        else:
+            app.command(entry.name, help=inspect.getdoc(entry.obj))(entry.obj)
+        builtin.add(entry.name)
+
+
+_attach_plugin_commands(app)
+
+
 def main() -> None:
     app()
 

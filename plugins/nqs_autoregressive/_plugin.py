@@ -1,0 +1,13 @@
+"""Registers the autoregressive components with nqs."""
+
+import nqs_core
+
+#: `(kind, config name, object)` for everything this plugin provides.
+COMPONENTS = ()
+
+
+@nqs_core.hookimpl
+def nqs_register(registry):
+    """Add the autoregressive components to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)

@@ -1,0 +1,1 @@
+"""The deuteron in momentum space (seed 003): quadrature energy, S/D-wave network, Yamaguchi and Malfliet-Tjon potentials."""

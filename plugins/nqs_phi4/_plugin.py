@@ -1,0 +1,13 @@
+"""Registers the phi4 components with nqs."""
+
+import nqs_core
+
+#: `(kind, config name, object)` for everything this plugin provides.
+COMPONENTS = ()
+
+
+@nqs_core.hookimpl
+def nqs_register(registry):
+    """Add the phi4 components to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)
