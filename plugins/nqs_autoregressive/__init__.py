@@ -1,1 +1,8 @@
 """Autoregressive RNN wave functions (seed 004): exact sampling, symmetrisation, annealing, iterative retraining."""
+
+from ._annealed import AnnealedEstimator as AnnealedEstimator, AnnealedVMC as AnnealedVMC, adam_rsqrt as adam_rsqrt
+from ._common import GRUCell as GRUCell, LSTMCell as LSTMCell
+from ._grow import grow as grow, load_params as load_params
+from ._rnn1d import GRU1D as GRU1D
+from ._rnn2d import LSTM2D as LSTM2D
+from ._symmetry import SymmetrizedAR as SymmetrizedAR, lattice_permutations as lattice_permutations

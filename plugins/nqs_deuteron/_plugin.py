@@ -2,8 +2,10 @@
 
 import nqs_core
 
+from ._cli import deuteron
+
 #: `(kind, config name, object)` for everything this plugin provides.
-COMPONENTS = ()
+COMPONENTS = (("command", "deuteron", deuteron),)
 
 
 @nqs_core.hookimpl

@@ -1,9 +1,20 @@
-"""Registers the phi4 components with nqs."""
+"""Registers the phi4 components with nqs: the field space, the action, the HMC and
+local-Metropolis samplers, and the `nqs phi4` command group."""
 
 import nqs_core
 
+from ._action import Phi4Action, Phi4Field
+from ._cli import app
+from ._samplers import HMC, MetropolisField
+
 #: `(kind, config name, object)` for everything this plugin provides.
-COMPONENTS = ()
+COMPONENTS = (
+    ("space", "phi4_field", Phi4Field),
+    ("system", "phi4", Phi4Action),
+    ("sampler", "hmc", HMC),
+    ("sampler", "metropolis_field", MetropolisField),
+    ("command", "phi4", app),
+)
 
 
 @nqs_core.hookimpl

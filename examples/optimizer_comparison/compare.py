@@ -1,0 +1,123 @@
+"""Optimiser comparison on two trapped fermions (seed 003): A = 2, V0 = -10, sigma0 = 0.5.
+
+Adam, SR, KFAC and DGD, each with and without the optimal alpha*/mu* step
+(`OptimalStep`, with sgd(1)); same ansatz, same initial parameters, same
+sampler seed. Writes `results.json` and `docs/img/optimizer_comparison.png`
+and prints the steps-to-1e-3 table.
+
+    python examples/optimizer_comparison/compare.py [--steps 300] [--only sr,kfac]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+import numpy as np
+import optax
+
+import nqs_core
+import nqs_continuum as nc
+from nqs_optim import DGD, KFAC, OptimalStep, SR
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+A, V0, SIGMA0 = 2, -10.0, 0.5
+
+
+def setups(system):
+    identity = nqs_core.IdentityPreconditioner()
+    return {
+        "adam": (identity, optax.adam(1e-2)),
+        "sr": (SR(diag_shift=1e-3), optax.sgd(0.05)),
+        "kfac": (KFAC(damping=1e-3), optax.sgd(0.05)),
+        "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
+        # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
+        "gd+opt": (OptimalStep(inner=identity), optax.sgd(1.0)),
+        "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3)), optax.sgd(1.0)),
+        "kfac+opt": (OptimalStep(inner=KFAC(damping=1e-3)), optax.sgd(1.0)),
+        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3)), optax.sgd(1.0)),
+    }
+
+
+def steps_to(energies, exact, tol=1e-3, window=10):
+    """First step at which the running mean over `window` steps is within `tol` (relative)."""
+    e = np.asarray(energies)
+    if e.size < window:
+        return None
+    run = np.convolve(e, np.ones(window) / window, mode="valid")
+    hit = np.nonzero(np.abs(run - exact) / abs(exact) < tol)[0]
+    return int(hit[0] + window - 1) if hit.size else None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=1024)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    space = nc.Particles1D(A)
+    system = nc.TrappedFermions1D(space, V0, SIGMA0)
+    exact = float(nc.grid_energy_two_body(V0, SIGMA0))
+    ansatz = nc.EquivariantSlater(space, hidden=8, n_layers=2, key=jax.random.PRNGKey(args.seed))
+    out_path = HERE / "results.json"
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    runs = setups(system)
+    names = [n for n in runs if not args.only or n in args.only.split(",")]
+    for name in names:
+        precond, opt = runs[name]
+        sampler = nc.GaussianMetropolis(space, n_samples=args.samples, n_chains=16)
+        driver = nqs_core.VMC(system, ansatz, sampler, opt, precond, exact_energy=exact)
+        state = driver.init(jax.random.PRNGKey(args.seed + 1))
+        energies, errors = [], []
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            state, rec = driver.step(state)
+            energies.append(rec["energy"])
+            errors.append(rec["energy_error"])
+            if not np.isfinite(rec["energy"]):
+                break
+        wall = time.perf_counter() - t0
+        n = steps_to(energies, exact)
+        results[name] = {"energies": energies, "errors": errors, "steps_to_1e-3": n, "wall_s": wall,
+                         "final_mean_last20": float(np.mean(energies[-20:]))}
+        print(f"{name:10s} steps_to_1e-3={n}  last20={np.mean(energies[-20:]):.5f}  wall={wall:.1f}s", flush=True)
+        out_path.write_text(json.dumps({**results, "_exact": exact, "_steps": args.steps, "_samples": args.samples}))
+    plot(results, exact)
+
+
+def plot(results, exact):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    colours = {"adam": "C0", "gd": "C0", "sr": "C1", "kfac": "C2", "dgd": "C3"}
+    for name, r in results.items():
+        if name.startswith("_"):
+            continue
+        base = name.split("+")[0]
+        ax = axes[1] if name.endswith("+opt") else axes[0]
+        e = np.asarray(r["energies"])
+        ax.semilogy(np.abs(e - exact) / abs(exact), color=colours[base], lw=1, label=name)
+    for ax, title in zip(axes, ("optax / preconditioner + sgd", "with optimal alpha*, mu* (sgd(1))")):
+        ax.axhline(1e-3, color="k", ls=":", lw=1)
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.legend()
+    axes[0].set_ylabel(r"$|E - E_{grid}| / |E_{grid}|$")
+    fig.suptitle(f"A = 2, V0 = {V0}, sigma0 = {SIGMA0}: E_grid = {exact:.6f}")
+    fig.tight_layout()
+    path = ROOT / "docs" / "img" / "optimizer_comparison.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print("plot:", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Symmetrised autoregressive models (seed 004, Appendix B, Eqs. 22-23)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from nqs_core import AbstractAutoregressiveAnsatz, AbstractLattice, AbstractSpace
+
+GROUPS = ("reflection", "point_group", "none")
+
+
+def lattice_permutations(lattice: AbstractLattice, group: str) -> np.ndarray:
+    """Site permutations of a symmetry group of an open chain or rectangle.
+
+    `"reflection"`: identity and the mirror `x -> L-1-x` (1D), or identity and the
+    mirror along every axis and both (2D, a rectangle's D2). `"point_group"`: the
+    same in 1D; in 2D the full D4 (8 elements) of a square, D2 of a rectangle.
+    `"none"`: the identity only. Rows `perm` act as `(tau x)_i = x[perm[i]]`.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+    pos = np.asarray(lattice.positions)
+    extent = pos.max(axis=0) + 1
+    index = {tuple(p): i for i, p in enumerate(pos.tolist())}
+    maps = [lambda p: p]
+    if group != "none":
+        if len(extent) == 1:
+            maps.append(lambda p: extent - 1 - p)
+        elif len(extent) == 2:
+            maps += [
+                lambda p: np.array([extent[0] - 1 - p[0], p[1]]),
+                lambda p: np.array([p[0], extent[1] - 1 - p[1]]),
+                lambda p: extent - 1 - p,
+            ]
+            if group == "point_group" and extent[0] == extent[1]:
+                maps += [
+                    lambda p: p[::-1],
+                    lambda p: np.array([extent[1] - 1 - p[1], p[0]]),
+                    lambda p: np.array([p[1], extent[0] - 1 - p[0]]),
+                    lambda p: extent[::-1] - 1 - p[::-1],
+                ]
+        else:
+            raise ValueError(f"symmetry groups are defined for 1D and 2D lattices, got {len(extent)}D")
+    perms = np.array([[index[tuple(np.asarray(f(p)).tolist())] for p in pos] for f in maps], dtype=np.int32)
+    return perms
+
+
+class SymmetrizedAR(AbstractAutoregressiveAnsatz):
+    """An autoregressive model averaged over a symmetry group (seed Eqs. 22-23).
+
+    `|psi(s)|^2 = (1/G) sum_tau |psi_base(tau s)|^2` and the phase is the circular
+    mean of the phases of the transformed configurations weighted by their
+    probabilities, `phi(s) = arg sum_tau |psi_base(tau s)|^2 exp(i phi_base(tau s))`.
+    The result stays normalised, and exact samples are drawn by sampling the base
+    model and applying a uniformly random group element. Its single-site
+    conditionals are not available in closed form (`conditionals` raises
+    `NotImplementedError`); `sample` and `log psi` are exact.
+
+    **Arguments:**
+
+    - `base`: the autoregressive model (a table `{name = "ar_gru", ...}` in TOML).
+    - `space`, `lattice`: injected; the lattice gives the site permutations.
+    - `group`: `"reflection"` (mirror images), `"point_group"` (D4 on a square,
+      D2 on a rectangle, the mirror in 1D) or `"none"`.
+    - `spin_flip`: also average over the global spin flip (doubles the group;
+      needs a space without `total_sz` or with `total_sz = 0`).
+    """
+
+    base: AbstractAutoregressiveAnsatz
+    perms: np.ndarray = eqx.field(static=True)
+    flips: np.ndarray = eqx.field(static=True)
+
+    def __init__(
+        self,
+        base: AbstractAutoregressiveAnsatz,
+        space: AbstractSpace,
+        lattice: AbstractLattice,
+        group: str = "reflection",
+        spin_flip: bool = False,
+    ):
+        if not isinstance(base, AbstractAutoregressiveAnsatz):
+            raise TypeError(f"base must be an autoregressive ansatz, got {type(base).__name__}")
+        perms = lattice_permutations(lattice, group)
+        if perms.shape[1] != space.shape[0]:
+            raise ValueError(f"inconsistent sizes: lattice has {perms.shape[1]} sites, space {space.shape[0]}")
+        flips = np.ones(len(perms))
+        if spin_flip:
+            tsz = getattr(space, "total_sz", None)
+            if tsz is not None and tsz != 0:
+                raise ValueError(f"spin_flip needs total_sz = 0 or None, got total_sz={tsz:g}")
+            perms = np.concatenate([perms, perms])
+            flips = np.concatenate([flips, -flips])
+        self.base = base
+        self.perms = perms
+        self.flips = flips
+
+    @property
+    def group_size(self) -> int:
+        return int(self.perms.shape[0])
+
+    def _transformed(self, x: Array) -> Array:
+        return x[jnp.asarray(self.perms)] * jnp.asarray(self.flips, x.dtype)[:, None]
+
+    def __call__(self, x):
+        logs = jax.vmap(self.base)(self._transformed(x))
+        lp = 2.0 * jnp.real(logs)
+        log_mean_p = jax.scipy.special.logsumexp(lp) - float(np.log(self.group_size))
+        if not jnp.iscomplexobj(logs):
+            return 0.5 * log_mean_p
+        w = jnp.exp(lp - jnp.max(lp))
+        phase = jnp.angle(jnp.sum(jax.lax.complex(w * jnp.cos(jnp.imag(logs)), w * jnp.sin(jnp.imag(logs)))))
+        return jax.lax.complex(0.5 * log_mean_p, phase)
+
+    def conditionals(self, x):
+        raise NotImplementedError(
+            "SymmetrizedAR has no closed-form single-site conditionals (a mixture over the group); "
+            "use sample() and __call__, which are exact, or base.conditionals"
+        )
+
+    def sample(self, key, n):
+        k1, k2 = jax.random.split(key)
+        x = self.base.sample(k1, n)
+        g = jax.random.randint(k2, (n,), 0, self.group_size)
+        perms = jnp.asarray(self.perms)[g]  # (n, N)
+        flips = jnp.asarray(self.flips, x.dtype)[g]
+        return jnp.take_along_axis(x, perms, axis=1) * flips[:, None]

@@ -1,0 +1,133 @@
+"""Optimal step size alpha* and momentum mu* on top of any preconditioner (seed 003)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+
+from nqs_core import AbstractPreconditioner, parameters, real_ravel
+from nqs_core._distributed import n_ranks, sum_over_ranks
+
+from ._sr import SR
+
+
+def fisher_products(ansatz, xs, directions):
+    """`F_ab = d_a^T F d_b` for the Fisher of `p = |psi|^2`,
+    `F = 4 Re Cov(O, O)`, `O = d log psi / d theta`, without forming `F`:
+    one forward-mode derivative of `log psi` over the batch per direction.
+
+    **Arguments:** `ansatz`, `xs` (`(M, *shape)`), `directions` (list of real
+    parameter vectors in `real_ravel` order).
+
+    **Returns:** the `(n, n)` matrix of products.
+    """
+    params, static = parameters(ansatz)
+    vec, unravel = real_ravel(params)
+
+    def logpsi(v):
+        return jax.vmap(eqx.combine(unravel(v), static))(xs)
+
+    m = xs.shape[0] * n_ranks()
+    cols = []
+    for d in directions:
+        _, t = jax.jvp(logpsi, (vec,), (d,))
+        cols.append(t - sum_over_ranks(jnp.sum(t)) / m)
+    j = jnp.stack(cols)  # (n, M), centred
+    return 4.0 * jnp.real(sum_over_ranks(jnp.conj(j) @ j.T)) / m
+
+
+def optimal_coefficients(f, b, diag_shift: float = 1e-10):
+    """`(alpha*, mu*) = -F^{-1} b` for the 2x2 matrix `f` of Fisher products and
+    `b = (grad E . Delta, grad E . delta_prev)` (the slides' formula: the
+    minimum of `M(alpha Delta + mu delta) = 1/2 x^T F x + grad E^T x`).
+
+    A relative shift `diag_shift * trace(f)` regularises the solve; when the
+    previous update vanishes (first step) `mu* = 0` and `alpha*` is the 1D minimum.
+    """
+    reg = diag_shift * jnp.trace(f) + jnp.finfo(f.dtype).tiny
+    a = f + reg * jnp.eye(2, dtype=f.dtype)
+    op = lx.MatrixLinearOperator(a, lx.positive_semidefinite_tag)
+    sol = lx.linear_solve(op, -b, lx.Cholesky(), throw=False)
+    ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
+    # fallback: alpha only (also the exact answer when the previous update is zero)
+    alpha_only = jnp.stack([-b[0] / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
+    return jnp.where(ok, sol.value, alpha_only), ok
+
+
+class OptimalStep(AbstractPreconditioner):
+    """Optimal scaling `alpha*` and momentum `mu*` (Drissi et al., seed 003) on top of any preconditioner.
+
+    With `Delta_n = -inner(grad E)` the inner preconditioner's step and
+    `delta_{n-1}` the previous update, the update is
+    `delta_n = alpha* Delta_n + mu* delta_{n-1}`, where `(alpha*, mu*)` minimise the
+    quadratic model `M(delta) = 1/2 delta^T F delta + grad E^T delta` with the
+    Fisher `F` of `|psi|^2` (`4 x` the quantum geometric tensor), estimated from
+    the current samples (the 2x2 system of the slides; `F` is never formed).
+
+    It sets the step length itself: **use it with optax `sgd(learning_rate=1)`**
+    (the direction it returns is `-delta_n`, and it remembers `delta_n` as the
+    previous update, which is only the applied update for `sgd(1)`).
+
+    **Arguments:**
+
+    - `inner`: any preconditioner (default `SR()`); a nested table in TOML.
+    - `momentum`: include `mu*` (default `True`); `False` gives only `alpha*`.
+    - `diag_shift`: relative regularisation of the 2x2 solve.
+    - `max_alpha`: optional cap on `|alpha*|` and `|mu*|` (guards against tiny curvature).
+
+    `info` reports `alpha` and `mu`.
+
+    **Example (TOML):**
+
+    ```toml
+    [preconditioner]
+    name = "optimal_step"
+    inner = { name = "kfac", damping = 1e-3 }
+
+    [optimizer]
+    name = "sgd"
+    learning_rate = 1.0
+    ```
+    """
+
+    inner: AbstractPreconditioner = eqx.field(default_factory=SR)
+    momentum: bool = eqx.field(default=True, static=True)
+    diag_shift: float = 1e-10
+    max_alpha: float | None = None
+
+    def __check_init__(self):
+        if not isinstance(self.inner, AbstractPreconditioner):
+            raise TypeError(f"inner must be a preconditioner, got {type(self.inner).__name__}")
+        if self.diag_shift < 0:
+            raise ValueError(f"diag_shift must be >= 0, got {self.diag_shift}")
+        if self.max_alpha is not None and self.max_alpha <= 0:
+            raise ValueError(f"max_alpha must be positive, got {self.max_alpha}")
+
+    def init(self, params):
+        vec, _ = real_ravel(params)
+        return (self.inner.init(params), jnp.zeros_like(vec))
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        inner_state, prev = state
+        d_inner, inner_state, info = self.inner(ansatz, samples, estimate, estimator, inner_state)
+        step, unravel = real_ravel(d_inner)
+        step = -step
+        g, _ = real_ravel(estimator.gradient(ansatz, samples, estimate))
+        xs = samples.reshape((-1,) + samples.shape[estimate.local_values.ndim :])
+        if self.momentum:
+            f = fisher_products(ansatz, xs, [step, prev])
+            b = jnp.stack([g @ step, g @ prev])
+            coeffs, ok = optimal_coefficients(f, b, self.diag_shift)
+        else:
+            f = fisher_products(ansatz, xs, [step])
+            reg = self.diag_shift * f[0, 0] + jnp.finfo(f.dtype).tiny
+            coeffs = jnp.stack([-(g @ step) / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
+            ok = jnp.isfinite(coeffs[0])
+        if self.max_alpha is not None:
+            coeffs = jnp.clip(coeffs, -self.max_alpha, self.max_alpha)
+        coeffs = jnp.where(jnp.isfinite(coeffs), coeffs, 0.0)
+        update = coeffs[0] * step + coeffs[1] * prev
+        info = {**info, "alpha": coeffs[0], "mu": coeffs[1], "optimal_step_ok": ok.astype(jnp.int32)}
+        return unravel(-update), (inner_state, update), info

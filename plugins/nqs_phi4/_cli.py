@@ -1,0 +1,184 @@
+"""`nqs phi4 ...`: generate configurations, train control variates, report correlators."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, help="Lattice phi^4 in 1+1 D with neural control variates (seed 001).")
+app.__doc__ = "Lattice phi^4 (seed 001): generate configurations, train neural control variates, report correlators."
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(msg: str):
+    _err.print(f"[red]nqs phi4: error:[/] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    text = text.strip()
+    if text in ("", "0", "none", "linear"):
+        return ()
+    try:
+        h = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--hidden must be comma-separated widths like '16' or '4,4,4,4,4' (or 'linear'), got {text!r}")
+    if any(v < 1 for v in h):
+        raise typer.BadParameter(f"--hidden widths must be positive, got {text!r}")
+    return h
+
+
+@app.command()
+def generate(
+    out: pathlib.Path = typer.Option(..., "--out", "-o", help="output npz file"),
+    L0: int = typer.Option(40, "--L0", help="time extent"),
+    L1: int = typer.Option(10, "--L1", help="spatial extent"),
+    m2: float = typer.Option(0.01, "--m2", help="bare mass squared"),
+    lam: float = typer.Option(0.1, "--lam", help="quartic coupling lambda"),
+    n: int = typer.Option(2000, "--n", help="number of configurations"),
+    sampler: str = typer.Option("hmc", help="hmc or metropolis_field"),
+    n_chains: int = typer.Option(16, help="independent chains"),
+    n_skip: int = typer.Option(20, help="HMC trajectories (or Metropolis sweeps) between stored configurations"),
+    n_leapfrog: int = typer.Option(20, help="HMC leapfrog steps per trajectory"),
+    n_thermalize: int = typer.Option(500, help="thermalisation trajectories / sweeps"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+):
+    """Sample configurations of exp(-S) and save them (npz: array 'phi' (N, L0, L1) + metadata)."""
+    from ._observables import generate_configurations, save_configurations
+
+    kw = {"n_thermalize": n_thermalize}
+    if sampler == "hmc":
+        kw.update(n_skip=n_skip, n_leapfrog=n_leapfrog)
+    elif sampler == "metropolis_field":
+        kw.update(n_sweeps=n_skip)
+    else:
+        _fail(f"--sampler must be 'hmc' or 'metropolis_field', got {sampler!r}")
+    try:
+        with _err.status(f"sampling {n} configurations on {L0}x{L1} ({sampler})"):
+            phi, info = generate_configurations(L0, L1, m2, lam, n, seed=seed, n_chains=n_chains, sampler=sampler, **kw)
+    except (ValueError, TypeError) as exc:
+        _fail(str(exc))
+    info.update(L0=L0, L1=L1, m2=m2, lam=lam, seed=seed)
+    save_configurations(out, phi, **info)
+    _out.print(
+        f"wrote {phi.shape[0]} configurations to {out}  (acceptance {info['acceptance']:.3f}, "
+        f"tau_int[O(L0/2)] = {info['tau_corr_C_half']:.2f}, tau_int[M] = {info['tau_magnetisation']:.2f}, {info['wall_s']:.1f} s)"
+    )
+
+
+@app.command()
+def train(
+    configs: pathlib.Path = typer.Argument(..., help="npz file of configurations"),
+    out: pathlib.Path = typer.Option(..., "--out", "-o", help="output npz file of trained control variates"),
+    m2: Optional[float] = typer.Option(None, "--m2", help="bare mass squared (default: from the file)"),
+    lam: Optional[float] = typer.Option(None, "--lam", help="coupling (default: from the file)"),
+    n_train: int = typer.Option(1000, help="the first n_train configurations are the training set"),
+    t: Optional[int] = typer.Option(None, "--t", help="one time slice (default L0/2)"),
+    all_t: bool = typer.Option(False, "--all-t", help="one control variate per t = L0/2 .. 0, transfer-trained"),
+    hidden: str = typer.Option("16", help="hidden widths, e.g. '16', '4,4,4,4,4' or 'linear'"),
+    odd: bool = typer.Option(True, help="odd network (arcsinh, no biases)"),
+    epochs: int = typer.Option(100, help="epochs (first slice)"),
+    epochs_transfer: int = typer.Option(20, help="epochs of every later slice with --all-t"),
+    batch_size: int = typer.Option(1, help="configurations per gradient step"),
+    delta: float = typer.Option(1e-4, help="L2 regularisation"),
+    lr: Optional[float] = typer.Option(None, help="constant learning rate (default: the schedule of Eq. 16)"),
+    seed: int = typer.Option(0, help="PRNG seed"),
+):
+    """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest."""
+    import jax
+    import numpy as np
+    from rich.progress import Progress
+
+    from ._action import Phi4Action
+    from ._analysis import save_control_variates
+    from ._cv import transfer_train, variance_ratio
+    from ._observables import load_configurations
+
+    try:
+        phi, meta = load_configurations(configs)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    m2 = meta.get("m2") if m2 is None else m2
+    lam = meta.get("lam") if lam is None else lam
+    if m2 is None or lam is None:
+        _fail("the file has no couplings in its metadata: give --m2 and --lam")
+    N, L0, L1 = phi.shape
+    if not 1 <= n_train < N:
+        _fail(f"--n-train must be in [1, {N - 1}] (the rest is held out), got {n_train}")
+    if all_t:
+        ts = list(range(L0 // 2, -1, -1))
+    else:
+        ts = [L0 // 2 if t is None else t]
+        if not 0 <= ts[0] <= L0 // 2:
+            _fail(f"--t must be in [0, {L0 // 2}], got {ts[0]}")
+    h = _hidden(hidden)
+    action = Phi4Action(L0=L0, L1=L1, m2=float(m2), lam=float(lam))
+    ratios = {}
+    with Progress(console=_err, transient=True) as progress:
+        task = progress.add_task("training", total=len(ts))
+
+        def done(tt, cv, hist):
+            ratios[tt] = variance_ratio(cv, phi[n_train:])
+            progress.advance(task)
+            _err.print(f"t = {tt:3d}: loss {hist[-1]['loss']:.4g}, sigma_raw/sigma_CV (held out) = {ratios[tt]:.2f}, {hist[-1]['time_s']:.1f} s")
+
+        try:
+            cvs = transfer_train(
+                action, phi[:n_train], ts, hidden=h, odd=odd, n_epochs_first=epochs, n_epochs=epochs_transfer,
+                key=jax.random.PRNGKey(seed), callback=done, batch_size=batch_size, delta=delta, learning_rate=lr,
+            )
+        except (ValueError, TypeError) as exc:
+            _fail(str(exc))
+    save_control_variates(out, cvs, h, configs=str(configs), n_train=n_train, ratios={str(k): v for k, v in ratios.items()})
+    _out.print(f"wrote {len(cvs)} control variate(s) to {out}; sigma_raw/sigma_CV on held-out configurations: "
+               + ", ".join(f"t={k}: {v:.2f}" for k, v in sorted(ratios.items())))
+
+
+@app.command()
+def report(
+    configs: pathlib.Path = typer.Argument(..., help="npz file of configurations"),
+    cv: Optional[pathlib.Path] = typer.Option(None, "--cv", help="trained control variates (from `nqs phi4 train`)"),
+    t_min: int = typer.Option(1, help="first t of the fit"),
+    t_max: Optional[int] = typer.Option(None, help="last t of the fit (default L0/2)"),
+    n_bins: int = typer.Option(200, help="jackknife bins"),
+    plot: Optional[pathlib.Path] = typer.Option(None, help="write a Fig. 3 style plot (png)"),
+    json_out: Optional[pathlib.Path] = typer.Option(None, "--json", help="write the table as JSON"),
+):
+    """Raw and improved correlators with errors, and the correlated mass fit (Eq. 17)."""
+    from rich.table import Table
+
+    from ._analysis import correlator_table, load_control_variates, plot_correlators
+    from ._observables import load_configurations
+
+    try:
+        phi, _ = load_configurations(configs)
+        cvs = load_control_variates(cv)[0] if cv is not None else []
+        if cvs and cvs[0].action.shape != phi.shape[1:]:
+            _fail(f"control variates are for {cvs[0].action.shape}, configurations are {phi.shape[1:]}")
+        table = correlator_table(phi, cvs, t_min=t_min, t_max=t_max, n_bins=n_bins)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    tab = Table(title=f"C(t), N = {phi.shape[0]}")
+    for col in ("t", "raw", "CV", "err ratio"):
+        tab.add_column(col, justify="right")
+    for i, tt in enumerate(table["t"]):
+        tab.add_row(str(tt), f"{table['raw']['C'][i]:.6f} ± {table['raw']['err'][i]:.6f}",
+                    f"{table['cv']['C'][i]:.6f} ± {table['cv']['err'][i]:.6f}", f"{table['error_ratio'][i]:.1f}")
+    _out.print(tab)
+    from ._fit import FitResult
+
+    for name in ("raw", "cv"):
+        d = dict(table[name]["fit"])
+        d.pop("chi2_dof")
+        _out.print(f"fit {name:3s}: {FitResult(**d)}")
+    if plot is not None:
+        plot_correlators(table, plot)
+        _out.print(f"wrote {plot}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(table, indent=1))
+        _out.print(f"wrote {json_out}")

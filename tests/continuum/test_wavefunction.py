@@ -1,0 +1,152 @@
+"""Hamiltonian, exact Laplacian, ansatz symmetry and representability, pre-training."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nqs_core
+from nqs_continuum import (
+    EquivariantSlater,
+    Particles1D,
+    TrappedFermions1D,
+    ho_orbitals,
+    pretrain_to_ho,
+)
+
+
+def _local_energy_hessian(system, log_psi, x):
+    """Reference local energy with the full Hessian (O(A^2) memory, A reverse passes)."""
+    lap = jnp.trace(jax.hessian(log_psi)(x))
+    g = jax.grad(log_psi)(x)
+    return -0.5 * (lap + g @ g) + system.potential(x)
+
+
+def _laplacian_fd(f, x, h=1e-3):
+    """Fourth-order central finite-difference Laplacian (error ~ h^4 f^(6) + eps / h^2)."""
+    out = 0.0
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = h
+        vals = [float(f(x + k * e)) for k in (-2, -1, 0, 1, 2)]
+        out += (-vals[0] + 16 * vals[1] - 30 * vals[2] + 16 * vals[3] - vals[4]) / (12 * h * h)
+    return out
+
+
+def test_potential(key):
+    system = TrappedFermions1D(Particles1D(3), V0=2.0, sigma0=0.7)
+    x = jnp.array([0.1, -0.4, 1.3])
+    pref = 2.0 / (math.sqrt(2 * math.pi) * 0.7)
+    d = [0.5, 1.2, 1.7]
+    want = 0.5 * (0.01 + 0.16 + 1.69) + pref * sum(math.exp(-(t * t) / (2 * 0.49)) for t in d)
+    assert abs(float(system.potential(x)) - want) < 1e-13
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    space = Particles1D(4)
+    model = EquivariantSlater(space, hidden=8, n_layers=2, n_dets=2, init="random", key=jax.random.PRNGKey(3))
+    system = TrappedFermions1D(space, V0=-3.0, sigma0=0.5)
+    xs = jax.random.normal(jax.random.PRNGKey(4), (5, 4))
+    return model, system, xs
+
+
+def test_laplacian_matches_full_hessian_and_finite_differences(random_net):
+    model, system, xs = random_net
+    fast = jax.jit(jax.vmap(lambda x: system.local_energy(model, x)))(xs)
+    ref = jax.jit(jax.vmap(lambda x: _local_energy_hessian(system, model, x)))(xs)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-10)
+    f = jax.jit(model)
+    for x, e in zip(np.asarray(xs), np.asarray(fast)):
+        g = np.asarray(jax.grad(model)(jnp.asarray(x)))
+        e_fd = -0.5 * (_laplacian_fd(f, x) + g @ g) + float(system.potential(jnp.asarray(x)))
+        assert abs(e - e_fd) < 1e-8 * max(1.0, abs(e))
+
+
+def test_signed_output_laplacian_is_the_same(random_net):
+    model, system, xs = random_net
+    signed = eqx.tree_at(lambda m: m.signed, model, True)
+    a = jax.vmap(lambda x: system.local_energy(model, x))(xs)
+    b = jax.vmap(lambda x: system.local_energy(signed, x))(xs)
+    np.testing.assert_allclose(np.real(b), a, atol=1e-12)
+    np.testing.assert_allclose(np.imag(b), 0.0, atol=1e-12)
+
+
+def test_antisymmetry_and_sign(random_net):
+    model, _, xs = random_net
+    x = xs[0]
+    perm = jnp.array([1, 0, 2, 3])
+    cyc = jnp.array([1, 2, 3, 0])  # odd permutation (3-cycle... 4-cycle is odd)
+    l0, s0 = model.log_abs_and_sign(x)
+    for p, parity in ((perm, -1.0), (cyc, -1.0), (jnp.array([1, 2, 0, 3]), 1.0)):
+        l1, s1 = model.log_abs_and_sign(x[p])
+        assert abs(float(l1 - l0)) < 1e-12
+        assert float(s1 * s0) == parity
+    signed = eqx.tree_at(lambda m: m.signed, model, True)
+    z0, z1 = signed(x), signed(x[perm])
+    assert abs(float(jnp.real(z0 - z1))) < 1e-12
+    assert abs(abs(float(jnp.imag(z0 - z1))) - math.pi) < 1e-12
+    # equivariance of the orbitals: permuting particles permutes columns
+    np.testing.assert_allclose(model.orbitals(x[perm]), model.orbitals(x)[:, :, perm], atol=1e-12)
+
+
+@pytest.mark.parametrize("a", [2, 3, 4, 5, 6])
+def test_free_fermions_exactly_represented(a):
+    """The HO-initialised ansatz is the free ground state: E_loc = A^2/2 at every point."""
+    space = Particles1D(a)
+    model = EquivariantSlater(space, hidden=8, key=jax.random.PRNGKey(a))
+    system = TrappedFermions1D(space)
+    xs = 1.5 * jax.random.normal(jax.random.PRNGKey(10 + a), (64, a))
+    eloc = jax.vmap(lambda x: system.local_energy(model, x))(xs)
+    assert float(jnp.max(jnp.abs(eloc - 0.5 * a * a))) < 1e-6
+    assert float(jnp.var(eloc)) < 1e-10
+    # and it is the HO Slater determinant (up to normalisation)
+    x = xs[0]
+    slater = jnp.linalg.slogdet(ho_orbitals(x, a))[1]
+    x2 = xs[1]
+    ratio = (model(x) - model(x2)) - (slater - jnp.linalg.slogdet(ho_orbitals(x2, a))[1])
+    assert abs(float(ratio)) < 1e-10
+
+
+def test_pretraining_reaches_ho_orbitals():
+    space = Particles1D(3)
+    model = EquivariantSlater(space, hidden=8, init="random", key=jax.random.PRNGKey(7))
+    trained, losses = pretrain_to_ho(model, jax.random.PRNGKey(8), n_steps=400, learning_rate=1e-2)
+    assert losses[-1] < 1e-3 * losses[0]
+    system = TrappedFermions1D(space)
+    xs = jax.random.normal(jax.random.PRNGKey(9), (256, 3))
+    e_before = jnp.mean(jax.vmap(lambda x: system.local_energy(model, x))(xs))
+    eloc = jax.vmap(lambda x: system.local_energy(trained, x))(xs)
+    # local energies at arbitrary points collapse towards the free value 4.5
+    assert float(jnp.std(eloc)) < 0.1 * float(jnp.std(jax.vmap(lambda x: system.local_energy(model, x))(xs)))
+    assert abs(float(jnp.median(eloc)) - 4.5) < 0.05
+    del e_before
+
+
+def test_argument_errors(key):
+    space = Particles1D(2)
+    with pytest.raises(ValueError, match="activation"):
+        EquivariantSlater(space, activation="relu6", key=key)
+    with pytest.raises(ValueError, match="init"):
+        EquivariantSlater(space, init="zeros", key=key)
+    with pytest.raises(ValueError, match="n_dets"):
+        EquivariantSlater(space, n_dets=0, key=key)
+    with pytest.raises(TypeError, match="Particles1D"):
+        TrappedFermions1D(object())
+    with pytest.raises(ValueError, match="sigma0"):
+        TrappedFermions1D(space, sigma0=-1.0)
+    with pytest.raises(ValueError, match="n_particles"):
+        Particles1D(0)
+    with pytest.raises(ValueError, match="shape"):
+        EquivariantSlater(space, key=key)(jnp.zeros(3))
+
+
+def test_no_backbone_is_pure_network(key):
+    space = Particles1D(3)
+    m = EquivariantSlater(space, hermite_backbone=False, init="random", key=key)
+    assert m.backbone is None and not m.hermite_backbone
+    assert np.isfinite(float(m(jnp.array([0.1, 0.5, -0.3]))))
+    assert nqs_core.n_real_parameters(m) < nqs_core.n_real_parameters(EquivariantSlater(space, init="random", key=key))
