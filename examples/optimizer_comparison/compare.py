@@ -36,10 +36,10 @@ def setups(system):
         "kfac": (KFAC(damping=1e-3), optax.sgd(0.05)),
         "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
         # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
-        "gd+opt": (OptimalStep(inner=identity), optax.sgd(1.0)),
-        "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3)), optax.sgd(1.0)),
-        "kfac+opt": (OptimalStep(inner=KFAC(damping=1e-3)), optax.sgd(1.0)),
-        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3)), optax.sgd(1.0)),
+        "gd+opt": (OptimalStep(inner=identity, trust_radius=0.1), optax.sgd(1.0)),
+        "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3), trust_radius=0.1), optax.sgd(1.0)),
+        "kfac+opt": (OptimalStep(inner=KFAC(damping=1e-3), trust_radius=0.1), optax.sgd(1.0)),
+        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3), trust_radius=0.1), optax.sgd(1.0)),
     }
 
 

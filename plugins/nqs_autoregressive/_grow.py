@@ -35,14 +35,17 @@ def _resize(config: dict[str, Any], size) -> dict[str, Any]:
     return cfg
 
 
-def _check_same_shapes(old, new, label):
-    lo, to = jax.tree.flatten(old)
+def transfer_parameters(old, new, label="the new size"):
+    """The arrays of `old` in the structure of `new` (same model at another size:
+    the static fields such as the number of sites differ, the parameter arrays not)."""
+    lo = jax.tree.leaves(old)
     ln, tn = jax.tree.flatten(new)
-    if to != tn or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(lo, ln)):
+    if len(lo) != len(ln) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(lo, ln)):
         raise ValueError(
             f"the ansatz at size {label} has parameters of other shapes than at the previous size; "
             "iterative retraining needs a model whose parameter shapes do not depend on the size (ar_gru, ar_lstm2d)"
         )
+    return jax.tree.unflatten(tn, lo)
 
 
 class _StopAtTarget:
@@ -131,8 +134,7 @@ def grow(
         seed = int(calc.run["seed"])
         state = driver.init(jax.random.fold_in(jax.random.PRNGKey(seed), 1000 + index))
         if params is not None:
-            _check_same_shapes(params, state.params, label)
-            state = eqx.tree_at(lambda s: s.params, state, params)
+            state = eqx.tree_at(lambda s: s.params, state, transfer_parameters(params, state.params, label))
         run_dir = out_dir / label
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "log.jsonl").unlink(missing_ok=True)

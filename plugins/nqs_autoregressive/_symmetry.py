@@ -71,8 +71,8 @@ class SymmetrizedAR(AbstractAutoregressiveAnsatz):
     """
 
     base: AbstractAutoregressiveAnsatz
-    perms: np.ndarray = eqx.field(static=True)
-    flips: np.ndarray = eqx.field(static=True)
+    perms: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    flips: tuple[float, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -95,12 +95,12 @@ class SymmetrizedAR(AbstractAutoregressiveAnsatz):
             perms = np.concatenate([perms, perms])
             flips = np.concatenate([flips, -flips])
         self.base = base
-        self.perms = perms
-        self.flips = flips
+        self.perms = tuple(tuple(int(i) for i in row) for row in perms)
+        self.flips = tuple(float(f) for f in flips)
 
     @property
     def group_size(self) -> int:
-        return int(self.perms.shape[0])
+        return len(self.perms)
 
     def _transformed(self, x: Array) -> Array:
         return x[jnp.asarray(self.perms)] * jnp.asarray(self.flips, x.dtype)[:, None]

@@ -83,7 +83,9 @@ def _adam(loss, params, n_steps, learning_rate):
         (p, _), values = jax.lax.scan(step, (params, opt.init(params)), None, length=n_steps)
         return p, values
 
-    params, values = run(params)
+    # optax's step counter is int32: trace under standard promotion (the tests run strict)
+    with jax.numpy_dtype_promotion("standard"):
+        params, values = run(params)
     return params, (values[-1] if n_steps else loss(params))
 
 

@@ -76,6 +76,11 @@ class OptimalStep(AbstractPreconditioner):
     - `momentum`: include `mu*` (default `True`); `False` gives only `alpha*`.
     - `diag_shift`: relative regularisation of the 2x2 solve.
     - `max_alpha`: optional cap on `|alpha*|` and `|mu*|` (guards against tiny curvature).
+    - `trust_radius`: optional trust region of the slides, `delta^T F delta <= r^2`:
+      when the model minimum lies outside, `(alpha*, mu*)` are scaled onto its
+      boundary. The quadratic model uses the Fisher, not the energy Hessian, so
+      far from the minimum its unconstrained step can be much too long (on the
+      A = 2 trap, SR + alpha* alone diverged from the harmonic-oscillator start).
 
     `info` reports `alpha` and `mu`.
 
@@ -96,6 +101,7 @@ class OptimalStep(AbstractPreconditioner):
     momentum: bool = eqx.field(default=True, static=True)
     diag_shift: float = 1e-10
     max_alpha: float | None = None
+    trust_radius: float | None = None
 
     def __check_init__(self):
         if not isinstance(self.inner, AbstractPreconditioner):
@@ -104,6 +110,8 @@ class OptimalStep(AbstractPreconditioner):
             raise ValueError(f"diag_shift must be >= 0, got {self.diag_shift}")
         if self.max_alpha is not None and self.max_alpha <= 0:
             raise ValueError(f"max_alpha must be positive, got {self.max_alpha}")
+        if self.trust_radius is not None and self.trust_radius <= 0:
+            raise ValueError(f"trust_radius must be positive, got {self.trust_radius}")
 
     def init(self, params):
         vec, _ = real_ravel(params)
@@ -121,13 +129,16 @@ class OptimalStep(AbstractPreconditioner):
             b = jnp.stack([g @ step, g @ prev])
             coeffs, ok = optimal_coefficients(f, b, self.diag_shift)
         else:
-            f = fisher_products(ansatz, xs, [step])
+            f = fisher_products(ansatz, xs, [step, prev])
             reg = self.diag_shift * f[0, 0] + jnp.finfo(f.dtype).tiny
             coeffs = jnp.stack([-(g @ step) / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
             ok = jnp.isfinite(coeffs[0])
         if self.max_alpha is not None:
             coeffs = jnp.clip(coeffs, -self.max_alpha, self.max_alpha)
         coeffs = jnp.where(jnp.isfinite(coeffs), coeffs, 0.0)
+        fnorm = jnp.sqrt(jnp.maximum(coeffs @ (f @ coeffs), 0.0))
+        if self.trust_radius is not None:
+            coeffs = coeffs * jnp.minimum(1.0, self.trust_radius / jnp.maximum(fnorm, jnp.finfo(f.dtype).tiny))
         update = coeffs[0] * step + coeffs[1] * prev
-        info = {**info, "alpha": coeffs[0], "mu": coeffs[1], "optimal_step_ok": ok.astype(jnp.int32)}
+        info = {**info, "alpha": coeffs[0], "mu": coeffs[1], "fisher_norm": fnorm, "optimal_step_ok": ok.astype(jnp.int32)}
         return unravel(-update), (inner_state, update), info

@@ -18,6 +18,8 @@ from ._cv import (
     ControlVariate as ControlVariate,
     CVNetwork as CVNetwork,
     cv_loss as cv_loss,
+    fit_output_layer as fit_output_layer,
+    linear_start as linear_start,
     l2_norm as l2_norm,
     paper_schedule as paper_schedule,
     train_control_variate as train_control_variate,

@@ -10,3 +10,11 @@ from ._quantizer import (
     straight_through_reference as straight_through_reference,
 )
 from ._transformer import VQTransformer as VQTransformer
+from ._distill import (
+    calibrate_capacity as calibrate_capacity,
+    distill as distill,
+    log_amplitude_mismatch as log_amplitude_mismatch,
+    revive_dead_codes as revive_dead_codes,
+    timed as timed,
+    vq_from_baseline as vq_from_baseline,
+)

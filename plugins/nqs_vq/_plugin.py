@@ -2,8 +2,10 @@
 
 import nqs_core
 
+from ._transformer import VQTransformer
+
 #: `(kind, config name, object)` for everything this plugin provides.
-COMPONENTS = ()
+COMPONENTS = (("ansatz", "vq_transformer", VQTransformer),)
 
 
 @nqs_core.hookimpl

@@ -103,18 +103,19 @@ class _Net(eqx.Module):
 
     def quantizer_inputs(self, ids):
         """Quantiser inputs and chosen codes of every layer, for token ids `(B, T)`:
-        shapes `(L, B*T, d)` and `(L, B*T, H)`."""
-        if self.codebook is None:
-            raise ValueError("this network has no quantisers (n_codes = 0)")
+        shapes `(L, B*T, d)` and `(L, B*T, H)` (codes `None` without quantisers)."""
         x = self.embed[ids] + self.pos
         ins, idx = [], []
         for layer in range(self.n_layers):
             a = self.attend(self.qkv(layer, x))
-            q, c = quantize(a, self.codebook[layer])
             ins.append(a.reshape(-1, a.shape[-1]))
-            idx.append(c.reshape(-1, c.shape[-1]))
+            if self.codebook is not None:
+                q, c = quantize(a, self.codebook[layer])
+                idx.append(c.reshape(-1, c.shape[-1]))
+            else:  # baseline: the attention outputs a quantiser would see
+                q = a
             x = self.post(layer, x, q)
-        return jnp.stack(ins), jnp.stack(idx)
+        return jnp.stack(ins), (jnp.stack(idx) if idx else None)
 
     def compressed(self, ids, capacity):
         """Section 3.2: the same per-token outputs as `dense(ids)` for a batch of
@@ -380,6 +381,15 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
             return log_amp
         phi = jnp.mean(phase_out[..., 0], axis=-1)
         return jax.lax.complex(log_amp, phi)
+
+    def quantizer_inputs(self, xs: Array):
+        """Per network (amplitude, phase): the quantiser inputs `(L, M*T, d)` and
+        codes `(L, M*T, H)` (or `None`) for configurations `xs` of shape `(M, n_sites)`."""
+        tok = self.tokens(xs)
+        out = [self.amp.quantizer_inputs(self._decoder_ids(tok))]
+        if self.phase is not None:
+            out.append(self.phase.quantizer_inputs(tok))
+        return out
 
     # ---- AbstractAnsatz -----------------------------------------------------------------------
     def __call__(self, x):

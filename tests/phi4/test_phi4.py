@@ -109,7 +109,7 @@ def test_control_variate_has_zero_mean_untrained_and_trained(interacting_configs
     m, e = _mean_err(cv.f_batch(fresh))
     assert e > 1e-3 and abs(m) < 4 * e
     # the identity fails for the wrong action: the test can fail
-    wrong = p4.ControlVariate(p4.Phi4Action(L0=8, L1=4, m2=0.5, lam=2.4), net, t=4)
+    wrong = p4.ControlVariate(p4.Phi4Action(L0=8, L1=4, m2=2.0, lam=2.4), net, t=4)
     m_w, e_w = _mean_err(wrong.f_batch(fresh))
     assert abs(m_w) > 6 * e_w
     # briefly trained network: still zero mean on fresh configurations, and it helps

@@ -1,0 +1,114 @@
+"""Deuteron in momentum space: mesh, potentials, exact mesh solutions and the trained network."""
+
+import pathlib
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nqs_deuteron import (
+    HBAR2_2MU,
+    DeuteronHamiltonian,
+    MalflietTjon,
+    Yamaguchi,
+    gaussian_targets,
+    load_potential_table,
+    tangent_mesh,
+    train_deuteron,
+)
+
+DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "deuteron"
+TABLE = DATA / "n3lo_J1_vnn.dat"
+needs_table = pytest.mark.skipif(not TABLE.exists(), reason="shared/data/deuteron (reference data, not in the package) is absent")
+
+
+@pytest.fixture(scope="module")
+def n3lo():
+    return load_potential_table(TABLE)
+
+
+def test_mesh_integrates_gaussians():
+    mesh = tangent_mesh(64, 500.0)
+    assert mesh.k[-1] == pytest.approx(500.0, rel=1e-12)
+    assert np.sum(mesh.w * mesh.k**2 * np.exp(-mesh.k**2)) == pytest.approx(np.sqrt(np.pi) / 4, rel=1e-7)
+    ts, td = (np.asarray(a) for a in gaussian_targets(mesh.k, 1.5))
+    assert np.sum(mesh.w * mesh.k**2 * ts**2) == pytest.approx(1.0, rel=1e-7)
+    assert np.sum(mesh.w * mesh.k**2 * td**2) == pytest.approx(1.0, rel=1e-7)
+    assert HBAR2_2MU == pytest.approx(41.4722, abs=1e-4)
+
+
+def test_yamaguchi_mesh_matches_closed_form():
+    pot = Yamaguchi()
+    assert pot.alpha == pytest.approx(0.231603, abs=1e-6)
+    assert pot.strength == pytest.approx(216.024, abs=1e-3)
+    sol = DeuteronHamiltonian(pot).solve()
+    assert sol.energy == pytest.approx(-2.2245750, abs=1e-6)
+    # the mesh eigenvector is the closed-form wave function
+    ham = DeuteronHamiltonian(pot)
+    exact = pot.exact_wave_function(ham.mesh.k)
+    assert float(ham.fidelity(exact, None, sol)) == pytest.approx(1.0, abs=1e-10)
+    assert sol.d_probability == 0.0
+
+
+def test_malfliet_tjon_mesh_energy():
+    assert DeuteronHamiltonian(MalflietTjon()).solve().energy == pytest.approx(-2.23099, abs=2e-5)
+
+
+@needs_table
+def test_n3lo_table_loader_and_mesh_solution(n3lo):
+    assert n3lo.vss.shape == n3lo.vdd.shape == n3lo.vsd.shape == n3lo.vds.shape == (64, 64)
+    np.testing.assert_allclose(n3lo.mesh.k, tangent_mesh(64, 500.0).k, rtol=1e-4)
+    np.testing.assert_allclose(n3lo.vss, n3lo.vss.T, rtol=1e-4, atol=1e-6 * np.abs(n3lo.vss).max())
+    np.testing.assert_allclose(n3lo.vdd, n3lo.vdd.T, rtol=1e-4, atol=1e-6 * np.abs(n3lo.vdd).max())
+    np.testing.assert_allclose(n3lo.vsd, n3lo.vds.T, rtol=1e-4, atol=1e-6 * np.abs(n3lo.vsd).max())
+    ham = DeuteronHamiltonian(n3lo)
+    sol = ham.solve()
+    assert sol.energy == pytest.approx(-2.22669, abs=1e-5)
+    assert sol.d_probability == pytest.approx(0.0451, abs=1e-4)
+    wf = np.loadtxt(DATA / "n3lo_J1_wfk.dat")
+    assert float(ham.fidelity(wf[:, 1], wf[:, 2], sol)) > 1 - 1e-8
+
+
+def test_loader_rejects_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        load_potential_table(tmp_path / "missing.dat")
+    bad = tmp_path / "bad.dat"
+    bad.write_text("1 2 3\n4 5 6\n")
+    with pytest.raises(ValueError, match="8 columns"):
+        load_potential_table(bad)
+    with pytest.raises(ValueError, match="own mesh"):
+        DeuteronHamiltonian(load_potential_table(TABLE) if TABLE.exists() else _skip(), tangent_mesh(32)).solve()
+
+
+def _skip():
+    pytest.skip("no table")
+
+
+def test_network_on_yamaguchi_reaches_kev_accuracy():
+    res = train_deuteron(Yamaguchi(), n_hidden=10, pretrain_steps=300, bfgs_steps=1500)
+    assert res.energy >= res.exact.energy - 1e-9  # variational on the mesh
+    assert abs(res.energy - (-2.2245750)) < 1e-3  # 1 keV
+    assert res.fidelity >= 0.9999
+
+
+@needs_table
+def test_network_on_n3lo_reaches_kev_accuracy(n3lo):
+    res = train_deuteron(n3lo, n_hidden=20, pretrain_steps=1000, bfgs_steps=5000)
+    assert abs(res.energy - (-2.22669)) < 1e-3
+    assert res.d_probability == pytest.approx(0.045, abs=0.001)
+    assert res.fidelity >= 0.9999
+
+
+def test_cli_command(tmp_path):
+    from nqs_cli import app
+
+    runner = CliRunner()
+    plot = tmp_path / "d.png"
+    out = runner.invoke(app, ["deuteron", "--potential", "yamaguchi", "--n-hidden", "6", "--pretrain-steps", "100",
+                              "--bfgs-steps", "200", "--plot", str(plot)])
+    assert out.exit_code == 0, out.output
+    assert "fidelity" in out.output and plot.exists()
+    bad = runner.invoke(app, ["deuteron", "--potential", "nope"])
+    assert bad.exit_code == 2
+    missing = runner.invoke(app, ["deuteron", "--potential", "table"])
+    assert missing.exit_code == 2

@@ -1,0 +1,80 @@
+"""OptimalStep: alpha*, mu* are the minimum of the quadratic model of the slides."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+import nqs_core
+from nqs_core import build, log_derivatives, real_ravel
+from nqs_optim import SR, OptimalStep, optimal_coefficients
+
+
+def test_coefficients_minimise_quadratic_model():
+    rng = np.random.default_rng(0)
+    p = 6
+    m = rng.normal(size=(p, p))
+    fisher = m @ m.T + 0.1 * np.eye(p)
+    g, step, prev = rng.normal(size=(3, p))
+    f2 = np.array([[step @ fisher @ step, step @ fisher @ prev], [prev @ fisher @ step, prev @ fisher @ prev]])
+    b = np.array([g @ step, g @ prev])
+    coeffs, ok = optimal_coefficients(jnp.asarray(f2), jnp.asarray(b), 0.0)
+
+    def model(c):
+        x = c[0] * step + c[1] * prev
+        return 0.5 * x @ fisher @ x + g @ x
+
+    direct = scipy.optimize.minimize(model, np.zeros(2), method="BFGS", options={"gtol": 1e-12}).x
+    assert int(ok) == 1
+    np.testing.assert_allclose(np.asarray(coeffs), direct, rtol=1e-6, atol=1e-9)
+    # first step: no previous update -> mu* = 0, alpha* = 1D line minimum
+    f1 = f2.copy()
+    f1[1, :] = f1[:, 1] = 0.0
+    c1, _ = optimal_coefficients(jnp.asarray(f1), jnp.asarray([b[0], 0.0]), 0.0)
+    assert float(c1[1]) == 0.0
+    assert float(c1[0]) == np.float64(-b[0] / f2[0, 0]).item() or abs(float(c1[0]) + b[0] / f2[0, 0]) < 1e-10
+
+
+def test_preconditioner_matches_dense_fisher(small_config):
+    """alpha*, mu* from OptimalStep (Fisher products by jvp) equal the dense
+    computation with the log-derivative matrix, over two steps (mu* != 0)."""
+    cfg = dict(small_config)
+    cfg["preconditioner"] = {"name": "optimal_step", "inner": {"name": "sr", "diag_shift": 0.01}}
+    calc = build(cfg)
+    driver = calc.driver
+    precond = driver.preconditioner
+    assert isinstance(precond, OptimalStep) and isinstance(precond.inner, SR)
+    state = driver.init(jax.random.PRNGKey(0))
+    model = driver.model(state)
+    pstate = precond.init(state.params)
+    samples, _, _ = driver.sampler.sample(nqs_core.BornDistribution(model), state.sampler_state)
+    est = driver.estimator(model, driver.system, samples)
+    prev = jnp.asarray(np.random.default_rng(1).normal(size=pstate[1].shape))
+    pstate = (pstate[0], prev)
+    direction, (_, update), info = precond(model, samples, est, driver.estimator, pstate)
+    # dense reference
+    xs = samples.reshape(-1, samples.shape[-1])
+    o = np.asarray(log_derivatives(model, xs))
+    oc = o - o.mean(axis=0)
+    fisher = 4.0 * np.real(oc.conj().T @ oc) / xs.shape[0]
+    d_inner, _, _ = precond.inner(model, samples, est, driver.estimator, None)
+    step = -np.asarray(real_ravel(d_inner)[0])
+    g = np.asarray(real_ravel(driver.estimator.gradient(model, samples, est))[0])
+    prev = np.asarray(prev)
+    f2 = np.array([[step @ fisher @ step, step @ fisher @ prev], [prev @ fisher @ step, prev @ fisher @ prev]])
+    alpha, mu = -np.linalg.solve(f2, [g @ step, g @ prev])
+    np.testing.assert_allclose([float(info["alpha"]), float(info["mu"])], [alpha, mu], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(update), alpha * step + mu * prev, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(-np.asarray(real_ravel(direction)[0]), np.asarray(update), rtol=1e-12)
+
+
+def test_runs_inside_vmc_with_trust_region(small_config):
+    cfg = dict(small_config)
+    cfg["preconditioner"] = {"name": "optimal_step", "trust_radius": 0.2, "inner": {"name": "sr", "diag_shift": 0.01}}
+    cfg["optimizer"] = {"name": "sgd", "learning_rate": 1.0}
+    driver = build(cfg).driver
+    state = driver.init(jax.random.PRNGKey(0))
+    for _ in range(3):
+        state, rec = driver.step(state)
+        assert np.isfinite(rec["energy"]) and np.isfinite(rec["alpha"]) and np.isfinite(rec["mu"])
+    assert all(np.all(np.isfinite(np.asarray(p))) for p in jax.tree.leaves(state.params))
