@@ -33,7 +33,7 @@ def setups(system):
     return {
         "adam": (identity, optax.adam(1e-2)),
         "sr": (SR(diag_shift=1e-3), optax.sgd(0.05)),
-        "kfac": (KFAC(damping=1e-3), optax.sgd(0.05)),
+        "kfac": (KFAC(damping=1e-2), optax.sgd(0.02)),
         "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
         # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
         "gd+opt": (OptimalStep(inner=identity, trust_radius=0.1), optax.sgd(1.0)),

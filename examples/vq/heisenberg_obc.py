@@ -55,7 +55,7 @@ def load(path, like):
     return eqx.tree_deserialise_leaves(path, like)
 
 
-def vmc(system, ansatz, space, steps, lr, n_samples, log, seed):
+def vmc(system, ansatz, space, steps, lr, n_samples, log, seed, save_to=None):
     sampler = nqs_core.DirectSampler(space, n_samples=n_samples, n_chains=16)
     opt = optax.sgd(optax.cosine_decay_schedule(lr, max(steps, 1), alpha=0.1))
     driver = nqs_core.VMC(system, ansatz, sampler, opt, MinSR(diag_shift=1e-4, rcond=1e-10))
@@ -69,6 +69,8 @@ def vmc(system, ansatz, space, steps, lr, n_samples, log, seed):
                   f"var = {rec['variance']:.4f}  t = {time.perf_counter() - t0:.0f}s", flush=True)
             log.append({"step": i, "energy_per_site": rec["energy"] / n, "error": rec["energy_error"] / n,
                         "variance": rec["variance"], "time": time.perf_counter() - t0})
+            if save_to is not None:  # keep the latest parameters (runs may be cut short)
+                save(save_to, driver.model(state).with_capacity(None))
     return driver.model(state)
 
 
@@ -110,7 +112,7 @@ def main():
     log = []
     t0 = time.perf_counter()
     if a.stage == "baseline":
-        m = vmc(system, model(space, 0), space, a.steps, a.lr, a.n_samples, log, 1)
+        m = vmc(system, model(space, 0), space, a.steps, a.lr, a.n_samples, log, 1, base_path)
         save(base_path, m)
     elif a.stage == "distill":
         teacher = load(base_path, model(space, 0))
@@ -129,7 +131,7 @@ def main():
         m = load(vq_path, model(space, 64))
         xs = m.sample(jax.random.PRNGKey(5), 512)
         m, _ = calibrate_capacity(m, system, xs, margin=0.5)
-        m = vmc(system, m, space, a.steps, a.lr, a.n_samples, log, 6)
+        m = vmc(system, m, space, a.steps, a.lr, a.n_samples, log, 6, ft_path)
         save(ft_path, m.with_capacity(None))
     else:
         res = {}

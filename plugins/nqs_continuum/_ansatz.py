@@ -268,5 +268,7 @@ def _pretrain(params, static, opt, key, n_steps, n_points, spread):
         (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(key, n_steps))
         return p, losses
 
-    p, losses = run(params, key)
+    # optax's bias corrections mix int32 step counts with floats
+    with jax.numpy_dtype_promotion("standard"):
+        p, losses = run(params, key)
     return eqx.combine(p, static), np.asarray(losses)

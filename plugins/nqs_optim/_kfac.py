@@ -117,7 +117,8 @@ class KFAC(AbstractPreconditioner):
                 mean = jnp.stack([jnp.real(out), jnp.imag(out)], axis=1)
             else:
                 mean = out[:, None]
-            kfac_jax.register_normal_predictive_distribution(mean)
+            # unit variance: the curvature is E[O O^T] (kfac-jax defaults to variance 1/2, i.e. 2x)
+            kfac_jax.register_normal_predictive_distribution(mean, variance=1.0)
             return jnp.mean(jnp.real(out))
 
         estimator = kfac_jax.curvature_estimator.BlockDiagonalCurvature(func, default_estimation_mode=self.estimation_mode)

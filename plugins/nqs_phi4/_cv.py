@@ -276,17 +276,19 @@ def train_control_variate(
         learning_rate = paper_schedule()
     key = jax.random.PRNGKey(0) if key is None else key
     optimizer = optax.adam(learning_rate)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = optimizer.init(eqx.filter(cv, eqx.is_inexact_array))
     if refit_every:
         cv = fit_output_layer(cv, phi_train, delta)
     params, static = _split(cv)
-    opt_state = optimizer.init(params)
     history = []
     t0 = time.perf_counter()
     if n_epochs < 0:
         raise ValueError(f"n_epochs must be >= 0, got {n_epochs}")
     for epoch in range(1, n_epochs + 1):
         key, sub = jax.random.split(key)
-        params, opt_state, loss = _epoch(params, static, opt_state, optimizer, phi_train, sub, float(delta), batch_size)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts with floats
+            params, opt_state, loss = _epoch(params, static, opt_state, optimizer, phi_train, sub, float(delta), batch_size)
         if refit_every and epoch % refit_every == 0:
             params = _split(fit_output_layer(eqx.combine(params, static), phi_train, delta))[0]
         rec = {"epoch": epoch, "loss": float(loss), "time_s": time.perf_counter() - t0}

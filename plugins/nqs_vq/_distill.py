@@ -17,13 +17,28 @@ from ._quantizer import code_usage, replace_dead_codes
 from ._transformer import VQTransformer
 
 
+@eqx.filter_jit
+def _quantizer_inputs(model, xs):
+    return model.quantizer_inputs(xs)
+
+
+@eqx.filter_jit
+def _mismatch(student, teacher, xs):
+    a = jnp.real(jax.vmap(student)(xs))
+    b = jnp.real(jax.vmap(teacher)(xs))
+    return jnp.mean(jnp.square(a - b))
+
+
 def _nets(model):
     return [model.amp] + ([model.phase] if model.phase is not None else [])
 
 
 def _set_codebooks(model: VQTransformer, books: list) -> VQTransformer:
-    where = lambda m: [n.codebook for n in _nets(m)]  # noqa: E731
-    return eqx.tree_at(where, model, books, is_leaf=lambda x: x is None)
+    is_none = lambda x: x is None  # noqa: E731  (a baseline's codebooks are None)
+    model = eqx.tree_at(lambda m: m.amp.codebook, model, books[0], is_leaf=is_none)
+    if len(books) > 1:
+        model = eqx.tree_at(lambda m: m.phase.codebook, model, books[1], is_leaf=is_none)
+    return model
 
 
 def revive_dead_codes(model: VQTransformer, xs: Array, key: PRNGKeyArray, min_count: int = 1):
@@ -36,7 +51,7 @@ def revive_dead_codes(model: VQTransformer, xs: Array, key: PRNGKeyArray, min_co
     if model.amp.codebook is None:
         raise ValueError("revive_dead_codes: the model has no quantisers (n_codes = 0)")
     books, total = [], 0
-    for net, (ins, idx) in zip(_nets(model), model.quantizer_inputs(xs)):
+    for net, (ins, idx) in zip(_nets(model), _quantizer_inputs(model, xs)):
         layers = []
         for layer in range(net.n_layers):
             key, sub = jax.random.split(key)
@@ -63,7 +78,7 @@ def vq_from_baseline(
     if n_codes < 1 or baseline.amp.d_model % n_code_heads:
         raise ValueError(f"need n_codes >= 1 and d_model divisible by n_code_heads, got {n_codes}, {n_code_heads}")
     books = []
-    for net, (ins, _) in zip(_nets(baseline), baseline.quantizer_inputs(xs)):
+    for net, (ins, _) in zip(_nets(baseline), _quantizer_inputs(baseline, xs)):
         d = net.d_model
         key, sub = jax.random.split(key)
         pick = jax.random.randint(sub, (net.n_layers, n_code_heads, n_codes), 0, ins.shape[1])
@@ -139,9 +154,7 @@ def distill(
 
 def log_amplitude_mismatch(student, teacher, xs: Array) -> float:
     """`mean_x (Re log psi_student(x) - Re log psi_teacher(x))^2` on `xs`."""
-    a = jnp.real(jax.vmap(student)(xs))
-    b = jnp.real(jax.vmap(teacher)(xs))
-    return float(jnp.mean(jnp.square(a - b)))
+    return float(_mismatch(student, teacher, xs))
 
 
 def calibrate_capacity(model: VQTransformer, system, xs: Array, margin: float = 0.25, multiple: int = 8):

@@ -33,8 +33,7 @@ def test_one_dense_layer_is_exact_natural_gradient(key):
     xs = np.asarray(samples.reshape(m, n_in))
     a = np.concatenate([xs, np.ones((m, 1))], axis=1)
     fisher = a.T @ a / m
-    g = np.asarray(real_ravel(estimator.gradient(ansatz, samples, est))[0])  # order: b, w
-    g_wb = np.concatenate([g[1:], g[:1]])
+    g_wb = np.asarray(real_ravel(estimator.gradient(ansatz, samples, est))[0])  # order: w, b
     expected = np.linalg.solve(fisher + damping * np.eye(n_in + 1), g_wb)
     got = np.concatenate([np.asarray(direction.w).ravel(), np.asarray(direction.b)])
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)

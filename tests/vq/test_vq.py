@@ -33,6 +33,11 @@ def sharpen(model, factor):
     return m
 
 
+@eqx.filter_jit
+def batch(model, xs):
+    return jax.vmap(model)(xs)
+
+
 @pytest.fixture(scope="module")
 def chain8():
     lat = Chain(8, pbc=False)
@@ -47,13 +52,13 @@ def test_autoregressive_normalisation_and_conditionals(chain8, total_sz, patch, 
                       key=jax.random.PRNGKey(0))
     m = sharpen(m, 20.0)
     xs = space.all_states()
-    lp = jax.vmap(m)(xs)
+    lp = batch(m, xs)
     assert abs(float(jnp.sum(jnp.exp(2.0 * jnp.real(lp)))) - 1.0) < 1e-10
     if total_sz is not None:  # the whole weight sits on the sector
         full = SpinHalf(lattice=lat).all_states()
         outside = full[jnp.sum(full, axis=1) != 2.0 * total_sz]
-        assert float(jnp.max(jnp.real(jax.vmap(m)(outside)))) < -1e20
-    cond = jax.vmap(m.conditionals)(xs)  # (M, n, 2)
+        assert float(jnp.max(jnp.real(batch(m, outside)))) < -1e20
+    cond = eqx.filter_jit(lambda m, xs: jax.vmap(m.conditionals)(xs))(m, xs)  # (M, n, 2)
     np.testing.assert_allclose(jnp.sum(jnp.exp(cond), axis=-1), 1.0, atol=1e-12)
     picked = jnp.take_along_axis(cond, (xs > 0).astype(jnp.int32)[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(jnp.sum(picked, axis=-1), 2.0 * jnp.real(lp), atol=1e-10)
@@ -64,14 +69,14 @@ def test_direct_sampler_matches_exact_distribution():
     space = SpinHalf(lattice=lat)
     m = sharpen(VQTransformer(space, patch_size=2, d_model=8, n_heads=2, n_codes=4, key=jax.random.PRNGKey(3)), 30.0)
     xs = space.all_states()
-    p = np.asarray(jnp.exp(2.0 * jax.vmap(m)(xs)))
+    p = np.asarray(jnp.exp(2.0 * batch(m, xs)))
     sampler = nqs_core.DirectSampler(space, n_samples=20000, n_chains=4)
     dist = nqs_core.BornDistribution(m)
     samples, _, _ = sampler.sample(dist, sampler.init(dist, jax.random.PRNGKey(4)))
-    codes_ = np.asarray(((samples.reshape(-1, 6) > 0) * (2 ** np.arange(5, -1, -1))).sum(-1))
+    codes_ = ((np.asarray(samples).reshape(-1, 6) > 0) * (2 ** np.arange(5, -1, -1))).sum(-1)
     emp = np.bincount(codes_, minlength=64) / codes_.size
     ref = np.zeros(64)
-    ref[np.asarray(((xs > 0) * (2 ** np.arange(5, -1, -1))).sum(-1))] = p
+    ref[((np.asarray(xs) > 0) * (2 ** np.arange(5, -1, -1))).sum(-1)] = p
     assert p.max() > 3.0 / 64  # the test distribution is far from uniform
     assert 0.5 * np.abs(emp - ref).sum() < 0.03
 
@@ -87,7 +92,8 @@ def test_quantizer_forward_and_straight_through_gradient():
     dist = jnp.linalg.norm(x.reshape(5, 3, 2, 1, 4) - w, axis=-1)
     np.testing.assert_array_equal(idx, jnp.argmin(dist, axis=-1))
     np.testing.assert_array_equal(vals, lookup(idx, w))
-    np.testing.assert_array_equal(vals, straight_through_reference(x, w))
+    # Eq. (7)-(8) written out: (onehot + s) - s equals onehot up to one rounding
+    np.testing.assert_allclose(vals, straight_through_reference(x, w), rtol=0, atol=1e-14)
     # backward: Eq. (8) (softmax straight-through), not the zero gradient of a lookup
     gx, gw = jax.grad(lambda x, w: jnp.sum(g * quantize(x, w)[0]), argnums=(0, 1))(x, w)
     rx, rw = jax.grad(lambda x, w: jnp.sum(g * straight_through_reference(x, w)), argnums=(0, 1))(x, w)
@@ -118,7 +124,7 @@ def test_model_dead_code_revival(chain8):
     _, space = chain8
     m = VQTransformer(space, d_model=8, n_heads=2, n_codes=16, key=jax.random.PRNGKey(0))
     m = eqx.tree_at(lambda m: m.amp.codebook, m, m.amp.codebook.at[:, :, 8:].set(50.0))
-    xs = m.sample(jax.random.PRNGKey(1), 64)
+    xs = eqx.filter_jit(m.sample)(jax.random.PRNGKey(1), 64)
     m2, n = revive_dead_codes(m, xs, jax.random.PRNGKey(2))
     assert n >= 2 * 8
     assert float(jnp.max(jnp.abs(m2.amp.codebook))) < 50.0
@@ -137,7 +143,7 @@ def test_compressed_equals_dense_heisenberg_4x4(n_codes, n_code_heads):
     system = Heisenberg(space, lat, marshall_sign=True)
     m = VQTransformer(space, patch_size=2, d_model=16, n_heads=2, n_codes=n_codes, n_code_heads=n_code_heads,
                       key=jax.random.PRNGKey(5))
-    xs = m.sample(jax.random.PRNGKey(6), 32)
+    xs = eqx.filter_jit(m.sample)(jax.random.PRNGKey(6), 32)
     dense, comp = _local_energies(system, m, xs)
     np.testing.assert_allclose(comp, dense, rtol=0, atol=1e-10)
     if n_codes:  # calibrated (smaller) capacity: same numbers, fewer per-location evaluations
@@ -157,7 +163,7 @@ def test_compressed_equals_dense_tfim_with_phase():
     system = Ising(space, lat, h=1.0)
     m = VQTransformer(space, patch_size=2, d_model=16, n_heads=2, n_codes=16, n_code_heads=2, phase_layers=1,
                       key=jax.random.PRNGKey(7))
-    xs = m.sample(jax.random.PRNGKey(8), 32)
+    xs = eqx.filter_jit(m.sample)(jax.random.PRNGKey(8), 32)
     dense, comp = _local_energies(system, m, xs)
     assert np.iscomplexobj(dense) and np.max(np.abs(dense.imag)) > 1e-6
     np.testing.assert_allclose(comp, dense, rtol=0, atol=1e-10)
@@ -166,7 +172,7 @@ def test_compressed_equals_dense_tfim_with_phase():
 def test_distillation_reduces_log_amplitude_mismatch(chain8):
     _, space = chain8
     teacher = sharpen(VQTransformer(space, d_model=8, n_heads=2, n_codes=0, key=jax.random.PRNGKey(9)), 20.0)
-    xs = teacher.sample(jax.random.PRNGKey(10), 256)
+    xs = eqx.filter_jit(teacher.sample)(jax.random.PRNGKey(10), 256)
     student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(11), n_codes=8)
     # the fresh student is not the teacher (the quantisers change the function)
     before = log_amplitude_mismatch(student, teacher, xs)
