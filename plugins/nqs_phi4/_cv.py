@@ -46,6 +46,9 @@ class CVNetwork(eqx.Module):
       parity-symmetric theories; default `True`).
     - `activation`: `"arcsinh"` (default), `"tanh"`, `"gelu"`, `"softplus"` (the last two
       only with `odd=False`).
+    - `reflect`: if `True`, `g0` is averaged over the four lattice reflections
+      `psi_y -> psi_{R y}` (time, space, both), which leave `O(t)` and `S` invariant;
+      fewer effective parameters, less overfitting (an extension, not in the paper).
     - `key`: PRNG key for the initial weights (uniform, `+-1/sqrt(fan_in)`).
     """
 
@@ -54,8 +57,9 @@ class CVNetwork(eqx.Module):
     L0: int = eqx.field(static=True)
     L1: int = eqx.field(static=True)
     activation: str = eqx.field(static=True)
+    reflect: bool = eqx.field(static=True)
 
-    def __init__(self, L0: int, L1: int, hidden: Sequence[int] = (16,), odd: bool = True, activation: str = "arcsinh", *, key: PRNGKeyArray):
+    def __init__(self, L0: int, L1: int, hidden: Sequence[int] = (16,), odd: bool = True, activation: str = "arcsinh", reflect: bool = False, *, key: PRNGKeyArray):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         if odd and activation not in _ODD:
@@ -63,7 +67,7 @@ class CVNetwork(eqx.Module):
         hidden = tuple(int(h) for h in hidden)
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be positive, got {hidden}")
-        self.L0, self.L1, self.activation = int(L0), int(L1), activation
+        self.L0, self.L1, self.activation, self.reflect = int(L0), int(L1), activation, bool(reflect)
         sizes = hidden + (1,)
         fan_in = [L0 * L1] + list(hidden)
         keys = jax.random.split(key, 2 * len(sizes))
@@ -90,30 +94,43 @@ class CVNetwork(eqx.Module):
             h = act(h) @ self.weights[i].T + self._bias(i)
         return h[..., 0]
 
+    def _first_weights(self) -> Array:
+        """First-layer weights, `(R, H1, L0, L1)` over the reflections `R` used."""
+        w = self.weights[0]
+        if not self.reflect:
+            return w[None]
+
+        def rev(a, axis):  # y -> -y (mod L) along axis
+            return jnp.roll(jnp.flip(a, axis=axis), 1, axis=axis)
+
+        return jnp.stack([w, rev(w, 1), rev(w, 2), rev(rev(w, 1), 2)])
+
     def g0(self, psi: Array) -> Array:
         """`g0(psi)` on one field `(L0, L1)` (direct evaluation; reference implementation)."""
-        h = jnp.tensordot(self.weights[0], psi, axes=((1, 2), (0, 1))) + self._bias(0)
-        return self._rest(h)
+        outs = [self._rest(jnp.tensordot(w, psi, axes=((1, 2), (0, 1))) + self._bias(0)) for w in self._first_weights()]
+        return sum(outs) / len(outs)
 
     def _first_layer(self, phi: Array) -> Array:
-        """`h[x, k] = sum_y W_k[y] phi[x + y] + b_k` for all sites `x`, shape `(V, H1)`."""
+        """`h[r, x, k] = sum_y W^r_k[y] phi[x + y] + b_k` for all sites `x` and reflections `r`,
+        shape `(R, V, H1)`."""
         s = (self.L0, self.L1)
-        fw = jnp.fft.rfft2(self.weights[0], s=s)
+        fw = jnp.fft.rfft2(self._first_weights(), s=s)
         fp = jnp.fft.rfft2(phi, s=s)
-        h = jnp.fft.irfft2(jnp.conj(fw) * fp[None], s=s)
-        return h.reshape(h.shape[0], -1).T + self._bias(0)
+        h = jnp.fft.irfft2(jnp.conj(fw) * fp[None, None], s=s)
+        return jnp.swapaxes(h.reshape(h.shape[0], h.shape[1], -1), 1, 2) + self._bias(0)
 
     def g(self, phi: Array) -> Array:
         """The covariant field `g_x(phi) = g0(T_x phi)`, shape `(L0, L1)`."""
-        return self._rest(self._first_layer(phi)).reshape(self.L0, self.L1)
+        return jnp.mean(self._rest(self._first_layer(phi)), axis=0).reshape(self.L0, self.L1)
 
     def g_and_divergence(self, phi: Array) -> tuple[Array, Array]:
         """`(g (L0, L1), sum_x dg_x/dphi_x)`, exact."""
         h = self._first_layer(phi)
         out, vjp = jax.vjp(self._rest, h)
         (dh,) = vjp(jnp.ones_like(out))  # per-site d g0 / d h (sites are independent)
-        div = jnp.sum(dh @ self.weights[0][:, 0, 0])
-        return out.reshape(self.L0, self.L1), div
+        # reflections fix the origin: the weight of input 0 is W[:, 0, 0] for every r
+        div = jnp.sum(dh @ self.weights[0][:, 0, 0]) / h.shape[0]
+        return jnp.mean(out, axis=0).reshape(self.L0, self.L1), div
 
     def divergence(self, phi: Array) -> Array:
         return self.g_and_divergence(phi)[1]
@@ -441,12 +458,12 @@ def linear_start(cv: ControlVariate, phi_train, delta: float = 0.0, *, amplitude
     """
     key = jax.random.PRNGKey(0) if key is None else key
     net = cv.network
-    lin_net = CVNetwork(net.L0, net.L1, hidden=(), odd=net.odd, activation=net.activation, key=key)
+    lin_net = CVNetwork(net.L0, net.L1, hidden=(), odd=net.odd, activation=net.activation, reflect=net.reflect, key=key)
     lin = fit_output_layer(ControlVariate(cv.action, lin_net, cv.t), phi_train, delta)
     if len(net.weights) == 1:
         return lin
     w = lin.network.weights[0][0]
-    u = jax.vmap(lambda p: lin.network._first_layer(p)[:, 0])(jnp.asarray(phi_train[:256]))
+    u = jax.vmap(lambda p: lin.network._first_layer(p)[0, :, 0])(jnp.asarray(phi_train[:256]))
     s = jnp.std(u) + 1e-300
     k1, k2, k3 = jax.random.split(key, 3)
     H = net.weights[0].shape[0]

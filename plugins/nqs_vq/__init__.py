@@ -18,3 +18,4 @@ from ._distill import (
     timed as timed,
     vq_from_baseline as vq_from_baseline,
 )
+from ._cost import local_energy_flops as local_energy_flops, xla_flops as xla_flops

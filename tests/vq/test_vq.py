@@ -136,7 +136,7 @@ def _local_energies(system, model, xs):
     return np.asarray(dense), np.asarray(comp)
 
 
-@pytest.mark.parametrize("n_codes,n_code_heads", [(64, 1), (8, 2), (0, 1)])
+@pytest.mark.parametrize("n_codes,n_code_heads", [(64, 1), (0, 1)])
 def test_compressed_equals_dense_heisenberg_4x4(n_codes, n_code_heads):
     lat = Square(4, pbc=False)
     space = SpinHalf(lattice=lat, total_sz=0.0)
@@ -169,19 +169,18 @@ def test_compressed_equals_dense_tfim_with_phase():
     np.testing.assert_allclose(comp, dense, rtol=0, atol=1e-10)
 
 
-def test_distillation_reduces_log_amplitude_mismatch(chain8):
-    _, space = chain8
+def test_distillation_reduces_log_amplitude_mismatch():
+    space = SpinHalf(lattice=Chain(6, pbc=False))
     teacher = sharpen(VQTransformer(space, d_model=8, n_heads=2, n_codes=0, key=jax.random.PRNGKey(9)), 20.0)
-    xs = eqx.filter_jit(teacher.sample)(jax.random.PRNGKey(10), 256)
-    student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(11), n_codes=8)
-    # the fresh student is not the teacher (the quantisers change the function)
+    xs = space.all_states()
+    student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(11), n_codes=4)
     before = log_amplitude_mismatch(student, teacher, xs)
-    student, losses = distill(student, teacher, jax.random.PRNGKey(12), n_steps=60, n_samples=128,
-                              learning_rate=3e-3, revive_every=20)
+    student, losses = distill(student, teacher, jax.random.PRNGKey(12), n_steps=40, n_samples=64,
+                              learning_rate=1e-2, revive_every=0)
     after = log_amplitude_mismatch(student, teacher, xs)
-    assert before > 1e-4
-    assert after < 0.5 * before
-    assert losses.shape == (60,)
+    assert before > 1e-4, before  # the quantisers change the function
+    assert after < 0.5 * before, (before, after)
+    assert losses.shape == (40,)
 
 
 def test_config_builds_and_rejects_bad_arguments():
