@@ -38,11 +38,12 @@ def _time(fn, repeats=3):
     return best
 
 
-def main(length=100, n_samples=4096, hidden=32, alpha=2):
+def main(length=100, n_samples=2048, hidden=32, alpha=2):
     space = SpinHalf(length, total_sz=0.0)
     system = Heisenberg(space, Chain(length, pbc=False), marshall_sign=True)
     key = jax.random.PRNGKey(0)
-    eloc_fn = eqx.filter_jit(lambda m, x: jax.vmap(lambda c: system.local_energy(m, c))(x))
+    # chunked: L = 100 x ~100 connected configurations per sample would not fit in memory at once
+    eloc_fn = eqx.filter_jit(lambda m, x: nqs_core.batch_apply(lambda c: system.local_energy(m, c), x, 64))
 
     gru = GRU1D(space, hidden=hidden, phase=False, key=key)
     direct = nqs_core.DirectSampler(space, n_samples=n_samples, n_chains=16)
@@ -91,7 +92,7 @@ def main(length=100, n_samples=4096, hidden=32, alpha=2):
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--length", type=int, default=100)
-    p.add_argument("--n-samples", type=int, default=4096)
+    p.add_argument("--n-samples", type=int, default=2048)
     a = p.parse_args()
     res = main(a.length, a.n_samples)
     print(json.dumps(res, indent=1))

@@ -161,7 +161,7 @@ def grow(
             "size": label,
             "n_sites": n_sites,
             "energy": e,
-            "energy_error": float(energy.error),
+            "energy_error": float(energy.error_of_mean),
             "energy_per_site": e / n_sites,
             "exact_energy": exact,
             "relative_error": None if exact in (None, 0) else abs((e - exact) / exact),

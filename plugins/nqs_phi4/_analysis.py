@@ -39,6 +39,7 @@ def save_control_variates(path, cvs: Sequence[ControlVariate], hidden: Sequence[
         "ts": [cv.t for cv in cvs],
         "hidden": [int(h) for h in hidden],
         "odd": cvs[0].network.odd,
+        "reflect": cvs[0].network.reflect,
         "activation": activation,
         "meta": meta,
     }
@@ -61,7 +62,8 @@ def load_control_variates(path) -> tuple[list[ControlVariate], dict]:
     action = Phi4Action(L0=head["L0"], L1=head["L1"], m2=head["m2"], lam=head["lam"])
     template = []
     for t in head["ts"]:
-        net = CVNetwork(head["L0"], head["L1"], hidden=head["hidden"], odd=head["odd"], activation=head["activation"], key=jax.random.PRNGKey(0))
+        net = CVNetwork(head["L0"], head["L1"], hidden=head["hidden"], odd=head["odd"], activation=head["activation"],
+                         reflect=head.get("reflect", False), key=jax.random.PRNGKey(0))
         template.append((net, jnp.zeros((), dtype=jnp.float64)))
     treedef = jax.tree.structure(template)
     pairs = jax.tree.unflatten(treedef, leaves)

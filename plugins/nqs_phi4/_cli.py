@@ -82,11 +82,14 @@ def train(
     all_t: bool = typer.Option(False, "--all-t", help="one control variate per t = L0/2 .. 0, transfer-trained"),
     hidden: str = typer.Option("16", help="hidden widths, e.g. '16', '4,4,4,4,4' or 'linear'"),
     odd: bool = typer.Option(True, help="odd network (arcsinh, no biases)"),
+    reflect: bool = typer.Option(False, help="average g0 over the lattice reflections (extension)"),
+    start: str = typer.Option("linear", help="'linear' (start at the best linear CV) or 'random' (the paper)"),
+    refit_every: int = typer.Option(5, help="re-solve the output layer exactly every k epochs (0: plain Adam)"),
     epochs: int = typer.Option(100, help="epochs (first slice)"),
     epochs_transfer: int = typer.Option(20, help="epochs of every later slice with --all-t"),
-    batch_size: int = typer.Option(1, help="configurations per gradient step"),
-    delta: float = typer.Option(1e-4, help="L2 regularisation"),
-    lr: Optional[float] = typer.Option(None, help="constant learning rate (default: the schedule of Eq. 16)"),
+    batch_size: int = typer.Option(4, help="configurations per gradient step (the paper: 1)"),
+    delta: float = typer.Option(1e-3, help="L2 regularisation delta of Eq. 13"),
+    lr: Optional[float] = typer.Option(1e-4, help="constant Adam learning rate; 0 selects the schedule of Eq. 16"),
     seed: int = typer.Option(0, help="PRNG seed"),
 ):
     """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest."""
@@ -117,6 +120,8 @@ def train(
         if not 0 <= ts[0] <= L0 // 2:
             _fail(f"--t must be in [0, {L0 // 2}], got {ts[0]}")
     h = _hidden(hidden)
+    if lr is not None and lr <= 0:
+        lr = None
     action = Phi4Action(L0=L0, L1=L1, m2=float(m2), lam=float(lam))
     ratios = {}
     with Progress(console=_err, transient=True) as progress:
@@ -129,8 +134,9 @@ def train(
 
         try:
             cvs = transfer_train(
-                action, phi[:n_train], ts, hidden=h, odd=odd, n_epochs_first=epochs, n_epochs=epochs_transfer,
-                key=jax.random.PRNGKey(seed), callback=done, batch_size=batch_size, delta=delta, learning_rate=lr,
+                action, phi[:n_train], ts, hidden=h, odd=odd, reflect=reflect, start=start, n_epochs_first=epochs,
+                n_epochs=epochs_transfer, key=jax.random.PRNGKey(seed), callback=done, batch_size=batch_size, delta=delta,
+                learning_rate=lr, refit_every=refit_every,
             )
         except (ValueError, TypeError) as exc:
             _fail(str(exc))

@@ -333,6 +333,7 @@ def transfer_train(
     hidden: Sequence[int] = (16,),
     odd: bool = True,
     activation: str = "arcsinh",
+    reflect: bool = False,
     network: CVNetwork | None = None,
     start: str = "random",
     n_epochs_first: int = 100,
@@ -348,7 +349,7 @@ def transfer_train(
 
     - `action`, `phi_train`: as for `train_control_variate`.
     - `ts`: time separations in training order (e.g. `range(L0 // 2, -1, -1)`).
-    - `hidden`, `odd`, `activation`: the `CVNetwork` of the first slice.
+    - `hidden`, `odd`, `activation`, `reflect`: the `CVNetwork` of the first slice.
     - `network`: start the first slice from this network instead (e.g. a trained one).
     - `start`: `"random"` (the paper) or `"linear"` (`linear_start` for the first slice).
     - `n_epochs_first`: epochs for the first slice; `n_epochs`: for every later one.
@@ -363,7 +364,7 @@ def transfer_train(
         raise ValueError(f"start must be 'random' or 'linear', got {start!r}")
     key = jax.random.PRNGKey(0) if key is None else key
     key, sub = jax.random.split(key)
-    net = network if network is not None else CVNetwork(*action.shape, hidden=hidden, odd=odd, activation=activation, key=sub)
+    net = network if network is not None else CVNetwork(*action.shape, hidden=hidden, odd=odd, activation=activation, reflect=reflect, key=sub)
     phi_train = jnp.asarray(phi_train, dtype=jnp.float64)
     out = []
     prev = None

@@ -121,7 +121,8 @@ def distill(
         raise ValueError(f"need n_steps >= 0 and n_samples >= 1, got {n_steps}, {n_samples}")
     opt = optax.adam(learning_rate)
     params, static = eqx.partition(student, eqx.is_inexact_array)
-    opt_state = opt.init(params)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = opt.init(params)
 
     @eqx.filter_jit
     def targets(key):
@@ -135,7 +136,8 @@ def distill(
             return jnp.mean(jnp.square(jnp.real(jax.vmap(model)(xs)) - ys))
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int counters
+            updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
     losses = []

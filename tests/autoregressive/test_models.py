@@ -103,7 +103,7 @@ def test_parameter_shapes_independent_of_size(key):
     def shapes(m):
         return [a.shape for a in jax.tree.leaves(nqs_core.parameters(m)[0])]
 
-    assert shapes(GRU1D(SpinHalf(6), key=key)) == shapes(GRU1D(SpinHalf(40, total_sz=0.0), key=key))
+    assert shapes(GRU1D(SpinHalf(6), key=key)) == shapes(GRU1D(SpinHalf(12, total_sz=0.0), key=key))
     a = LSTM2D(SpinHalf(6), Square(2, pbc=False, width=3), key=key)
     b = LSTM2D(SpinHalf(16), Square(4, pbc=False), key=key)
     assert shapes(a) == shapes(b)

@@ -70,10 +70,12 @@ def test_config_builds_action_and_sampler():
 # -- divergence and the control-variate identity ------------------------------
 
 
-@pytest.mark.parametrize("hidden,odd,act", [((), True, "arcsinh"), ((5, 3), True, "arcsinh"), ((4,), False, "tanh")])
-def test_covariant_g_and_exact_divergence(hidden, odd, act, key):
+@pytest.mark.parametrize(
+    "hidden,odd,act,reflect", [((), True, "arcsinh", False), ((5, 3), True, "arcsinh", False), ((4,), False, "tanh", False), ((3,), True, "arcsinh", True)]
+)
+def test_covariant_g_and_exact_divergence(hidden, odd, act, reflect, key):
     L0, L1 = 6, 4
-    net = p4.CVNetwork(L0, L1, hidden=hidden, odd=odd, activation=act, key=key)
+    net = p4.CVNetwork(L0, L1, hidden=hidden, odd=odd, activation=act, reflect=reflect, key=key)
     phi = jax.random.normal(jax.random.PRNGKey(3), (L0, L1))
     shifts = [(a, b) for a in range(L0) for b in range(L1)]
     shifted = jnp.stack([jnp.roll(phi, (-a, -b), axis=(0, 1)) for a, b in shifts])
@@ -92,6 +94,10 @@ def test_covariant_g_and_exact_divergence(hidden, odd, act, key):
     assert div == pytest.approx(fd, abs=1e-8)
     if odd:
         np.testing.assert_allclose(net.g(-phi), -net.g(phi), atol=1e-14)
+    if reflect:  # f is invariant under time reflection
+        cv = p4.ControlVariate(p4.Phi4Action(L0=L0, L1=L1, m2=0.3, lam=1.0), net, t=2)
+        rphi = jnp.roll(jnp.flip(phi, 0), 1, 0)
+        assert float(cv.f(rphi)) == pytest.approx(float(cv.f(phi)), abs=1e-12)
 
 
 def _mean_err(x):
