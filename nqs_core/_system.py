@@ -116,7 +116,8 @@ class AbstractContinuumHamiltonian(AbstractHamiltonian):
         else:
             lap, g = lap_r, g_r
         kinetic = -self.kinetic_prefactor * (lap + jnp.sum(g * g))
-        return kinetic + self.potential(x)
+        # the potential is real; cast explicitly (complex log psi gives a complex kinetic term)
+        return kinetic + self.potential(x).astype(kinetic.dtype)
 
 
 class AbstractAction(AbstractSystem):
