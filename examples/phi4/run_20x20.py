@@ -26,18 +26,27 @@ ap.add_argument("--n-train", type=int, default=1000)
 ap.add_argument("--n-eval", type=int, default=1000)
 ap.add_argument("--lr", type=float, default=1e-4)
 ap.add_argument("--delta", type=float, default=0.0)
+ap.add_argument("--amplitude", type=float, default=0.3, help="pre-activation scale of linear_start")
+ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_20x20"))
 args = ap.parse_args()
+work = pathlib.Path(args.workdir)
+work.mkdir(parents=True, exist_ok=True)
 L, M2, T = 20, 0.1, 10
 res = {"settings": vars(args), "couplings": {}}
 for lam in (0.5, 24.0):
     t0 = time.perf_counter()
-    phi, info = p4.generate_configurations(L, L, M2, lam, args.n_train + args.n_eval, seed=21, n_chains=50, n_skip=20, n_leapfrog=20, n_thermalize=300)
+    cfg = work / f"cfgs_lam{lam}.npz"
+    if cfg.exists():
+        phi, info = p4.load_configurations(cfg)
+    else:
+        phi, info = p4.generate_configurations(L, L, M2, lam, args.n_train + args.n_eval, seed=21, n_chains=50, n_skip=20, n_leapfrog=20, n_thermalize=300)
+        p4.save_configurations(cfg, phi, **info)
     train, held = phi[: args.n_train], phi[args.n_train :]
     action = p4.Phi4Action(L0=L, L1=L, m2=M2, lam=lam)
     out = {"hmc": info}
     lin = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(), key=jax.random.PRNGKey(1)), T), train, args.delta)
     out["linear"] = {"ratio_held_out": p4.variance_ratio(lin, held), "ratio_train": p4.variance_ratio(lin, train)}
-    cv = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(4,) * 5, key=jax.random.PRNGKey(2)), T), train, args.delta, key=jax.random.PRNGKey(3))
+    cv = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(4,) * 5, key=jax.random.PRNGKey(2)), T), train, args.delta, amplitude=args.amplitude, key=jax.random.PRNGKey(3))
     start = p4.variance_ratio(cv, held)
     cv, hist = p4.train_control_variate(cv, train, n_epochs=args.epochs, batch_size=4, delta=args.delta, learning_rate=args.lr,
                                         refit_every=5, phi_eval=held, eval_every=5, key=jax.random.PRNGKey(4))

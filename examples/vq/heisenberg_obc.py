@@ -101,7 +101,8 @@ def main():
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--n-samples", type=int, default=1024)
-    p.add_argument("--out", default="/tmp/vq_runs")
+    p.add_argument("--out", default=str(pathlib.Path(__file__).parent / "models"))
+    p.add_argument("--resume", action="store_true", help="baseline/finetune: start from the saved model")
     a = p.parse_args()
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,8 @@ def main():
     log = []
     t0 = time.perf_counter()
     if a.stage == "baseline":
-        m = vmc(system, model(space, 0), space, a.steps, a.lr, a.n_samples, log, 1, base_path)
+        init = load(base_path, model(space, 0)) if a.resume else model(space, 0)
+        m = vmc(system, init, space, a.steps, a.lr, a.n_samples, log, 11 if a.resume else 1, base_path)
         save(base_path, m)
     elif a.stage == "distill":
         teacher = load(base_path, model(space, 0))
@@ -128,9 +130,9 @@ def main():
                                   learning_rate=a.lr if a.lr < 0.01 else 1e-3, callback=cb)
         save(vq_path, student)
     elif a.stage == "finetune":
-        m = load(vq_path, model(space, 64))
-        xs = m.sample(jax.random.PRNGKey(5), 512)
-        m, _ = calibrate_capacity(m, system, xs, margin=0.5)
+        m = load(ft_path if a.resume else vq_path, model(space, 64))
+        # capacity None: B * T unique slots, always enough while the weights change
+        # (a calibrated capacity could overflow during training and give NaN)
         m = vmc(system, m, space, a.steps, a.lr, a.n_samples, log, 6, ft_path)
         save(ft_path, m.with_capacity(None))
     else:
@@ -150,7 +152,8 @@ def main():
             print(name, res[name], flush=True)
         (out / f"{tag}_evaluate.json").write_text(json.dumps(res, indent=1))
         return
-    (out / f"{tag}_{a.stage}_log.json").write_text(json.dumps({"args": vars(a), "log": log,
+    suffix = "_resumed" if a.resume else ""
+    (out / f"{tag}_{a.stage}{suffix}_log.json").write_text(json.dumps({"args": vars(a), "log": log,
                                                               "wall_s": time.perf_counter() - t0}, indent=1))
 
 

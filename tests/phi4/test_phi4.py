@@ -71,7 +71,7 @@ def test_config_builds_action_and_sampler():
 
 
 @pytest.mark.parametrize(
-    "hidden,odd,act,reflect", [((), True, "arcsinh", False), ((5, 3), True, "arcsinh", False), ((4,), False, "tanh", False), ((3,), True, "arcsinh", True)]
+    "hidden,odd,act,reflect", [((), True, "arcsinh", False), ((5, 3), True, "arcsinh", True), ((4,), False, "tanh", False)]
 )
 def test_covariant_g_and_exact_divergence(hidden, odd, act, reflect, key):
     L0, L1 = 6, 4
@@ -156,7 +156,7 @@ def test_linear_cv_free_theory_and_file_roundtrip(tmp_path):
 
 
 def test_fit_output_layer_is_the_optimum(interacting_configs):
-    phi = jnp.asarray(interacting_configs[0][:256])
+    phi = jnp.asarray(interacting_configs[0][:128])
     act = p4.Phi4Action(L0=8, L1=4, m2=0.2, lam=2.4)
     cv = p4.ControlVariate(act, p4.CVNetwork(8, 4, hidden=(5,), odd=False, activation="tanh", key=jax.random.PRNGKey(4)), t=3)
     delta = 1e-3
@@ -276,19 +276,19 @@ def test_cli_generate_train_report(tmp_path):
 
     runner = CliRunner()
     cfg = tmp_path / "c.npz"
-    r = runner.invoke(app, ["generate", "--out", str(cfg), "--L0", "8", "--L1", "4", "--m2", "0.5", "--lam", "0.5",
-                            "--n", "128", "--n-chains", "8", "--n-skip", "2", "--n-leapfrog", "5", "--n-thermalize", "50"])
+    r = runner.invoke(app, ["generate", "--out", str(cfg), "--L0", "4", "--L1", "4", "--m2", "0.5", "--lam", "0.5",
+                            "--n", "64", "--n-chains", "8", "--n-skip", "2", "--n-leapfrog", "5", "--n-thermalize", "50"])
     assert r.exit_code == 0, r.output
     cvf = tmp_path / "cv.npz"
-    r = runner.invoke(app, ["train", str(cfg), "--out", str(cvf), "--n-train", "64", "--all-t", "--hidden", "linear",
+    r = runner.invoke(app, ["train", str(cfg), "--out", str(cvf), "--n-train", "32", "--all-t", "--hidden", "linear",
                             "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01"])
     assert r.exit_code == 0, r.output
-    assert p4.load_control_variates(cvf)[1]["ts"] == [4, 3, 2, 1, 0]
+    assert p4.load_control_variates(cvf)[1]["ts"] == [2, 1, 0]
     js, png = tmp_path / "t.json", tmp_path / "f.png"
-    r = runner.invoke(app, ["report", str(cfg), "--cv", str(cvf), "--n-bins", "32", "--plot", str(png), "--json", str(js)])
+    r = runner.invoke(app, ["report", str(cfg), "--cv", str(cvf), "--n-bins", "32", "--t-min", "0", "--plot", str(png), "--json", str(js)])
     assert r.exit_code == 0, r.output
     table = json.loads(js.read_text())
-    assert len(table["cv"]["C"]) == 5 and table["raw"]["fit"]["dof"] == 2
+    assert len(table["cv"]["C"]) == 3 and table["raw"]["fit"]["dof"] == 1
     assert png.stat().st_size > 0
     r = runner.invoke(app, ["report", str(tmp_path / "nope.npz")])
     assert r.exit_code == 2

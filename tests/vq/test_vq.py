@@ -172,14 +172,14 @@ def test_compressed_equals_dense_tfim_with_phase():
 def test_distillation_reduces_log_amplitude_mismatch():
     space = SpinHalf(lattice=Chain(6, pbc=False))
     teacher = sharpen(VQTransformer(space, d_model=8, n_heads=2, n_codes=0, key=jax.random.PRNGKey(9)), 20.0)
-    xs = space.all_states()
-    student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(11), n_codes=4)
+    xs = eqx.filter_jit(teacher.sample)(jax.random.PRNGKey(5), 512)  # held-out teacher samples
+    student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(11), n_codes=8)
     before = log_amplitude_mismatch(student, teacher, xs)
     student, losses = distill(student, teacher, jax.random.PRNGKey(12), n_steps=40, n_samples=64,
-                              learning_rate=1e-2, revive_every=0)
+                              learning_rate=1e-3, revive_every=20)
     after = log_amplitude_mismatch(student, teacher, xs)
-    assert before > 1e-4, before  # the quantisers change the function
-    assert after < 0.5 * before, (before, after)
+    assert before > 1e-3, before  # the quantisers change the function
+    assert after < 0.3 * before, (before, after)
     assert losses.shape == (40,)
 
 
