@@ -58,15 +58,18 @@ np.asarray(cv.improved(phi))
 out["evaluate_cv_s_per_config"] = (time.perf_counter() - t0) / len(phi)
 
 # -- break-even -------------------------------------------------------------------------
-res_path = ROOT / "examples" / "phi4" / "results_40x10.json"
-if res_path.exists():
+for tag in ("", "_reflect"):
+    res_path = ROOT / "examples" / "phi4" / f"results_40x10{tag}.json"
+    if not res_path.exists():
+        continue
     res = json.loads(res_path.read_text())
+    name = "paper_network" if not tag else "reflect_network"
     r20 = res["cv_t20"]["error_ratio_C20_all_configs"]
     n_cfg = 2000
     extra = n_cfg * (r20**2 - 1)
     cost_cfg = extra * out["hmc"]["s_per_config"]
     cost_cv = res["cv_t20"]["train_s"]
-    out["break_even_t20"] = {
+    out[f"break_even_t20_{name}"] = {
         "error_reduction": r20, "equivalent_configurations": n_cfg * r20**2, "extra_configurations": extra,
         "hmc_cost_of_extra_s": cost_cfg, "cv_training_cost_s": cost_cv,
         "break_even_cost_per_config_s": cost_cv / extra,
@@ -77,9 +80,10 @@ if res_path.exists():
     rm = fit_raw["m_err"] / fit_cv["m_err"]
     extra_m = n_cfg * (rm**2 - 1)
     cost_all = res["cv_t20"]["train_s"] + res["cv_all_t"]["train_s"]
-    out["break_even_mass_all_t"] = {
+    out[f"break_even_mass_all_t_{name}"] = {
         "mass_error_reduction": rm, "extra_configurations": extra_m, "hmc_cost_of_extra_s": extra_m * out["hmc"]["s_per_config"],
         "cv_training_cost_s": cost_all, "break_even_cost_per_config_s": cost_all / max(extra_m, 1.0),
+        "verdict": "more statistics is cheaper" if extra_m * out["hmc"]["s_per_config"] < cost_all else "control variate is cheaper",
     }
 out["machine"]["loadavg_end"] = os.getloadavg()
 (ROOT / "benchmarks" / "results_phi4_cv.json").write_text(json.dumps(out, indent=1, default=float))

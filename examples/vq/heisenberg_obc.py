@@ -119,15 +119,19 @@ def main():
     elif a.stage == "distill":
         teacher = load(base_path, model(space, 0))
         xs = teacher.sample(jax.random.PRNGKey(2), 1024)
-        student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(3), n_codes=64, n_code_heads=1)
+        if a.resume:  # continue distilling the saved VQ-NQS
+            student = load(vq_path, model(space, 64))
+        else:
+            student = vq_from_baseline(teacher, xs, jax.random.PRNGKey(3), n_codes=64, n_code_heads=1)
 
         def cb(i, loss):
             if i % 25 == 0:
                 print(f"distill step {i:4d}  L2 = {loss:.3e}  t = {time.perf_counter() - t0:.0f}s", flush=True)
                 log.append({"step": i, "loss": loss})
 
-        student, losses = distill(student, teacher, jax.random.PRNGKey(4), n_steps=a.steps, n_samples=512,
-                                  learning_rate=a.lr if a.lr < 0.01 else 1e-3, callback=cb)
+        student, losses = distill(student, teacher, jax.random.PRNGKey(40 if a.resume else 4), n_steps=a.steps, n_samples=512,
+                                  learning_rate=a.lr if a.lr < 0.01 else 1e-3, callback=cb,
+                                  revive_until=0 if a.resume else a.steps // 2)
         save(vq_path, student)
     elif a.stage == "finetune":
         m = load(ft_path if a.resume else vq_path, model(space, 64))

@@ -97,6 +97,7 @@ def distill(
     n_samples: int = 512,
     learning_rate: float = 1e-3,
     revive_every: int = 50,
+    revive_until: int | None = None,
     callback: Callable[[int, float], None] | None = None,
 ):
     """Train `student` to reproduce the log-amplitudes of `teacher` (Section 4 of seed 002).
@@ -113,6 +114,8 @@ def distill(
     - `key`: PRNG key.
     - `n_steps`, `n_samples`, `learning_rate`, `revive_every`: as above
       (`revive_every = 0` switches dead-code removal off).
+    - `revive_until`: no dead-code removal after this step (default: `n_steps // 2`).
+      Moving codes changes the function, so the last steps run without it.
     - `callback`: called as `callback(step, loss)` after every step.
 
     **Returns:** `(student, losses)` with the loss of every step (NumPy array).
@@ -140,13 +143,14 @@ def distill(
             updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    until = n_steps // 2 if revive_until is None else revive_until
     losses = []
     for i in range(n_steps):
         key, k_s, k_r = jax.random.split(key, 3)
         xs, ys = targets(k_s)
         params, opt_state, loss = step(params, opt_state, xs, ys)
         losses.append(float(loss))
-        if revive_every and (i + 1) % revive_every == 0 and i + 1 < n_steps:
+        if revive_every and (i + 1) % revive_every == 0 and i + 1 < until:
             model, _ = revive_dead_codes(eqx.combine(params, static), xs, k_r)
             params = eqx.filter(model, eqx.is_inexact_array)
         if callback is not None:

@@ -132,9 +132,9 @@ def test_free_fermions_exactly_represented():
     """The HO-initialised ansatz is the free ground state: E_loc = A^2/2 at every point."""
     for a in (2, 3, 4, 5, 6):
         space = Particles1D(a)
-        model = EquivariantSlater(space, hidden=8, key=jax.random.PRNGKey(a))
+        model = EquivariantSlater(space, hidden=4, n_layers=1, key=jax.random.PRNGKey(a))
         system = TrappedFermions1D(space)
-        xs = 1.5 * jax.random.normal(jax.random.PRNGKey(10 + a), (64, a))
+        xs = 1.5 * jax.random.normal(jax.random.PRNGKey(10 + a), (32, a))
 
         @jax.jit
         def check(xs):
