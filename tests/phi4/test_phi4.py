@@ -62,7 +62,9 @@ def test_action_and_space_validate():
 
 def test_config_builds_action_and_sampler():
     reg = nqs_core.get_registry()
-    assert reg.get("system", "phi4").obj is p4.Phi4Action if hasattr(reg, "get") else True
+    objs = {(e.kind, e.name): e.obj for kind in ("space", "system", "sampler") for e in reg.entries(kind)}
+    assert objs[("system", "phi4")] is p4.Phi4Action and objs[("space", "phi4_field")] is p4.Phi4Field
+    assert objs[("sampler", "hmc")] is p4.HMC and objs[("sampler", "metropolis_field")] is p4.MetropolisField
     assert "hmc" in reg.names("sampler") and "metropolis_field" in reg.names("sampler")
     assert "phi4" in reg.names("command")
 
