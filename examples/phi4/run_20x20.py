@@ -27,13 +27,17 @@ ap.add_argument("--n-eval", type=int, default=1000)
 ap.add_argument("--lr", type=float, default=1e-4)
 ap.add_argument("--delta", type=float, default=0.0)
 ap.add_argument("--amplitude", type=float, default=0.3, help="pre-activation scale of linear_start")
+ap.add_argument("--batch-size", type=int, default=4)
+ap.add_argument("--reflect", action="store_true", help="reflection-averaged g0 for both networks (extension)")
+ap.add_argument("--lams", default="0.5,24", help="couplings, comma separated")
+ap.add_argument("--tag", default="", help="suffix of the output json / png")
 ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_20x20"))
 args = ap.parse_args()
 work = pathlib.Path(args.workdir)
 work.mkdir(parents=True, exist_ok=True)
 L, M2, T = 20, 0.1, 10
 res = {"settings": vars(args), "couplings": {}}
-for lam in (0.5, 24.0):
+for lam in [float(x) for x in args.lams.split(",")]:
     t0 = time.perf_counter()
     cfg = work / f"cfgs_lam{lam}.npz"
     if cfg.exists():
@@ -44,25 +48,27 @@ for lam in (0.5, 24.0):
     train, held = phi[: args.n_train], phi[args.n_train :]
     action = p4.Phi4Action(L0=L, L1=L, m2=M2, lam=lam)
     out = {"hmc": info}
-    lin = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(), key=jax.random.PRNGKey(1)), T), train, args.delta)
+    lin = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(), reflect=args.reflect, key=jax.random.PRNGKey(1)), T), train, args.delta)
     out["linear"] = {"ratio_held_out": p4.variance_ratio(lin, held), "ratio_train": p4.variance_ratio(lin, train)}
-    cv = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(4,) * 5, key=jax.random.PRNGKey(2)), T), train, args.delta, amplitude=args.amplitude, key=jax.random.PRNGKey(3))
+    cv = p4.linear_start(p4.ControlVariate(action, p4.CVNetwork(L, L, hidden=(4,) * 5, reflect=args.reflect, key=jax.random.PRNGKey(2)), T), train, args.delta, amplitude=args.amplitude, key=jax.random.PRNGKey(3))
     start = p4.variance_ratio(cv, held)
-    cv, hist = p4.train_control_variate(cv, train, n_epochs=args.epochs, batch_size=4, delta=args.delta, learning_rate=args.lr,
+    cv, hist = p4.train_control_variate(cv, train, n_epochs=args.epochs, batch_size=args.batch_size, delta=args.delta, learning_rate=args.lr,
                                         refit_every=5, phi_eval=held, eval_every=5, key=jax.random.PRNGKey(4))
     out["net_5x4"] = {"ratio_held_out": p4.variance_ratio(cv, held), "ratio_train": p4.variance_ratio(cv, train), "ratio_at_start": start,
-                      "history": hist, "s_per_epoch": hist[-1]["time_s"] / len(hist)}
+                      "history": hist, "s_per_epoch": hist[-1]["time_s"] / max(len(hist), 1)}
+    out["gain_net_over_linear_held_out"] = out["net_5x4"]["ratio_held_out"] / out["linear"]["ratio_held_out"]
     out["wall_s"] = time.perf_counter() - t0
     res["couplings"][str(lam)] = out
     print(f"lambda = {lam}: linear {out['linear']['ratio_held_out']:.2f}, 5x4 {out['net_5x4']['ratio_held_out']:.2f} "
-          f"(start {start:.2f}), {out['wall_s']:.0f} s", flush=True)
+          f"(start {start:.2f}), train: linear {out['linear']['ratio_train']:.2f} 5x4 {out['net_5x4']['ratio_train']:.2f}, {out['wall_s']:.0f} s", flush=True)
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, len(res["couplings"]), figsize=(5 * len(res["couplings"]), 3.8), squeeze=False)
+axes = axes[0]
 for ax, (lam, out) in zip(axes, res["couplings"].items()):
     h = [r for r in out["net_5x4"]["history"] if "ratio" in r]
     ax.plot([r["epoch"] for r in h], [r["ratio"] for r in h], "-o", ms=3, label="5 x 4 hidden")
@@ -72,5 +78,5 @@ for ax, (lam, out) in zip(axes, res["couplings"].items()):
     ax.set_ylabel("sigma_raw / sigma_CV (held out)")
     ax.legend()
 fig.tight_layout()
-fig.savefig(ROOT / "docs" / "img" / "phi4_fig1.png", dpi=120)
-(ROOT / "examples" / "phi4" / "results_20x20.json").write_text(json.dumps(res, indent=1, default=float))
+fig.savefig(ROOT / "docs" / "img" / f"phi4_fig1{args.tag}.png", dpi=120)
+(ROOT / "examples" / "phi4" / f"results_20x20{args.tag}.json").write_text(json.dumps(res, indent=1, default=float))

@@ -93,7 +93,6 @@ class _Net(eqx.Module):
     def dense(self, ids):
         """Per-token outputs for token ids `(B, T)` (ordinary evaluation)."""
         x = self.embed[ids] + self.pos
-        b, t = ids.shape
         for layer in range(self.n_layers):
             a = self.attend(self.qkv(layer, x))
             if self.codebook is not None:

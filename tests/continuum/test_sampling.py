@@ -84,7 +84,7 @@ def free_samples():
     sampler = GaussianMetropolis(space, n_samples=4096, n_chains=32)
     state = sampler.init(dist, jax.random.PRNGKey(2))
     out = []
-    for _ in range(4):
+    for _ in range(3):
         s, state, _ = sampler.sample(dist, state)
         out.append(s)
     return np.concatenate(out[1:], axis=1)  # first call: burn-in

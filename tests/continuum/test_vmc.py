@@ -1,7 +1,6 @@
 """End to end: VMC of two interacting fermions from a config, against the grid solver."""
 
 import jax
-import pytest
 
 import nqs_core
 from nqs_continuum import grid_energy_two_body

@@ -152,7 +152,7 @@ def test_free_fermions_exactly_represented():
 def test_pretraining_reaches_ho_orbitals():
     space = Particles1D(3)
     model = EquivariantSlater(space, hidden=8, init="random", key=jax.random.PRNGKey(7))
-    trained, losses = pretrain_to_ho(model, jax.random.PRNGKey(8), n_steps=400, learning_rate=1e-2)
+    trained, losses = pretrain_to_ho(model, jax.random.PRNGKey(8), n_steps=300, learning_rate=1e-2)
     assert losses[-1] < 1e-3 * losses[0]
     system = TrappedFermions1D(space)
     xs = jax.random.normal(jax.random.PRNGKey(9), (256, 3))

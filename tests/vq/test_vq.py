@@ -86,17 +86,17 @@ def test_quantizer_forward_and_straight_through_gradient():
     x = jax.random.normal(kx, (5, 3, 8))
     w = jax.random.normal(kw, (2, 6, 4))  # H = 2 heads, Q = 6 codes
     g = jax.random.normal(kg, (5, 3, 8))
-    vals, idx = quantize(x, w)
+    vals, idx = jax.jit(quantize)(x, w)
     assert idx.shape == (5, 3, 2)
     # forward: exactly the nearest code vectors (brute force)
     dist = jnp.linalg.norm(x.reshape(5, 3, 2, 1, 4) - w, axis=-1)
     np.testing.assert_array_equal(idx, jnp.argmin(dist, axis=-1))
     np.testing.assert_array_equal(vals, lookup(idx, w))
     # Eq. (7)-(8) written out: (onehot + s) - s equals onehot up to one rounding
-    np.testing.assert_allclose(vals, straight_through_reference(x, w), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(vals, jax.jit(straight_through_reference)(x, w), rtol=0, atol=1e-14)
     # backward: Eq. (8) (softmax straight-through), not the zero gradient of a lookup
-    gx, gw = jax.grad(lambda x, w: jnp.sum(g * quantize(x, w)[0]), argnums=(0, 1))(x, w)
-    rx, rw = jax.grad(lambda x, w: jnp.sum(g * straight_through_reference(x, w)), argnums=(0, 1))(x, w)
+    gx, gw = jax.jit(jax.grad(lambda x, w: jnp.sum(g * quantize(x, w)[0]), argnums=(0, 1)))(x, w)
+    rx, rw = jax.jit(jax.grad(lambda x, w: jnp.sum(g * straight_through_reference(x, w)), argnums=(0, 1)))(x, w)
     np.testing.assert_allclose(gx, rx, atol=1e-12)
     np.testing.assert_allclose(gw, rw, atol=1e-12)
     assert float(jnp.max(jnp.abs(gx))) > 1e-3
