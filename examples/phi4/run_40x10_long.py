@@ -6,8 +6,8 @@ Records the held-out ratio sigma_raw/sigma_CV during training and, at the end, t
 the training set, on the held-out set and the error ratio of C(20) on all 2000 configurations
 (footnote 1 of the paper).
 
-Usage: python examples/phi4/run_40x10_long.py [--epochs 200] [--reflect]
-Writes examples/phi4/results_40x10_long[_reflect].json.
+Usage: python examples/phi4/run_40x10_long.py [--epochs 200] [--reflect] [--seed 0]
+Writes examples/phi4/results_40x10_long[_reflect][_seedS].json.
 """
 
 import argparse
@@ -29,6 +29,7 @@ ap.add_argument("--lr", type=float, default=1e-4)
 ap.add_argument("--batch-size", type=int, default=4)
 ap.add_argument("--refit-every", type=int, default=5)
 ap.add_argument("--reflect", action="store_true")
+ap.add_argument("--seed", type=int, default=0, help="offset of the PRNG keys (0: the keys of run_40x10.py)")
 ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_40x10"))
 args = ap.parse_args()
 L0, L1, M2, LAM, N, NTRAIN = 40, 10, 0.01, 0.1, 2000, 1000
@@ -36,11 +37,11 @@ phi, info = p4.load_configurations(pathlib.Path(args.workdir) / "cfgs.npz")
 action = p4.Phi4Action(L0=L0, L1=L1, m2=M2, lam=LAM)
 train, held = phi[:NTRAIN], phi[NTRAIN:]
 t0 = time.perf_counter()
-net = p4.CVNetwork(L0, L1, hidden=(16,), reflect=args.reflect, key=jax.random.PRNGKey(3))
-cv = p4.linear_start(p4.ControlVariate(action, net, 20), train, args.delta, key=jax.random.PRNGKey(4))
+net = p4.CVNetwork(L0, L1, hidden=(16,), reflect=args.reflect, key=jax.random.PRNGKey(3 + 100 * args.seed))
+cv = p4.linear_start(p4.ControlVariate(action, net, 20), train, args.delta, key=jax.random.PRNGKey(4 + 100 * args.seed))
 print(f"start: held-out ratio {p4.variance_ratio(cv, held):.2f}", flush=True)
 cv, hist = p4.train_control_variate(
-    cv, train, n_epochs=args.epochs, key=jax.random.PRNGKey(5), phi_eval=held, eval_every=args.eval_every,
+    cv, train, n_epochs=args.epochs, key=jax.random.PRNGKey(5 + 100 * args.seed), phi_eval=held, eval_every=args.eval_every,
     delta=args.delta, learning_rate=args.lr, batch_size=args.batch_size, refit_every=args.refit_every,
     callback=lambda r: print(r, flush=True) if "ratio" in r else None)
 wall = time.perf_counter() - t0
@@ -56,5 +57,5 @@ res = {
     "C20_cv": [float(imp.mean()), float(imp.std(ddof=1) / np.sqrt(N))],
 }
 print({k: v for k, v in res.items() if k != "history"}, flush=True)
-tag = "_reflect" if args.reflect else ""
+tag = ("_reflect" if args.reflect else "") + (f"_seed{args.seed}" if args.seed else "")
 (ROOT / "examples" / "phi4" / f"results_40x10_long{tag}.json").write_text(json.dumps(res, indent=1, default=float))

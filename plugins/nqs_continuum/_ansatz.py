@@ -54,7 +54,10 @@ class EquivariantSlater(nqs_core.AbstractAnsatz):
     Permutation-equivariant layers act on the per-particle features `h_i`
     (starting from `h_i = x_i`):
     `h_i <- act(W' h_i + V sum_j h_j + b)` (the slides' equivariant layer;
-    from the second layer on with a residual connection). After `n_layers`
+    from the second layer on with a residual connection). The weights are
+    stored `(in, out)` and applied as `h @ W + b`, the dense-layer pattern
+    that kfac-jax's graph matcher recognises, so `KFAC` gets Kronecker-factored
+    blocks for them. After `n_layers`
     layers, `n_dets` sets of `A` generalised orbitals are read out,
 
     `phi^d_k(x_i; {x}) = [sum_m P^d_km chi_m(x_i) + w^d_k . h_i + g^d_k] exp(-s^d_k x_i^2 / 2)`,
@@ -142,8 +145,11 @@ class EquivariantSlater(nqs_core.AbstractAnsatz):
         fan_in = 1
         for l in range(self.n_layers):
             kw, kv, kb = jax.random.split(keys[l], 3)
-            w = jax.random.normal(kw, (h, fan_in), dtype) / math.sqrt(fan_in)
-            v = jax.random.normal(kv, (h, fan_in), dtype) / math.sqrt(fan_in * a)
+            # weights stored (in, out) and applied as `h @ w + b`: the dense-layer
+            # pattern kfac-jax recognises (Kronecker-factored KFAC blocks); drawn
+            # (out, in) and transposed so the initial parameters do not change
+            w = (jax.random.normal(kw, (h, fan_in), dtype) / math.sqrt(fan_in)).T
+            v = (jax.random.normal(kv, (h, fan_in), dtype) / math.sqrt(fan_in * a)).T
             b = 0.5 * jax.random.normal(kb, (h,), dtype)
             layers.append((w, v, b))
             fan_in = h
@@ -175,7 +181,7 @@ class EquivariantSlater(nqs_core.AbstractAnsatz):
         act = _ACTIVATIONS[self.activation]
         h = x[:, None]
         for l, (w, v, b) in enumerate(self.layers):
-            pre = h @ w.T + jnp.sum(h, axis=0, keepdims=True) @ v.T + b
+            pre = (h @ w + b) + jnp.sum(h, axis=0, keepdims=True) @ v
             h = act(pre) if l == 0 else h + act(pre)
         return h
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from nqs_core import AbstractPreconditioner, parameters, real_ravel
+from nqs_core import AbstractHamiltonian, AbstractPreconditioner, parameters, real_ravel
 from nqs_core._distributed import n_ranks, sum_over_ranks
 
 from ._sr import SR
@@ -36,6 +36,41 @@ def fisher_products(ansatz, xs, directions):
         cols.append(t - sum_over_ranks(jnp.sum(t)) / m)
     j = jnp.stack(cols)  # (n, M), centred
     return 4.0 * jnp.real(sum_over_ranks(jnp.conj(j) @ j.T)) / m
+
+
+def energy_subspace_model(system, ansatz, xs, directions):
+    """Gradient `b` and Hessian `H` of the sampled energy restricted to the plane
+    `theta + x_1 d_1 + x_2 d_2` at `x = 0` (the energy's second-order expansion
+    along the current direction and the previous update).
+
+    The energy at `theta + x.d` is the reweighted sample estimate
+    `E(x) = sum_i w_i(x) E_L(X_i; theta + x.d) / sum_i w_i(x)`,
+    `w_i(x) = |psi_{theta + x.d}(X_i) / psi_theta(X_i)|^2`, on the current samples
+    `X_i ~ |psi_theta|^2`; `b = grad_x E(0)` and `H = hess_x E(0)` (forward mode,
+    two directions, so the cost is a few local-energy evaluations). `b` equals
+    `(grad E . d_1, grad E . d_2)` up to the zero-mean term `<d E_L / d theta>`,
+    and `H` contains the sampled energy-covariance terms
+    `2 Cov(O_a O_b + d_a O_b, E_L) + 2 Cov(O_a, d_b E_L) + ...` that the Fisher
+    model leaves out.
+
+    **Returns:** `(b, H)`, shapes `(2,)` and `(2, 2)`.
+    """
+    params, static = parameters(ansatz)
+    vec, unravel = real_ravel(params)
+    dmat = jnp.stack(directions)  # (2, P)
+    log0 = jax.lax.stop_gradient(jnp.real(jax.vmap(ansatz)(xs)))
+
+    def energy(x):
+        model = eqx.combine(unravel(vec + x @ dmat), static)
+        logp = jnp.real(jax.vmap(model)(xs))
+        eloc = jnp.real(jax.vmap(lambda c: system.local_energy(model, c))(xs))
+        w = jnp.exp(2.0 * (logp - log0))
+        return sum_over_ranks(jnp.sum(w * eloc)) / sum_over_ranks(jnp.sum(w))
+
+    x0 = jnp.zeros((2,), vec.dtype)
+    b = jax.jacfwd(energy)(x0)
+    h = jax.jacfwd(jax.jacfwd(energy))(x0)
+    return b, 0.5 * (h + h.T)
 
 
 def optimal_coefficients(f, b, diag_shift: float = 1e-10):
@@ -82,6 +117,21 @@ class OptimalStep(AbstractPreconditioner):
       far from the minimum its unconstrained step can be much too long (on the
       A = 2 trap, SR + alpha* alone diverged from the harmonic-oscillator start).
 
+    - `curvature`: the matrix of the 2x2 model. `"fisher"` (default, the
+      slides' formula): `F`, the Fisher of `|psi|^2`. `"energy"`: the Hessian
+      of the sampled (reweighted) energy in the plane of `Delta_n` and
+      `delta_{n-1}` (`energy_subspace_model`; needs `system`), with gradient
+      from the same expansion; when that 2x2 Hessian is not positive definite
+      the Fisher model is used for that step.
+    - `system`: the Hamiltonian (injected from the config; only used with
+      `curvature = "energy"`).
+
+    Why the Fisher model over-steps: with `F = 4 S` (`S` the QGT) and
+    `grad E = 2 Re Cov(O, E_L)`, its minimum along the SR direction is
+    `delta = -S^{-1} f / 2`, an imaginary-time step `tau = 1/2` of the
+    linearised `1 - tau H`, far beyond the stable range `tau < 1/E_max` when
+    the local energies spread; the energy Hessian has no such fixed scale.
+
     `info` reports `alpha` and `mu`.
 
     **Example (TOML):**
@@ -102,8 +152,14 @@ class OptimalStep(AbstractPreconditioner):
     diag_shift: float = 1e-10
     max_alpha: float | None = None
     trust_radius: float | None = None
+    curvature: str = eqx.field(default="fisher", static=True)
+    system: AbstractHamiltonian | None = None
 
     def __check_init__(self):
+        if self.curvature not in ("fisher", "energy"):
+            raise ValueError(f"curvature must be 'fisher' or 'energy', got {self.curvature!r}")
+        if self.curvature == "energy" and not isinstance(self.system, AbstractHamiltonian):
+            raise TypeError("curvature='energy' needs the Hamiltonian as `system`")
         if not isinstance(self.inner, AbstractPreconditioner):
             raise TypeError(f"inner must be a preconditioner, got {type(self.inner).__name__}")
         if self.diag_shift < 0:
@@ -112,6 +168,13 @@ class OptimalStep(AbstractPreconditioner):
             raise ValueError(f"max_alpha must be positive, got {self.max_alpha}")
         if self.trust_radius is not None and self.trust_radius <= 0:
             raise ValueError(f"trust_radius must be positive, got {self.trust_radius}")
+
+    def _solve(self, f, b):
+        if self.momentum:
+            return optimal_coefficients(f, b, self.diag_shift)
+        reg = self.diag_shift * jnp.abs(f[0, 0]) + jnp.finfo(f.dtype).tiny
+        coeffs = jnp.stack([-b[0] / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
+        return coeffs, jnp.isfinite(coeffs[0])
 
     def init(self, params):
         vec, _ = real_ravel(params)
@@ -124,15 +187,21 @@ class OptimalStep(AbstractPreconditioner):
         step = -step
         g, _ = real_ravel(estimator.gradient(ansatz, samples, estimate))
         xs = samples.reshape((-1,) + samples.shape[estimate.local_values.ndim :])
-        if self.momentum:
-            f = fisher_products(ansatz, xs, [step, prev])
-            b = jnp.stack([g @ step, g @ prev])
-            coeffs, ok = optimal_coefficients(f, b, self.diag_shift)
-        else:
-            f = fisher_products(ansatz, xs, [step, prev])
-            reg = self.diag_shift * f[0, 0] + jnp.finfo(f.dtype).tiny
-            coeffs = jnp.stack([-(g @ step) / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
-            ok = jnp.isfinite(coeffs[0])
+        f = fisher_products(ansatz, xs, [step, prev])
+        b = jnp.stack([g @ step, g @ prev])
+        coeffs, ok = self._solve(f, b)
+        if self.curvature == "energy":
+            b_e, h_e = energy_subspace_model(self.system, ansatz, xs, [step, prev])
+            c_e, ok_e = self._solve(h_e, b_e)
+            # the Hessian of the sampled energy need not be positive definite: Fisher model then
+            reg = self.diag_shift * jnp.abs(jnp.trace(h_e)) + jnp.finfo(f.dtype).tiny
+            h_reg = h_e + reg * jnp.eye(2, dtype=h_e.dtype)
+            if not self.momentum:
+                h_reg = h_reg.at[1, 1].set(1.0).at[0, 1].set(0.0).at[1, 0].set(0.0)
+            pd = (h_reg[0, 0] > 0) & (jnp.linalg.det(h_reg) > 0)
+            use = pd & ok_e & jnp.all(jnp.isfinite(c_e))
+            coeffs = jnp.where(use, c_e, coeffs)
+            info = {**info, "energy_model_used": use.astype(jnp.int32)}
         if self.max_alpha is not None:
             coeffs = jnp.clip(coeffs, -self.max_alpha, self.max_alpha)
         coeffs = jnp.where(jnp.isfinite(coeffs), coeffs, 0.0)

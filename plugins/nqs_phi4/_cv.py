@@ -443,17 +443,27 @@ def fit_output_layer(cv: ControlVariate, phi_train, delta: float = 0.0, chunk_si
     return ControlVariate(cv.action, net, cv.t, mu=om - Fm @ v)
 
 
-def linear_start(cv: ControlVariate, phi_train, delta: float = 0.0, *, amplitude: float = 1.0, noise: float = 0.1, key: PRNGKeyArray | None = None) -> ControlVariate:
+def linear_start(cv: ControlVariate, phi_train, delta: float = 0.0, *, amplitude: float = 1.0, noise: float = 0.01, key: PRNGKeyArray | None = None) -> ControlVariate:
     """Initialise a network with hidden layers at the best linear control variate.
 
     Fits the optimal linear `g0` (`fit_output_layer` of a network without hidden
     layer), points every first-layer neuron along it (random sign and magnitude, so
     that its pre-activation has standard deviation `~ amplitude` on the training
-    set, plus `noise` times the random initial weights), sets later hidden layers to
-    the identity (plus noise) and fits the output layer exactly. The network then
-    starts near the linear optimum, in the mildly non-linear regime of arcsinh, and
-    training adds the non-linear part (the linear optimum is the weak-coupling
-    answer, seed 001 Fig. 1).
+    set, plus the random initial weights rescaled to a pre-activation standard
+    deviation `noise * amplitude`), sets later hidden layers to the identity (plus
+    `noise` times their random weights) and fits the output layer exactly. For small
+    `amplitude` and `noise` the network starts at (nearly) the linear optimum, in the
+    mildly non-linear regime of arcsinh, and training adds the non-linear part (the
+    linear optimum is the weak-coupling answer, seed 001 Fig. 1).
+
+    **Arguments:**
+
+    - `cv`: the control variate whose network is initialised.
+    - `phi_train`: training configurations `(N, L0, L1)`.
+    - `delta`: the L2 regularisation of Eq. 13 for the exact solves.
+    - `amplitude`: pre-activation scale of the first hidden layer.
+    - `noise`: relative size of the random (symmetry-breaking) part of the weights.
+    - `key`: PRNG key.
 
     **Returns:** the initialised `ControlVariate`.
     """
@@ -464,12 +474,17 @@ def linear_start(cv: ControlVariate, phi_train, delta: float = 0.0, *, amplitude
     if len(net.weights) == 1:
         return lin
     w = lin.network.weights[0][0]
-    u = jax.vmap(lambda p: lin.network._first_layer(p)[0, :, 0])(jnp.asarray(phi_train[:256]))
+    sub = jnp.asarray(phi_train[:256])
+    u = jax.vmap(lambda p: lin.network._first_layer(p)[0, :, 0])(sub)
     s = jnp.std(u) + 1e-300
+    # the random part of the first layer, scaled so that its pre-activations have standard
+    # deviation `noise * amplitude` (relative to the aligned part, whatever the field scale)
+    ur = jax.vmap(lambda p: net._first_layer(p)[0] - net._bias(0))(sub)
+    sr = jnp.std(ur) + 1e-300
     k1, k2, k3 = jax.random.split(key, 3)
     H = net.weights[0].shape[0]
     c = jax.random.choice(k1, jnp.array([-1.0, 1.0]), (H,)) * jax.random.uniform(k2, (H,), minval=0.5, maxval=1.5)
-    w0 = amplitude * c[:, None, None] * w[None] / s + noise * net.weights[0] * (s > 0)
+    w0 = amplitude * (c[:, None, None] * w[None] / s + noise * net.weights[0] / sr)
     net = eqx.tree_at(lambda m: m.weights[0], net, w0)
     for i in range(1, len(net.weights) - 1):
         wi = net.weights[i]
