@@ -28,18 +28,21 @@ ROOT = HERE.parents[1]
 A, V0, SIGMA0 = 2, -10.0, 0.5
 
 
-def setups(system):
+def setups(system, trust=0.1, curvature="energy", kfac_lr=0.1, kfac_damping=1e-2, trust_decay=None):
     identity = nqs_core.IdentityPreconditioner()
+    opt = dict(trust_radius=trust, trust_decay=trust_decay, curvature=curvature, system=system)
     return {
         "adam": (identity, optax.adam(1e-2)),
         "sr": (SR(diag_shift=1e-3), optax.sgd(0.05)),
-        "kfac": (KFAC(damping=1e-2), optax.sgd(0.02)),
+        "kfac": (KFAC(damping=kfac_damping), optax.sgd(kfac_lr)),
         "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
         # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
-        "gd+opt": (OptimalStep(inner=identity, trust_radius=0.1), optax.sgd(1.0)),
-        "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3), trust_radius=0.1), optax.sgd(1.0)),
-        "kfac+opt": (OptimalStep(inner=KFAC(damping=1e-3), trust_radius=0.1), optax.sgd(1.0)),
-        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3), trust_radius=0.1), optax.sgd(1.0)),
+        # curvature="energy": the 2x2 model is the Hessian of the sampled energy in the plane of
+        # the direction and the previous update (the Fisher model of the slides over-steps: README)
+        "gd+opt": (OptimalStep(inner=identity, **opt), optax.sgd(1.0)),
+        "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3), **opt), optax.sgd(1.0)),
+        "kfac+opt": (OptimalStep(inner=KFAC(damping=kfac_damping), **opt), optax.sgd(1.0)),
+        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3), **opt), optax.sgd(1.0)),
     }
 
 
@@ -59,15 +62,23 @@ def main():
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--only", default="")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trust", type=float, default=0.1, help="trust radius of the +opt runs")
+    parser.add_argument("--curvature", default="energy", help="2x2 model of the +opt runs: energy or fisher")
+    parser.add_argument("--kfac-lr", type=float, default=0.1)
+    parser.add_argument("--kfac-damping", type=float, default=1e-2)
+    parser.add_argument("--trust-decay", type=float, default=None, help="r_n = r / (1 + n / decay)")
+    parser.add_argument("--out", default="results.json")
+    parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     space = nc.Particles1D(A)
     system = nc.TrappedFermions1D(space, V0, SIGMA0)
     exact = float(nc.grid_energy_two_body(V0, SIGMA0))
     ansatz = nc.EquivariantSlater(space, hidden=8, n_layers=2, key=jax.random.PRNGKey(args.seed))
-    out_path = HERE / "results.json"
+    out_path = HERE / args.out
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    runs = setups(system)
+    runs = setups(system, args.trust, args.curvature, args.kfac_lr, args.kfac_damping, args.trust_decay)
     names = [n for n in runs if not args.only or n in args.only.split(",")]
+    names = sorted(names, key=lambda n: "kfac" not in n)  # KFAC first
     for name in names:
         precond, opt = runs[name]
         sampler = nc.GaussianMetropolis(space, n_samples=args.samples, n_chains=16)
@@ -87,7 +98,8 @@ def main():
                          "final_mean_last20": float(np.mean(energies[-20:]))}
         print(f"{name:10s} steps_to_1e-3={n}  last20={np.mean(energies[-20:]):.5f}  wall={wall:.1f}s", flush=True)
         out_path.write_text(json.dumps({**results, "_exact": exact, "_steps": args.steps, "_samples": args.samples}))
-    plot(results, exact)
+    if not args.no_plot:
+        plot(results, exact)
 
 
 def plot(results, exact):

@@ -148,4 +148,10 @@ class KFAC(AbstractPreconditioner):
         direction = curv.multiply_inverse(
             kstate, _split(grad), self.damping, exact_power=self.exact_inverse, use_cached=True, pmap_axis_name=None
         )
+        # a block whose output-side factor G vanishes (e.g. layers feeding a
+        # read-out that starts at zero, EquivariantSlater init="ho") gives 0/0 in
+        # kfac-jax's factor scaling; its exact damped inverse is grad / damping
+        direction = jax.tree.map(
+            lambda d, g: jnp.where(jnp.isfinite(d), d, g / self.damping), direction, _split(grad)
+        )
         return _merge(direction, params), (kstate, count + 1), {}

@@ -116,6 +116,10 @@ class OptimalStep(AbstractPreconditioner):
       boundary. The quadratic model uses the Fisher, not the energy Hessian, so
       far from the minimum its unconstrained step can be much too long (on the
       A = 2 trap, SR + alpha* alone diverged from the harmonic-oscillator start).
+    - `trust_decay`: optional decay of the trust radius, `r_n = r / (1 + n / trust_decay)`
+      at step `n`: near the minimum the sampled model is dominated by noise and
+      a fixed radius keeps taking full-length steps (a stochastic-approximation
+      schedule; the step count is kept in the state).
 
     - `curvature`: the matrix of the 2x2 model. `"fisher"` (default, the
       slides' formula): `F`, the Fisher of `|psi|^2`. `"energy"`: the Hessian
@@ -152,10 +156,13 @@ class OptimalStep(AbstractPreconditioner):
     diag_shift: float = 1e-10
     max_alpha: float | None = None
     trust_radius: float | None = None
+    trust_decay: float | None = None
     curvature: str = eqx.field(default="fisher", static=True)
     system: AbstractHamiltonian | None = None
 
     def __check_init__(self):
+        if self.trust_decay is not None and (self.trust_decay <= 0 or self.trust_radius is None):
+            raise ValueError(f"trust_decay must be positive and needs trust_radius, got {self.trust_decay}")
         if self.curvature not in ("fisher", "energy"):
             raise ValueError(f"curvature must be 'fisher' or 'energy', got {self.curvature!r}")
         if self.curvature == "energy" and not isinstance(self.system, AbstractHamiltonian):
@@ -178,10 +185,10 @@ class OptimalStep(AbstractPreconditioner):
 
     def init(self, params):
         vec, _ = real_ravel(params)
-        return (self.inner.init(params), jnp.zeros_like(vec))
+        return (self.inner.init(params), jnp.zeros_like(vec), jnp.zeros((), vec.dtype))
 
     def __call__(self, ansatz, samples, estimate, estimator, state):
-        inner_state, prev = state
+        inner_state, prev, count = state
         d_inner, inner_state, info = self.inner(ansatz, samples, estimate, estimator, inner_state)
         step, unravel = real_ravel(d_inner)
         step = -step
@@ -207,7 +214,8 @@ class OptimalStep(AbstractPreconditioner):
         coeffs = jnp.where(jnp.isfinite(coeffs), coeffs, 0.0)
         fnorm = jnp.sqrt(jnp.maximum(coeffs @ (f @ coeffs), 0.0))
         if self.trust_radius is not None:
-            coeffs = coeffs * jnp.minimum(1.0, self.trust_radius / jnp.maximum(fnorm, jnp.finfo(f.dtype).tiny))
+            radius = self.trust_radius if self.trust_decay is None else self.trust_radius / (1.0 + count / self.trust_decay)
+            coeffs = coeffs * jnp.minimum(1.0, radius / jnp.maximum(fnorm, jnp.finfo(f.dtype).tiny))
         update = coeffs[0] * step + coeffs[1] * prev
         info = {**info, "alpha": coeffs[0], "mu": coeffs[1], "fisher_norm": fnorm, "optimal_step_ok": ok.astype(jnp.int32)}
-        return unravel(-update), (inner_state, update), info
+        return unravel(-update), (inner_state, update, count + 1.0), info

@@ -1,5 +1,6 @@
 """DGD: the Hyvarinen-score metric G_VMC against a direct dense computation."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,18 +27,18 @@ def test_dgd_equals_dense_metric(problem):
     samples = 0.8 * jax.random.normal(jax.random.PRNGKey(0), (2, 16, 2))
     est = EnergyEstimator()(ansatz, system, samples)
     lam = 1e-3
-    direction, _, info = DGD(system, diag_shift=lam)(ansatz, samples, est, EnergyEstimator(), None)
+    direction, _, info = eqx.filter_jit(lambda a, s, e: DGD(system, diag_shift=lam)(a, s, e, EnergyEstimator(), None))(
+        ansatz, samples, est
+    )
     assert int(info["solve_ok"]) == 1
     params, static = nqs_core.parameters(ansatz)
     vec, unravel = real_ravel(params)
 
     def ln_p(v, x):  # ln |psi|^2
-        import equinox as eqx
-
         return 2.0 * eqx.combine(unravel(v), static)(x)
 
     # d_theta d_x ln p by forward-over-reverse (the preconditioner uses reverse-over-reverse)
-    jac = jax.vmap(lambda x: jax.jacfwd(lambda v: jax.grad(ln_p, argnums=1)(v, x))(vec))(samples.reshape(-1, 2))
+    jac = jax.jit(jax.vmap(lambda x: jax.jacfwd(lambda v: jax.grad(ln_p, argnums=1)(v, x))(vec)))(samples.reshape(-1, 2))
     jac = np.asarray(jac)  # (M, D, P)
     g_vmc = 0.25 * np.einsum("mki,mkj->ij", jac, jac) / jac.shape[0]
     grad = np.asarray(real_ravel(EnergyEstimator().gradient(ansatz, samples, est))[0])

@@ -28,7 +28,10 @@ def test_one_dense_layer_is_exact_natural_gradient(key):
     est = Estimate(stats=statistics(eloc), local_values=eloc)
     estimator = EnergyEstimator()
     damping = 1e-6
-    direction, state, _ = KFAC(damping=damping)(ansatz, samples, est, estimator, None)
+    # jitted as inside the VMC step (and much faster than op-by-op dispatch of kfac-jax)
+    direction, state, _ = eqx.filter_jit(lambda a, s, e: KFAC(damping=damping)(a, s, e, estimator, None))(
+        ansatz, samples, est
+    )
     # one layer with scalar output: per-sample gradient [x, 1] (x) 1, so A (x) G is the exact (uncentred) Fisher
     xs = np.asarray(samples.reshape(m, n_in))
     a = np.concatenate([xs, np.ones((m, 1))], axis=1)
@@ -48,3 +51,21 @@ def test_kfac_inside_vmc_complex_rbm(small_config):
     for _ in range(3):
         state, rec = driver.step(state)
         assert np.isfinite(rec["energy"]) and np.isfinite(rec["direction_norm"])
+
+
+def test_equivariant_slater_layers_get_kronecker_blocks():
+    """EquivariantSlater stores its layer weights (in, out): kfac-jax must see dense layers
+    (Kronecker-factored blocks: W' with bias, V without, per layer), not diagonal blocks."""
+    import pytest
+
+    nc = pytest.importorskip("nqs_continuum")
+    space = nc.Particles1D(2)
+    ansatz = nc.EquivariantSlater(space, hidden=2, n_layers=2, key=jax.random.PRNGKey(0))
+    xs = jax.random.normal(jax.random.PRNGKey(1), (8, 2))
+    curv, func_args = KFAC().curvature(ansatz, xs)
+    curv.init(jax.random.PRNGKey(0), func_args, exact_powers_to_cache=-1, approx_powers_to_cache=None)
+    names = [type(b).__name__ for b in curv.blocks]
+    dense = [b for b in curv.blocks if "KroneckerFactored" in type(b).__name__]
+    assert len(dense) == 2 * ansatz.n_layers, names
+    shapes = sorted(tuple(s[0]) for b in dense for s in [b.parameters_shapes])
+    assert shapes == sorted([(1, 2), (1, 2), (2, 2), (2, 2)]), shapes

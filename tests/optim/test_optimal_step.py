@@ -50,8 +50,8 @@ def test_preconditioner_matches_dense_fisher(small_config):
     samples, _, _ = driver.sampler.sample(nqs_core.BornDistribution(model), state.sampler_state)
     est = driver.estimator(model, driver.system, samples)
     prev = jnp.asarray(np.random.default_rng(1).normal(size=pstate[1].shape))
-    pstate = (pstate[0], prev)
-    direction, (_, update), info = precond(model, samples, est, driver.estimator, pstate)
+    pstate = (pstate[0], prev, pstate[2])
+    direction, (_, update, _), info = precond(model, samples, est, driver.estimator, pstate)
     # dense reference
     xs = samples.reshape(-1, samples.shape[-1])
     o = np.asarray(log_derivatives(model, xs))
@@ -78,3 +78,48 @@ def test_runs_inside_vmc_with_trust_region(small_config):
         state, rec = driver.step(state)
         assert np.isfinite(rec["energy"]) and np.isfinite(rec["alpha"]) and np.isfinite(rec["mu"])
     assert all(np.all(np.isfinite(np.asarray(p))) for p in jax.tree.leaves(state.params))
+
+
+def test_energy_subspace_model_gradient_and_hessian():
+    """`curvature="energy"`: b is the gradient of the reweighted sampled energy,
+    `grad E . d + <d_d E_L>` (the second term is zero only in expectation), and H
+    its Hessian in the plane (checked against central differences of that energy)."""
+    import equinox as eqx
+    import pytest
+
+    from nqs_core import EnergyEstimator
+    from nqs_optim._optimal_step import energy_subspace_model
+
+    nc = pytest.importorskip("nqs_continuum")
+    space = nc.Particles1D(2)
+    system = nc.TrappedFermions1D(space, -5.0, 0.5)
+    ansatz = nc.EquivariantSlater(space, hidden=2, n_layers=1, init="random", key=jax.random.PRNGKey(0))
+    samples = jax.random.normal(jax.random.PRNGKey(1), (1, 32, 2))
+    xs = samples[0]
+    params, static = nqs_core.parameters(ansatz)
+    vec, unravel = real_ravel(params)
+    d1, d2 = jax.random.normal(jax.random.PRNGKey(2), (2, vec.size))
+    b, h = jax.jit(lambda: energy_subspace_model(system, ansatz, xs, [d1, d2]))()
+    est = EnergyEstimator()(ansatz, system, samples)
+    g, _ = real_ravel(EnergyEstimator().gradient(ansatz, samples, est))
+
+    def eloc_mean(v):
+        model = eqx.combine(unravel(v), static)
+        return jnp.mean(jax.vmap(lambda x: system.local_energy(model, x))(xs))
+
+    dmean = [jax.jvp(eloc_mean, (vec,), (d,))[1] for d in (d1, d2)]
+    np.testing.assert_allclose(np.asarray(b), [float(g @ d1 + dmean[0]), float(g @ d2 + dmean[1])], rtol=1e-9)
+
+    log0 = jax.vmap(ansatz)(xs)
+
+    @jax.jit
+    def energy(x):
+        model = eqx.combine(unravel(vec + x[0] * d1 + x[1] * d2), static)
+        w = jnp.exp(2.0 * (jax.vmap(model)(xs) - log0))
+        return jnp.sum(w * jax.vmap(lambda c: system.local_energy(model, c))(xs)) / jnp.sum(w)
+
+    eps = 1e-3
+    e = np.eye(2) * eps
+    fd = np.array([[(energy(e[i] + e[j]) - energy(e[i] - e[j]) - energy(-e[i] + e[j]) + energy(-e[i] - e[j])) / (4 * eps * eps)
+                    for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(np.asarray(h), fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())

@@ -170,6 +170,21 @@ def test_fit_output_layer_is_the_optimum(interacting_configs):
     assert float(p4.cv_loss(fitted, phi, delta)) < float(p4.cv_loss(cv, phi, delta))
 
 
+def test_linear_start_reproduces_the_linear_optimum(interacting_configs):
+    # a deep network started at the linear optimum (small amplitude and noise) is nearly
+    # the exact linear control variate; a large amplitude makes it non-linear
+    phi = jnp.asarray(interacting_configs[0][:256])
+    act = p4.Phi4Action(L0=8, L1=4, m2=0.2, lam=2.4)
+    lin = p4.linear_start(p4.ControlVariate(act, p4.CVNetwork(8, 4, hidden=(), key=jax.random.PRNGKey(0)), t=4), phi)
+    r_lin = p4.variance_ratio(lin, phi)
+    assert r_lin > 1.5
+    deep = p4.ControlVariate(act, p4.CVNetwork(8, 4, hidden=(4, 4, 4), key=jax.random.PRNGKey(1)), t=4)
+    near = p4.linear_start(deep, phi, amplitude=0.01, key=jax.random.PRNGKey(2))
+    assert abs(p4.variance_ratio(near, phi) / r_lin - 1.0) < 0.01
+    far = p4.linear_start(deep, phi, amplitude=3.0, key=jax.random.PRNGKey(2))
+    assert float(jnp.max(jnp.abs(far.f_batch(phi[:32]) - lin.f_batch(phi[:32])))) > 1e-2 * float(jnp.std(lin.f_batch(phi)))
+
+
 def test_paper_schedule():
     with jax.numpy_dtype_promotion("standard"):
         s = p4.paper_schedule()
