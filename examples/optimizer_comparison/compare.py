@@ -28,7 +28,7 @@ ROOT = HERE.parents[1]
 A, V0, SIGMA0 = 2, -10.0, 0.5
 
 
-def setups(system, trust=0.1, curvature="energy", kfac_lr=0.1, kfac_damping=1e-2, trust_decay=None):
+def setups(system, trust=0.1, curvature="energy", kfac_lr=0.05, kfac_damping=1e-2, trust_decay=20.0):
     identity = nqs_core.IdentityPreconditioner()
     opt = dict(trust_radius=trust, trust_decay=trust_decay, curvature=curvature, system=system)
     return {
@@ -64,9 +64,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trust", type=float, default=0.1, help="trust radius of the +opt runs")
     parser.add_argument("--curvature", default="energy", help="2x2 model of the +opt runs: energy or fisher")
-    parser.add_argument("--kfac-lr", type=float, default=0.1)
+    parser.add_argument("--kfac-lr", type=float, default=0.05)
     parser.add_argument("--kfac-damping", type=float, default=1e-2)
-    parser.add_argument("--trust-decay", type=float, default=None, help="r_n = r / (1 + n / decay)")
+    parser.add_argument("--trust-decay", type=float, default=20.0, help="r_n = r / (1 + n / decay)")
     parser.add_argument("--out", default="results.json")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()

@@ -1,5 +1,6 @@
 """Gaussian Metropolis sampler (adaptation, exactness), observables and plots."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,8 +36,9 @@ def test_width_adapts_to_target_and_samples_are_exact():
     sampler = GaussianMetropolis(space, n_samples=1024, n_chains=32, step_size=0.05, target_acceptance=0.4)
     state = sampler.init(dist, jax.random.PRNGKey(0))
     assert isinstance(state, GaussianMetropolisState)
+    sample = eqx.filter_jit(sampler.sample)  # compiled once, reused
     for _ in range(3):
-        samples, state, info = sampler.sample(dist, state)
+        samples, state, info = sample(dist, state)
     assert samples.shape == (32, 32, 3)
     # started far too small (acceptance ~1), adapted to the target
     assert float(state.step_size) > 1.0
@@ -44,7 +46,7 @@ def test_width_adapts_to_target_and_samples_are_exact():
     assert float(info["step_size"]) == float(state.step_size)
     xs = []
     for _ in range(3):
-        samples, state, _ = sampler.sample(dist, state)
+        samples, state, _ = sample(dist, state)
         xs.append(samples)
     xs = jnp.concatenate(xs, axis=1)
     for k in range(3):
@@ -83,9 +85,10 @@ def free_samples():
     dist = nqs_core.BornDistribution(model)
     sampler = GaussianMetropolis(space, n_samples=4096, n_chains=32)
     state = sampler.init(dist, jax.random.PRNGKey(2))
+    sample = eqx.filter_jit(sampler.sample)  # compiled once, reused
     out = []
     for _ in range(3):
-        s, state, _ = sampler.sample(dist, state)
+        s, state, _ = sample(dist, state)
         out.append(s)
     return np.concatenate(out[1:], axis=1)  # first call: burn-in
 
