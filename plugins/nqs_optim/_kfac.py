@@ -71,11 +71,13 @@ class KFAC(AbstractPreconditioner):
     direction is `(F_KFAC + damping)^{-1} grad E` (same normalisation as SR),
     handed to the optax optimizer.
 
-    Note: equinox's `eqx.nn.Linear` and the nqs networks store `W` as
-    `(out, in)` and compute `W @ x` (or `x @ W.T`), which kfac-jax's graph
-    matcher does not recognise: those weights get diagonal blocks. Register
-    such layers by hand with `kfac_jax.register_dense(y, x, w_in_out, b)` in
-    the network code to get Kronecker blocks.
+    Note: `EquivariantSlater` stores its layer weights `(in, out)` and gets
+    Kronecker blocks. equinox's `eqx.nn.Linear` and the nqs MLP store `W` as
+    `(out, in)` and compute `W @ x`, which kfac-jax's graph matcher does not
+    recognise: those weights get diagonal blocks. Register such layers by hand
+    with `kfac_jax.register_dense(y, x, w_in_out, b)` in the network code to
+    get Kronecker blocks. A block whose curvature factor vanishes (0/0 inside
+    kfac-jax) gets its exact damped inverse, `grad / damping`.
 
     **Arguments:**
 
