@@ -41,12 +41,11 @@ class _Step(eqx.Module):
 
     def __call__(self, state: VMCState):
         ansatz = eqx.combine(state.params, self.static)
+        estimator = self.estimator.at_step(state.step)
         samples, sampler_state, sinfo = self.sampler.sample(BornDistribution(ansatz), state.sampler_state)
-        estimate = self.estimator(ansatz, self.system, samples)
-        direction, precond_state, pinfo = self.preconditioner(
-            ansatz, samples, estimate, self.estimator, state.precond_state
-        )
-        pinfo = {**pinfo, "direction_norm": optax.tree.norm(direction)}
+        estimate = estimator(ansatz, self.system, samples)
+        direction, precond_state, pinfo = self.preconditioner(ansatz, samples, estimate, estimator, state.precond_state)
+        pinfo = {**pinfo, **estimator.step_info(), "direction_norm": optax.tree.norm(direction)}
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = VMCState(params, opt_state, sampler_state, precond_state, state.step + 1)

@@ -35,7 +35,20 @@ class AbstractEstimator(eqx.Module):
     parameters, divided by `sqrt(M)`) and the centred residual vector `eps`
     (`(M,)`) so that the force is `F = Re[Y^T eps]` and the quantum geometric
     tensor `S = Re[Y^H Y]` (seed 000, Eqs. 5-8).
+
+    Estimators whose loss depends on the optimisation step (an annealing
+    schedule, say) override `at_step`, which the VMC driver calls at every step
+    with the current step number (a traced scalar), and may report scalars of
+    their own through `step_info` (added to the step's log record).
     """
+
+    def at_step(self, step: Array) -> "AbstractEstimator":
+        """The estimator to use at optimisation step `step` (default: itself)."""
+        return self
+
+    def step_info(self) -> dict[str, Array]:
+        """Scalars to log for the current step (default: none)."""
+        return {}
 
     @abc.abstractmethod
     def __call__(self, ansatz: AbstractAnsatz, system: AbstractSystem, samples: Array) -> Estimate:

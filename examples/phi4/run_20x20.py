@@ -39,11 +39,12 @@ L, M2, T = 20, 0.1, 10
 res = {"settings": vars(args), "couplings": {}}
 for lam in [float(x) for x in args.lams.split(",")]:
     t0 = time.perf_counter()
-    cfg = work / f"cfgs_lam{lam}.npz"
+    n_total = args.n_train + args.n_eval
+    cfg = work / (f"cfgs_lam{lam}.npz" if n_total == 2000 else f"cfgs_lam{lam}_n{n_total}.npz")
     if cfg.exists():
         phi, info = p4.load_configurations(cfg)
     else:
-        phi, info = p4.generate_configurations(L, L, M2, lam, args.n_train + args.n_eval, seed=21, n_chains=50, n_skip=20, n_leapfrog=20, n_thermalize=300)
+        phi, info = p4.generate_configurations(L, L, M2, lam, n_total, seed=21, n_chains=50, n_skip=20, n_leapfrog=20, n_thermalize=300)
         p4.save_configurations(cfg, phi, **info)
     train, held = phi[: args.n_train], phi[args.n_train :]
     action = p4.Phi4Action(L0=L, L1=L, m2=M2, lam=lam)

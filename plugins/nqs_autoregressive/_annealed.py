@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any, Iterable
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -26,9 +23,9 @@ class AnnealedEstimator(AbstractEstimator):
     `L(s) = E_loc(s) + T/N log|psi(s)|^2 + C M_s^2`. The reported statistics
     (`__call__`) are those of the energy alone.
 
-    The step `t` is a field that the `annealed_vmc` driver sets at every step;
-    with the plain `vmc` driver it stays 0 (constant temperature). Works with
-    every preconditioner (plain gradient, SR, SRt, MinSR).
+    The step `t` is a field that the VMC driver sets at every step through
+    `at_step`; the temperature is logged. Works with every preconditioner
+    (plain gradient, SR, SRt, MinSR).
 
     **Arguments:**
 
@@ -62,8 +59,12 @@ class AnnealedEstimator(AbstractEstimator):
         return self.temperature / (1.0 + self.decay * self.step)
 
     def at_step(self, step) -> "AnnealedEstimator":
-        """A copy with the step counter set to `step`."""
+        """A copy with the step counter set to `step` (called by the VMC driver)."""
         return eqx.tree_at(lambda e: e.step, self, jnp.asarray(step, jnp.float64))
+
+    def step_info(self):
+        """The temperature of the current step, for the log."""
+        return {"temperature": self.current_temperature()}
 
     def _energy(self) -> EnergyEstimator:
         return EnergyEstimator(chunk_size=self.chunk_size)
@@ -90,90 +91,14 @@ class AnnealedEstimator(AbstractEstimator):
         return self._energy().natural_gradient_data(ansatz, samples, self.local_loss(ansatz, samples, estimate))
 
 
-class _AnnealedStep(eqx.Module):
-    static: Any
-    system: Any
-    sampler: Any
-    estimator: Any
-    preconditioner: Any
-    optimizer: optax.GradientTransformation = eqx.field(static=True)
+class AnnealedVMC(nqs_core.VMC):
+    """The name `annealed_vmc`, kept for configs written before the core VMC
+    driver handed the step to every estimator: it is exactly `vmc`.
 
-    def __call__(self, state: VMCState):
-        ansatz = eqx.combine(state.params, self.static)
-        estimator = self.estimator
-        if isinstance(estimator, AnnealedEstimator):
-            estimator = estimator.at_step(state.step)
-        samples, sampler_state, sinfo = self.sampler.sample(nqs_core.BornDistribution(ansatz), state.sampler_state)
-        estimate = estimator(ansatz, self.system, samples)
-        direction, precond_state, pinfo = self.preconditioner(ansatz, samples, estimate, estimator, state.precond_state)
-        pinfo = {**pinfo, "direction_norm": optax.tree.norm(direction)}
-        if isinstance(estimator, AnnealedEstimator):
-            pinfo["temperature"] = estimator.current_temperature()
-        updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return VMCState(params, opt_state, sampler_state, precond_state, state.step + 1), estimate.stats, {**sinfo, **pinfo}
-
-
-class AnnealedVMC:
-    """The VMC driver with a step-dependent estimator (annealing, seed Eq. 24).
-
-    Identical to `vmc` (it wraps an `nqs_core.VMC` for initialisation,
-    evaluation and checkpoints) except that every step hands the current step
-    number to an `annealed` estimator, so that its temperature follows
-    `T_0 / (1 + decay t)`; the log records the temperature.
-
-    **Arguments:** as `vmc`: `system`, `ansatz`, `sampler`, `optimizer`,
-    `preconditioner`, `estimator` (an `annealed` estimator for the schedule), `exact_energy`.
+    The core driver calls `estimator.at_step(step)` at every step, so an
+    `annealed` estimator follows its temperature schedule under the plain
+    `vmc` driver, and the log records the temperature.
     """
-
-    def __init__(self, system, ansatz, sampler, optimizer, preconditioner=None, estimator=None, exact_energy=None):
-        self._vmc = nqs_core.VMC(system, ansatz, sampler, optimizer, preconditioner, estimator, exact_energy)
-        v = self._vmc
-        self._step = eqx.filter_jit(_AnnealedStep(v.static, v.system, v.sampler, v.estimator, v.preconditioner, v.optimizer))
-
-    def __getattr__(self, name):  # system, ansatz, sampler, estimator, init, model, evaluate, ...
-        if name == "_vmc":
-            raise AttributeError(name)
-        return getattr(self._vmc, name)
-
-    def step(self, state: VMCState) -> tuple[VMCState, dict[str, Any]]:
-        """One optimisation step; the record describes the parameters before it."""
-        t0 = time.perf_counter()
-        new, stats, info = self._step(state)
-        stats = jax.block_until_ready(stats)
-        d = stats.to_dict()
-        record = {
-            "step": int(state.step),
-            "energy": d["mean"],
-            "energy_error": d["error"],
-            "variance": d["variance"],
-            "tau_corr": d["tau_corr"],
-            "R_hat": d["R_hat"],
-            **({"energy_imag": d["mean_imag"]} if "mean_imag" in d else {}),
-        }
-        for k, v in info.items():
-            record[k] = float(v)
-        record["step_time"] = time.perf_counter() - t0
-        return new, record
-
-    def run(self, state: VMCState, n_steps: int, callbacks: Iterable = ()) -> VMCState:
-        """Run until `state.step == n_steps`; callbacks as for `nqs_core.VMC.run`."""
-        callbacks = list(callbacks)
-        for cb in callbacks:
-            if hasattr(cb, "on_start"):
-                cb.on_start(self, state, n_steps)
-        stop = False
-        try:
-            while int(state.step) < n_steps and not stop:
-                state, record = self.step(state)
-                for cb in callbacks:
-                    if cb(self, state, record) is False:
-                        stop = True
-        finally:
-            for cb in callbacks:
-                if hasattr(cb, "on_end"):
-                    cb.on_end(self, state)
-        return state
 
 
 def adam_rsqrt(learning_rate: float = 1e-3, decay: float = 0.001, clip_norm: float | None = 1.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):

@@ -51,9 +51,6 @@ penalty = 0.0
 [optimizer]
 name = "adam_rsqrt"
 learning_rate = 0.02
-
-[driver]
-name = "annealed_vmc"
 """
 
 
@@ -118,9 +115,16 @@ def test_vmc_direct_sampling_reaches_ground_state(trained):
     assert trained.exact_energy == pytest.approx(-2.4935771338879, abs=1e-8)  # ED, OBC L = 6, S units
     assert trained.relative_error < 1e-2  # from ~0.3 at the uniform initial state
     log = nqs_core.read_log(trained.run_dir)
+    # the core VMC driver hands the step to the estimator (AbstractEstimator.at_step)
     temps = [r["temperature"] for r in log]
     np.testing.assert_allclose(temps[:3], [0.5 / (1 + 0.01 * t) for t in range(3)])
     assert all(r["tau_corr"] <= 1.0 for r in log[-5:])  # independent samples
+
+
+def test_annealed_vmc_is_the_core_driver():
+    """`annealed_vmc` is kept as another name for `vmc` (older configs)."""
+    entry = nqs_core.get_registry().get("driver", "annealed_vmc")
+    assert issubclass(entry.obj, nqs_core.VMC)
 
 
 @pytest.fixture(autouse=False)
