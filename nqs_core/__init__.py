@@ -48,6 +48,7 @@ from ._sampler import (
     DirectSampler as DirectSampler,
     DirectState as DirectState,
 )
+from ._validate import check_int as check_int
 from ._stats import Stats as Stats, blocking_error as blocking_error, statistics as statistics
 from ._system import (
     AbstractAction as AbstractAction,

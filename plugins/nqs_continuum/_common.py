@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import math
-import operator
 
+import nqs_core
 
-def as_int(name: str, value, minimum: int = 1) -> int:
-    """`value` as an `int` >= `minimum`, else `TypeError`/`ValueError` naming `name`."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
+as_int = nqs_core.check_int
 
 
 def as_float(name: str, value, positive: bool = False, lo: float | None = None, hi: float | None = None) -> float:

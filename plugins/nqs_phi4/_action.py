@@ -10,12 +10,6 @@ from jaxtyping import Array, PRNGKeyArray
 import nqs_core
 
 
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-        raise ValueError(f"{name} must be an integer >= 2, got {v!r}")
-    return v
-
-
 def _real(name: str, v, *, nonneg: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{name} must be a real number, got {v!r}")
@@ -40,8 +34,8 @@ class Phi4Field(nqs_core.AbstractContinuousSpace):
     L1: int = eqx.field(static=True)
 
     def __init__(self, L0: int = 40, L1: int = 10):
-        self.L0 = _positive_int("L0", L0)
-        self.L1 = _positive_int("L1", L1)
+        self.L0 = nqs_core.check_int("L0", L0, 2)
+        self.L1 = nqs_core.check_int("L1", L1, 2)
 
     @property
     def shape(self) -> tuple[int, ...]:

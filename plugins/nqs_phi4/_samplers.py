@@ -14,12 +14,6 @@ import nqs_core
 from ._action import Phi4Action, Phi4Field
 
 
-def _count(name: str, v, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
-    return v
-
-
 def _prob(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < float(v) < 1.0:
         raise ValueError(f"{name} must be a number in (0, 1), got {v!r}")
@@ -110,13 +104,13 @@ class HMC(nqs_core.AbstractSampler):
     ):
         _check_space("HMC", space)
         self.space = space
-        self.n_samples = _count("n_samples", n_samples)
-        self.n_chains = _count("n_chains", n_chains)
-        self.n_leapfrog = _count("n_leapfrog", n_leapfrog)
+        self.n_samples = nqs_core.check_int("n_samples", n_samples)
+        self.n_chains = nqs_core.check_int("n_chains", n_chains)
+        self.n_leapfrog = nqs_core.check_int("n_leapfrog", n_leapfrog)
         self.step_size = _positive("step_size", step_size)
         self.target_acceptance = _prob("target_acceptance", target_acceptance)
-        self.n_thermalize = _count("n_thermalize", n_thermalize, 0)
-        self.n_skip = _count("n_skip", n_skip)
+        self.n_thermalize = nqs_core.check_int("n_thermalize", n_thermalize, 0)
+        self.n_skip = nqs_core.check_int("n_skip", n_skip)
 
     def init(self, distribution, key: PRNGKeyArray) -> HMCState:
         """Random start, `n_thermalize` trajectories with step-size tuning."""
@@ -246,12 +240,12 @@ class MetropolisField(nqs_core.AbstractSampler):
         if any(n % 2 for n in space.shape):
             raise ValueError(f"MetropolisField needs even lattice sizes (checkerboard), got {space.shape}")
         self.space = space
-        self.n_samples = _count("n_samples", n_samples)
-        self.n_chains = _count("n_chains", n_chains)
+        self.n_samples = nqs_core.check_int("n_samples", n_samples)
+        self.n_chains = nqs_core.check_int("n_chains", n_chains)
         self.width = _positive("width", width)
         self.target_acceptance = _prob("target_acceptance", target_acceptance)
-        self.n_thermalize = _count("n_thermalize", n_thermalize, 0)
-        self.n_sweeps = _count("n_sweeps", n_sweeps)
+        self.n_thermalize = nqs_core.check_int("n_thermalize", n_thermalize, 0)
+        self.n_sweeps = nqs_core.check_int("n_sweeps", n_sweeps)
 
     def init(self, distribution, key: PRNGKeyArray) -> MetropolisFieldState:
         _action_of(distribution)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import operator
 
 import equinox as eqx
 import numpy as np
@@ -11,14 +10,7 @@ import numpy as np
 import nqs_core
 
 
-def _as_int(name: str, value, minimum: int = 1) -> int:
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {out}")
-    return out
+_as_int = nqs_core.check_int
 
 
 class _AbstractHypercubic(nqs_core.AbstractLattice):
