@@ -89,7 +89,8 @@ def train(
     epochs_transfer: int = typer.Option(20, help="epochs of every later slice with --all-t"),
     batch_size: int = typer.Option(4, help="configurations per gradient step (the paper: 1)"),
     delta: float = typer.Option(1e-3, help="L2 regularisation delta of Eq. 13"),
-    lr: Optional[float] = typer.Option(1e-4, help="constant Adam learning rate; 0 selects the schedule of Eq. 16"),
+    lr: Optional[float] = typer.Option(1e-4, help="Adam learning rate; 0 selects the schedule of Eq. 16"),
+    decay: str = typer.Option("constant", help="with --lr: 'constant' or 'cosine' (to lr/100 over each slice's epochs)"),
     seed: int = typer.Option(0, help="PRNG seed"),
 ):
     """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest."""
@@ -136,7 +137,7 @@ def train(
             cvs = transfer_train(
                 action, phi[:n_train], ts, hidden=h, odd=odd, reflect=reflect, start=start, n_epochs_first=epochs,
                 n_epochs=epochs_transfer, key=jax.random.PRNGKey(seed), callback=done, batch_size=batch_size, delta=delta,
-                learning_rate=lr, refit_every=refit_every,
+                learning_rate=lr, refit_every=refit_every, lr_decay=decay if lr is not None else "constant",
             )
         except (ValueError, TypeError) as exc:
             _fail(str(exc))

@@ -259,6 +259,7 @@ def train_control_variate(
     eval_every: int = 0,
     refit_every: int = 0,
     callback: Callable[[dict], None] | None = None,
+    lr_decay: str = "constant",
 ):
     """Train a control variate on `phi_train` by Adam on the loss of Eq. 13.
 
@@ -273,6 +274,10 @@ def train_control_variate(
     - `batch_size`: configurations per gradient step.
     - `delta`: L2 regularisation strength.
     - `learning_rate`: a float, an optax schedule, or `None` for Eq. 16 (`paper_schedule()`).
+    - `lr_decay`: with a float `learning_rate`: `"constant"`, or `"cosine"` (cosine decay
+      from `learning_rate` to `learning_rate / 100` over the `n_epochs` of this call; at
+      strong coupling this found non-linear control variates that constant rates did not,
+      see examples/phi4/README.md, section 3).
     - `key`: PRNG key for the shuffling.
     - `phi_eval`: optional held-out configurations; every `eval_every` epochs the ratio
       `sigma_raw / sigma_CV` on them is recorded (as Fig. 1).
@@ -289,8 +294,15 @@ def train_control_variate(
         raise ValueError(f"phi_train must have shape (N, {cv.action.shape[0]}, {cv.action.shape[1]}), got {phi_train.shape}")
     if not 1 <= batch_size <= phi_train.shape[0]:
         raise ValueError(f"batch_size must be in [1, {phi_train.shape[0]}], got {batch_size}")
+    if lr_decay not in ("constant", "cosine"):
+        raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {lr_decay!r}")
     if learning_rate is None:
         learning_rate = paper_schedule()
+    elif lr_decay == "cosine":
+        if callable(learning_rate):
+            raise ValueError("lr_decay='cosine' needs a float learning_rate, not a schedule")
+        n_steps = max(n_epochs * (phi_train.shape[0] // batch_size), 1)
+        learning_rate = optax.cosine_decay_schedule(float(learning_rate), n_steps, alpha=0.01)
     key = jax.random.PRNGKey(0) if key is None else key
     optimizer = optax.adam(learning_rate)
     with jax.numpy_dtype_promotion("standard"):

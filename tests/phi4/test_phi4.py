@@ -129,8 +129,13 @@ def test_control_variate_has_zero_mean_untrained_and_trained(interacting_configs
     # briefly trained network: still zero mean on fresh configurations, and it helps
     mu0 = float(np.mean(np.asarray(p4.correlator_at(train, 4))))
     cv = p4.ControlVariate(act, net, t=4, mu=mu0)
-    trained, hist = p4.train_control_variate(cv, train, n_epochs=4, batch_size=8, learning_rate=1e-3, refit_every=2, key=jax.random.PRNGKey(2))
+    trained, hist = p4.train_control_variate(cv, train, n_epochs=4, batch_size=8, learning_rate=1e-3, refit_every=2, key=jax.random.PRNGKey(2),
+                                             lr_decay="cosine")
     assert len(hist) == 4 and np.isfinite(hist[-1]["loss"])
+    with pytest.raises(ValueError, match="lr_decay"):
+        p4.train_control_variate(cv, train, n_epochs=1, learning_rate=1e-3, lr_decay="linear")
+    with pytest.raises(ValueError, match="float learning_rate"):
+        p4.train_control_variate(cv, train, n_epochs=1, learning_rate=p4.paper_schedule(), lr_decay="cosine")
     m, e = _mean_err(trained.f_batch(fresh))
     assert abs(m) < 4 * e
     assert p4.variance_ratio(trained, fresh) > 1.5
@@ -298,7 +303,7 @@ def test_cli_generate_train_report(tmp_path):
     assert r.exit_code == 0, r.output
     cvf = tmp_path / "cv.npz"
     r = runner.invoke(app, ["train", str(cfg), "--out", str(cvf), "--n-train", "32", "--all-t", "--hidden", "linear",
-                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01"])
+                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01", "--decay", "cosine"])
     assert r.exit_code == 0, r.output
     assert p4.load_control_variates(cvf)[1]["ts"] == [2, 1, 0]
     js, png = tmp_path / "t.json", tmp_path / "f.png"
