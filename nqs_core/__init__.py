@@ -47,6 +47,8 @@ from ._sampler import (
     BornDistribution as BornDistribution,
     DirectSampler as DirectSampler,
     DirectState as DirectState,
+    legacy_key as legacy_key,
+    metropolis_sweep as metropolis_sweep,
 )
 from ._validate import check_int as check_int
 from ._stats import Stats as Stats, blocking_error as blocking_error, statistics as statistics

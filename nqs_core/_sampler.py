@@ -106,9 +106,7 @@ class DirectSampler(AbstractSampler):
         self.n_chains = n_chains
 
     def init(self, distribution: AbstractDistribution, key: PRNGKeyArray) -> DirectState:
-        key = jnp.asarray(key)
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-            key = jax.random.key_data(key)
+        key = legacy_key(key)
         _ansatz_of(distribution)  # fail early with a clear message
         return DirectState(key=key)
 
@@ -137,3 +135,42 @@ def _direct_sample(sampler, ansatz, state):
     x = ansatz.sample(sub, sampler.n_chains * per)
     x = x.reshape((sampler.n_chains, per) + x.shape[1:])
     return x, DirectState(key=key), {"acceptance": jnp.ones((), dtype=jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)}
+
+
+def legacy_key(key) -> Array:
+    """A PRNG key as a raw `uint32[2]` array (typed keys are converted), the form
+    sampler states keep so that they save to npz checkpoints."""
+    key = jnp.asarray(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return key
+
+
+def metropolis_sweep(log_prob, propose, x: Array, lp: Array, moves, key: PRNGKeyArray):
+    """`n` Metropolis-Hastings steps with symmetric proposals for every chain,
+    vectorised over chains (one `jax.lax.scan`), shared by the plugins' samplers.
+
+    **Arguments:**
+
+    - `log_prob`: batched `log p`, `(n_chains, *shape) -> (n_chains,)`.
+    - `propose`: `propose(x, move) -> x'` for all chains at once.
+    - `x`, `lp`: current chains `(n_chains, *shape)` and their cached `log p`.
+    - `moves`: pytree of proposal parameters with leading axes `(n, n_chains)`.
+    - `key`: for the `n x n_chains` uniform numbers of the accept test.
+
+    **Returns:** `(x, lp, n_accepted)` with `n_accepted` per chain (int64).
+    """
+    n, n_chains = jax.tree.leaves(moves)[0].shape[:2]
+    log_u = jnp.log(jax.random.uniform(key, (n, n_chains), dtype=lp.dtype))
+
+    def step(carry, inputs):
+        x, lp, acc = carry
+        move, lu = inputs
+        xn = propose(x, move)
+        lpn = log_prob(xn)
+        accept = lu < lpn - lp
+        mask = accept.reshape((n_chains,) + (1,) * (x.ndim - 1))
+        return (jnp.where(mask, xn, x), jnp.where(accept, lpn, lp), acc + accept.astype(acc.dtype)), None
+
+    (x, lp, acc), _ = jax.lax.scan(step, (x, lp, jnp.zeros(n_chains, jnp.int64)), (moves, log_u))
+    return x, lp, acc

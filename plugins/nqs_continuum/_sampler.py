@@ -38,11 +38,7 @@ class GaussianMetropolisState(eqx.Module):
         return jnp.sum(self.n_accepted) / jnp.maximum(self.n_steps * self.n_accepted.shape[0], 1)
 
 
-def _legacy_key(key) -> Array:
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return key
+_legacy_key = nqs_core.legacy_key
 
 
 class GaussianMetropolis(nqs_core.AbstractSampler):
@@ -158,18 +154,7 @@ def _sample(sampler, distribution, state):
         x, lp, acc, step = carry
         k_move, k_u = jax.random.split(key)
         noise = jax.random.normal(k_move, (sweep,) + x.shape, dtype=dtype)
-        log_u = jnp.log(jax.random.uniform(k_u, (sweep, n_chains), dtype=dtype))
-
-        def step_fn(c, inputs):
-            x, lp, n_acc = c
-            eps, lu = inputs
-            xn = x + step * eps
-            lpn = log_prob(xn)
-            accept = lu < lpn - lp
-            mask = accept.reshape((n_chains,) + (1,) * (x.ndim - 1))
-            return (jnp.where(mask, xn, x), jnp.where(accept, lpn, lp), n_acc + accept.astype(n_acc.dtype)), None
-
-        (x, lp, n_acc), _ = jax.lax.scan(step_fn, (x, lp, jnp.zeros(n_chains, jnp.int64)), (noise, log_u))
+        x, lp, n_acc = nqs_core.metropolis_sweep(log_prob, lambda x, eps: x + step * eps, x, lp, noise, k_u)
         return (x, lp, acc + n_acc, step), (x, n_acc)
 
     def adapt_sweep(carry, key):

@@ -26,11 +26,7 @@ def _positive(name: str, v) -> float:
     return float(v)
 
 
-def _legacy_key(key) -> Array:
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return key
+_legacy_key = nqs_core.legacy_key
 
 
 def _check_space(owner: str, space) -> None:

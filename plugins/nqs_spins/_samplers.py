@@ -42,11 +42,7 @@ class MetropolisState(eqx.Module):
         return jnp.sum(self.n_accepted) / jnp.maximum(self.n_steps * self.n_accepted.shape[0], 1)
 
 
-def _legacy_key(key) -> Array:
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return key
+_legacy_key = nqs_core.legacy_key
 
 
 _count = _as_int
@@ -120,22 +116,12 @@ def _sample(sampler, distribution, state):
     lp = log_prob(x)  # parameters changed since the last call
     key, k_sweeps = jax.random.split(state.key)
 
-    def step(carry, inputs):
-        x, lp, acc = carry
-        move, log_u = inputs
-        xn = sampler._apply(x, move)
-        lpn = log_prob(xn)
-        accept = log_u < lpn - lp
-        x = jnp.where(accept[:, None], xn, x)
-        lp = jnp.where(accept, lpn, lp)
-        return (x, lp, acc + accept.astype(acc.dtype)), None
-
     def one_sweep(carry, key):
+        x, lp, acc = carry
         k_move, k_u = jax.random.split(key)
         moves = sampler._moves(k_move, (sweep, n_chains))
-        log_u = jnp.log(jax.random.uniform(k_u, (sweep, n_chains), dtype=lp.dtype))
-        carry, _ = jax.lax.scan(step, carry, (moves, log_u))
-        return carry, carry[0]
+        x, lp, n_acc = nqs_core.metropolis_sweep(log_prob, sampler._apply, x, lp, moves, k_u)
+        return (x, lp, acc + n_acc), x
 
     # one scan over all sweeps (one copy of the loop body to compile); the
     # configurations stored during the first n_discard sweeps are dropped
