@@ -18,6 +18,8 @@ def grow_command(
     exact: List[str] = typer.Option([], help="Reference energies SIZE=E, e.g. --exact 100=-44.127739860."),
     target: Optional[float] = typer.Option(None, help="Stop at a size once within this relative error of the reference."),
     set_: List[str] = typer.Option([], "--set", help="Config overrides table.field=value."),
+    init_from: Optional[pathlib.Path] = typer.Option(None, help="Start the first size from a run directory (its checkpoint) or a params.eqx."),
+    first_steps: Optional[int] = typer.Option(None, help="Steps at the first size (default [run] n_steps; 0 with --init-from: evaluate only)."),
 ):
     """Iterative retraining: train on the first size, reuse the parameters on the next sizes."""
     from rich.console import Console
@@ -34,7 +36,8 @@ def grow_command(
         for item in exact:
             k, _, v = item.partition("=")
             refs[k.strip()] = float(v)
-        grow(cfg, parsed, retrain_steps, out, retrain_lr, retrain_temperature, refs, target, progress=True, console=Console())
+        grow(cfg, parsed, retrain_steps, out, retrain_lr, retrain_temperature, refs, target, first_steps=first_steps,
+             progress=True, console=Console(), init_from=init_from)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         err.print(f"[bold red]nqs: error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)

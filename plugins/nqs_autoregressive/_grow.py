@@ -76,6 +76,7 @@ def grow(
     n_eval_batches: int | None = None,
     progress: bool = False,
     console=None,
+    init_from=None,
 ) -> list[dict[str, Any]]:
     """Iterative retraining: train the configured model on `sizes[0]`, then reuse
     its parameters on each following size with a short retraining.
@@ -99,6 +100,11 @@ def grow(
       the last 20 steps is within this relative error of the reference.
     - `first_steps`: steps at the first size (default `[run] n_steps`).
     - `n_eval_batches`: sampler calls for each final estimate (default `[run] n_eval_batches`).
+    - `init_from`: start the first size from trained parameters instead of the
+      initialisation: a run directory of `nqs run` (its last checkpoint) or a
+      `params.eqx` written by `grow`, of the same model (any size: the parameter
+      shapes do not depend on it). With `first_steps=0` the first size is only
+      evaluated, so a long run at the first size can be grown afterwards.
 
     **Returns:** the records written to `grow.jsonl`: `size`, `n_sites`, `energy`,
     `energy_error`, `energy_per_site`, `exact_energy`, `relative_error`, `steps`,
@@ -109,6 +115,8 @@ def grow(
         raise ValueError("sizes must name at least one size")
     if isinstance(retrain_steps, bool) or not isinstance(retrain_steps, int) or retrain_steps < 0:
         raise ValueError(f"retrain_steps must be a non-negative integer, got {retrain_steps!r}")
+    if first_steps is not None:
+        first_steps = nqs_core.check_int("first_steps", first_steps, 0)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "grow.jsonl"
@@ -133,6 +141,8 @@ def grow(
         driver = calc.driver
         seed = int(calc.run["seed"])
         state = driver.init(jax.random.fold_in(jax.random.PRNGKey(seed), 1000 + index))
+        if index == 0 and init_from is not None:
+            params = _load_initial(init_from, state.params)
         if params is not None:
             state = eqx.tree_at(lambda s: s.params, state, transfer_parameters(params, state.params, label))
         run_dir = out_dir / label
@@ -178,6 +188,24 @@ def grow(
             err = "" if rec["relative_error"] is None else f"  rel. error {rec['relative_error']:.2e}"
             console.print(f"size {label}: E/N = {rec['energy_per_site']:.6f}{err}  samples {used} (total {cumulative})")
     return records
+
+
+def _load_initial(path, like):
+    """Parameters from a run directory's checkpoint or a `params.eqx` file."""
+    path = pathlib.Path(path)
+    try:
+        if path.is_dir():
+            if not (path / "checkpoint.json").exists():
+                raise FileNotFoundError(f"init_from: no checkpoint in {path}")
+            # the checkpoint is a VMCState with the parameters first: read that prefix
+            return nqs_core.load_checkpoint(path, like)[0]
+        if not path.exists():
+            raise FileNotFoundError(f"init_from: {path} does not exist")
+        return load_params(path, like)
+    except (FileNotFoundError, OSError):
+        raise
+    except Exception as exc:  # shape or dtype mismatch, truncated file
+        raise ValueError(f"init_from: {path} does not fit this model ({exc})") from None
 
 
 def load_params(path, like):

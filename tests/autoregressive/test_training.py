@@ -152,6 +152,23 @@ def test_grow_reuses_parameters(tmp_path, standard_promotion):
     assert recs2[1]["steps"] == 30 and recs2[1]["relative_error"] < recs[1]["relative_error"] + 0.02
 
 
+def test_grow_init_from_a_run_directory_or_params_file(trained, tmp_path, standard_promotion):
+    """A long `nqs run` can be grown afterwards: first size evaluated only, from its checkpoint."""
+    cfg = nqs_core.loads_config(CHAIN)
+    like = nqs_core.parameters(GRU1D(SpinHalf(6, total_sz=0.0), hidden=8, phase=False, key=jax.random.PRNGKey(0)))[0]
+    recs = grow(cfg, [6, 8], retrain_steps=0, out_dir=tmp_path / "a", first_steps=0, n_eval_batches=1, init_from=trained.run_dir)
+    assert [r["steps"] for r in recs] == [0, 0] and recs[0]["relative_error"] < 2e-2  # the trained state, not a fresh one
+    got = load_params(tmp_path / "a" / "6" / "params.eqx", like)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(trained.state.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    again = grow(cfg, [8], retrain_steps=0, out_dir=tmp_path / "b", first_steps=0, n_eval_batches=1, init_from=tmp_path / "a" / "8" / "params.eqx")
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(load_params(tmp_path / "b" / "8" / "params.eqx", like))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert again[0]["energy"] == pytest.approx(recs[1]["energy"], abs=5 * recs[1]["energy_error"] + 1e-9)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        grow(cfg, [6], out_dir=tmp_path / "c", first_steps=0, init_from=tmp_path)
+
+
 def test_grow_command(tmp_path, standard_promotion):
     from nqs_cli._app import app
 
