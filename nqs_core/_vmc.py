@@ -43,6 +43,12 @@ class EnergyEstimator(AbstractEstimator):
 
     - `chunk_size`: evaluate at most this many samples at once (memory bound for
       large models); `None` evaluates all together.
+    - `clip_local_energy`: if set to `k`, the gradient and the natural-gradient
+      data use local energies clipped to `median +- k * mean|E_loc - median|`
+      (real and imaginary parts separately, medians over all samples and ranks).
+      A rare sample near a node of `psi` with a huge `E_loc` then cannot drive a
+      destructive step. The reported energy and its statistics are never
+      clipped; the gradient is slightly biased. Typical `k`: 5. `None`: off.
 
     Under MPI every rank holds its own samples; means, statistics and the
     gradient are reduced over ranks, and `natural_gradient_data` returns this
@@ -54,6 +60,32 @@ class EnergyEstimator(AbstractEstimator):
     """
 
     chunk_size: int | None = None
+    clip_local_energy: float | None = None
+
+    def __check_init__(self):
+        k = self.clip_local_energy
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0):
+            raise ValueError(f"clip_local_energy must be a positive number or None, got {k!r}")
+
+    def _for_gradient(self, eloc, mean):
+        """`(E_loc - <E_loc>)` for the gradient, clipped if requested."""
+        if self.clip_local_energy is None:
+            return eloc - mean
+        k = float(self.clip_local_energy)
+        every = concat_over_ranks(eloc)
+
+        def clip(x, x_all):
+            med = jnp.median(x_all)
+            width = k * jnp.mean(jnp.abs(x_all - med))
+            return jnp.clip(x, med - width, med + width), jnp.clip(x_all, med - width, med + width)
+
+        if jnp.iscomplexobj(eloc):
+            re, re_all = clip(jnp.real(eloc), jnp.real(every))
+            im, im_all = clip(jnp.imag(eloc), jnp.imag(every))
+            clipped, clipped_all = jax.lax.complex(re, im), jax.lax.complex(re_all, im_all)
+        else:
+            clipped, clipped_all = clip(eloc, every)
+        return clipped - jnp.mean(clipped_all)
 
     def __call__(self, ansatz, system, samples):
         ndim = len(system.space.shape)
@@ -67,7 +99,7 @@ class EnergyEstimator(AbstractEstimator):
         eloc = estimate.local_values.reshape(-1)
         flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
         m = eloc.shape[0] * n_ranks()  # samples over all ranks
-        coeff = 2.0 * jnp.conj(eloc - estimate.stats.mean) / m
+        coeff = 2.0 * jnp.conj(self._for_gradient(eloc, estimate.stats.mean)) / m
         params, static = parameters(ansatz)
         vec, unravel = real_ravel(params)
 
@@ -91,7 +123,7 @@ class EnergyEstimator(AbstractEstimator):
         o_mean = sum_over_ranks(jnp.sum(jac, axis=0)) / m
         # rows of this rank's samples, centred with the means over all ranks
         y = (jac - o_mean) / jnp.sqrt(m)
-        eps = -2.0 * jnp.conj(eloc - estimate.stats.mean) / jnp.sqrt(m)
+        eps = -2.0 * jnp.conj(self._for_gradient(eloc, estimate.stats.mean)) / jnp.sqrt(m)
         return y, eps
 
 
