@@ -26,6 +26,8 @@ for dtype in ("float64", "complex128"):
     results[f"{dtype}/energy"] = np.asarray(estimate.stats.mean)
     results[f"{dtype}/error"] = np.asarray(estimate.stats.error_of_mean)
     results[f"{dtype}/gradient"] = np.asarray(real_ravel(est.gradient(model, local, estimate))[0])
+    clip = EnergyEstimator(chunk_size=8, clip_local_energy=1.0)  # medians over both ranks
+    results[f"{dtype}/gradient_clipped"] = np.asarray(real_ravel(clip.gradient(model, local, estimate))[0])
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
         direction, _, _ = jax.jit(lambda m, s, e: pre(m, s, e, est, None))(model, local, estimate)
         results[f"{dtype}/{name}"] = np.asarray(real_ravel(direction)[0])

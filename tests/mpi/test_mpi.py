@@ -82,6 +82,9 @@ def test_two_ranks_equal_one(mpi_results, dtype):
     np.testing.assert_allclose(res[f"{dtype}/energy"], estimate.stats.mean, rtol=1e-12)
     np.testing.assert_allclose(res[f"{dtype}/error"], estimate.stats.error_of_mean, rtol=1e-10)
     assert_same(res[f"{dtype}/gradient"], real_ravel(est.gradient(model, samples, estimate))[0])
+    clipped = real_ravel(EnergyEstimator(clip_local_energy=1.0).gradient(model, samples, estimate))[0]
+    assert_same(res[f"{dtype}/gradient_clipped"], clipped)
+    assert not np.allclose(clipped, real_ravel(est.gradient(model, samples, estimate))[0])  # k = 1 clips something
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
         direction, _, _ = pre(model, samples, estimate, est, None)
         assert_same(res[f"{dtype}/{name}"], real_ravel(direction)[0])
