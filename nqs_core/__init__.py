@@ -85,7 +85,7 @@ from ._config import (
     loads_config as loads_config,
 )
 from ._driver import VMC as VMC, VMCState as VMCState
-from ._io import load_checkpoint as load_checkpoint, read_log as read_log, save_checkpoint as save_checkpoint
+from ._io import load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
 from ._vmc import EnergyEstimator as EnergyEstimator, log_derivatives as log_derivatives
 from ._distributed import is_root as is_root, n_ranks as n_ranks, rank as rank

@@ -58,6 +58,25 @@ def load_checkpoint(run_dir, like: Any) -> tuple[Any, dict[str, Any]]:
     return state, meta
 
 
+def load_parameters(run_dir, like: Any) -> Any:
+    """The parameters of the last checkpoint in `run_dir`, in the structure of
+    `like` (a parameter pytree, e.g. `nqs_core.parameters(model)[0]`).
+
+    The checkpoint is a `VMCState` with the parameters first, so only that
+    prefix is read: the optimizer and sampler of the new run may differ.
+
+    **Raises:** `FileNotFoundError` if there is no checkpoint, `ValueError` if
+    the parameters do not fit `like` (another architecture or dtype).
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / CHECKPOINT_META).exists():
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+    try:
+        return load_checkpoint(run_dir, like)[0]
+    except Exception as exc:  # shape/dtype mismatch or truncated file
+        raise ValueError(f"the checkpoint in {run_dir} does not fit this model ({exc})") from None
+
+
 def save_run_state(run_dir, state) -> None:
     """Checkpoint a driver state from every MPI rank (collective under MPI).
 

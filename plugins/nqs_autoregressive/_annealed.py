@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
 import nqs_core
-from nqs_core import AbstractEstimator, Estimate, EnergyEstimator, VMCState, batch_apply, statistics
+from nqs_core import AbstractEstimator, Estimate, EnergyEstimator, batch_apply, statistics
 
 
 class AnnealedEstimator(AbstractEstimator):

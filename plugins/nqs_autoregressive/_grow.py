@@ -193,17 +193,15 @@ def grow(
 def _load_initial(path, like):
     """Parameters from a run directory's checkpoint or a `params.eqx` file."""
     path = pathlib.Path(path)
+    if path.is_dir():
+        try:
+            return nqs_core.load_parameters(path, like)
+        except (FileNotFoundError, ValueError) as exc:
+            raise type(exc)(f"init_from: {exc}") from None
+    if not path.exists():
+        raise FileNotFoundError(f"init_from: {path} does not exist")
     try:
-        if path.is_dir():
-            if not (path / "checkpoint.json").exists():
-                raise FileNotFoundError(f"init_from: no checkpoint in {path}")
-            # the checkpoint is a VMCState with the parameters first: read that prefix
-            return nqs_core.load_checkpoint(path, like)[0]
-        if not path.exists():
-            raise FileNotFoundError(f"init_from: {path} does not exist")
         return load_params(path, like)
-    except (FileNotFoundError, OSError):
-        raise
     except Exception as exc:  # shape or dtype mismatch, truncated file
         raise ValueError(f"init_from: {path} does not fit this model ({exc})") from None
 

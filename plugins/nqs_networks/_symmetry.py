@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import pathlib
 
 import equinox as eqx
 import jax
@@ -11,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from nqs_core import AbstractAnsatz, AbstractLattice, load_checkpoint, parameters
+from nqs_core import AbstractAnsatz, AbstractLattice, load_parameters, parameters
 
 #: One-dimensional irreducible representations of C4v on the eight elements in
 #: the order of `point_group_maps` (E, C4, C2, C4^3, sigma_x, sigma_y, sigma_d, sigma_d').
@@ -275,12 +274,9 @@ def load_inner_params(inner: AbstractAnsatz, run_dir) -> AbstractAnsatz:
     parameter leaves are the same, in the same order. Relies on the checkpoint
     holding the VMC state with the parameters first (`nqs_core.VMCState`).
     """
-    run_dir = pathlib.Path(run_dir)
-    if not (run_dir / "checkpoint.json").exists():
-        raise ValueError(f"init_from: no checkpoint in {run_dir}")
     params, static = parameters(inner)
     try:
-        loaded, _ = load_checkpoint(run_dir, params)
-    except Exception as exc:  # shape/dtype mismatch or truncated file
-        raise ValueError(f"init_from: the checkpoint in {run_dir} does not fit this ansatz ({exc})") from None
+        loaded = load_parameters(run_dir, params)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ValueError(f"init_from: {exc}") from None
     return eqx.combine(loaded, static)
