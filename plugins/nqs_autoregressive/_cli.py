@@ -20,6 +20,7 @@ def grow_command(
     set_: List[str] = typer.Option([], "--set", help="Config overrides table.field=value."),
     init_from: Optional[pathlib.Path] = typer.Option(None, help="Start the first size from a run directory (its checkpoint) or a params.eqx."),
     first_steps: Optional[int] = typer.Option(None, help="Steps at the first size (default [run] n_steps; 0 with --init-from: evaluate only)."),
+    last_steps: Optional[int] = typer.Option(None, help="Steps at the last size (default --retrain-steps; with --target: the budget to reach it)."),
 ):
     """Iterative retraining: train on the first size, reuse the parameters on the next sizes."""
     from rich.console import Console
@@ -36,7 +37,7 @@ def grow_command(
         for item in exact:
             k, _, v = item.partition("=")
             refs[k.strip()] = float(v)
-        grow(cfg, parsed, retrain_steps, out, retrain_lr, retrain_temperature, refs, target, first_steps=first_steps,
+        grow(cfg, parsed, retrain_steps, out, retrain_lr, retrain_temperature, refs, target, first_steps=first_steps, last_steps=last_steps,
              progress=True, console=Console(), init_from=init_from)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         err.print(f"[bold red]nqs: error:[/] {exc}", highlight=False, soft_wrap=True)

@@ -73,6 +73,7 @@ def grow(
     exact_energies: Optional[dict] = None,
     target_rel_error: float | None = None,
     first_steps: int | None = None,
+    last_steps: int | None = None,
     n_eval_batches: int | None = None,
     progress: bool = False,
     console=None,
@@ -99,6 +100,8 @@ def grow(
     - `target_rel_error`: stop training at a size as soon as the mean energy of
       the last 20 steps is within this relative error of the reference.
     - `first_steps`: steps at the first size (default `[run] n_steps`).
+    - `last_steps`: steps at the last size when there are several (default
+      `retrain_steps`); with `target_rel_error` a budget to reach the target.
     - `n_eval_batches`: sampler calls for each final estimate (default `[run] n_eval_batches`).
     - `init_from`: start the first size from trained parameters instead of the
       initialisation: a run directory of `nqs run` (its last checkpoint) or a
@@ -117,6 +120,8 @@ def grow(
         raise ValueError(f"retrain_steps must be a non-negative integer, got {retrain_steps!r}")
     if first_steps is not None:
         first_steps = nqs_core.check_int("first_steps", first_steps, 0)
+    if last_steps is not None:
+        last_steps = nqs_core.check_int("last_steps", last_steps, 0)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "grow.jsonl"
@@ -130,7 +135,12 @@ def grow(
         run = cfg.setdefault("run", {})
         if label in exact_energies:
             run["exact_energy"] = exact_energies[label]
-        steps = (first_steps if first_steps is not None else run.get("n_steps", 200)) if index == 0 else retrain_steps
+        if index == 0:
+            steps = first_steps if first_steps is not None else run.get("n_steps", 200)
+        elif index == len(sizes) - 1 and last_steps is not None:
+            steps = last_steps
+        else:
+            steps = retrain_steps
         if index > 0:
             if retrain_learning_rate is not None and "optimizer" in cfg:
                 cfg["optimizer"]["learning_rate"] = float(retrain_learning_rate)

@@ -135,14 +135,15 @@ def standard_promotion():
 
 def test_grow_reuses_parameters(tmp_path, standard_promotion):
     cfg = nqs_core.loads_config(CHAIN)
-    recs = grow(cfg, [4, 6, 8], retrain_steps=0, out_dir=tmp_path, first_steps=20, n_eval_batches=1)
+    recs = grow(cfg, [4, 6, 8], retrain_steps=0, out_dir=tmp_path, first_steps=20, last_steps=2, n_eval_batches=1)
     assert [r["size"] for r in recs] == ["4", "6", "8"]
-    assert [r["steps"] for r in recs] == [20, 0, 0]
-    assert recs[0]["samples"] == 20 * 256 and recs[-1]["cumulative_samples"] == 20 * 256
+    assert [r["steps"] for r in recs] == [20, 0, 2]
+    assert recs[0]["samples"] == 20 * 256 and recs[-1]["cumulative_samples"] == 22 * 256
     like = nqs_core.parameters(GRU1D(SpinHalf(8, total_sz=0.0), hidden=8, phase=False, key=jax.random.PRNGKey(0)))[0]
-    p4, p8 = (load_params(tmp_path / s / "params.eqx", like) for s in ("4", "8"))
-    for a, b in zip(jax.tree.leaves(p4), jax.tree.leaves(p8)):
+    p4, p6, p8 = (load_params(tmp_path / s / "params.eqx", like) for s in ("4", "6", "8"))
+    for a, b in zip(jax.tree.leaves(p4), jax.tree.leaves(p6)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(jax.tree.leaves(p6), jax.tree.leaves(p8)))
     lines = [json.loads(line) for line in (tmp_path / "grow.jsonl").read_text().splitlines()]
     assert lines == recs
     for r in recs:
