@@ -7,6 +7,12 @@ Stages (run in order; models are saved under --out):
     python examples/vq/heisenberg_obc.py finetune --L 4 --steps 100
     python examples/vq/heisenberg_obc.py evaluate --L 4
 
+`--final` uses the networks of Table 1 of seed 002: a last half-block of
+attention without a quantiser before the output head (`final_attention`);
+models `{L}x{L}_fa_*.eqx`. `extend --final` turns the saved baseline into one
+with that half-block, initialised to the identity (same wave function), so it
+can be trained further and distilled.
+
 H = sum_<ij> S_i . S_j (S units) with the Marshall sign rule, Sz = 0; the wave
 function is positive (amplitude decoder only, as in seed 002). The baseline is
 trained by VMC with exact autoregressive sampling and MinSR; the 6-bit VQ-NQS
@@ -43,8 +49,23 @@ def setup(L):
     return space, Heisenberg(space, lat, marshall_sign=True)
 
 
+FINAL = False  # set by --final
+
+
 def model(space, n_codes, seed=0):
-    return VQTransformer(space, n_codes=n_codes, n_code_heads=1, key=jax.random.PRNGKey(seed), **ARCH)
+    return VQTransformer(space, n_codes=n_codes, n_code_heads=1, final_attention=FINAL, key=jax.random.PRNGKey(seed),
+                         **ARCH)
+
+
+def with_identity_final_block(old, space):
+    """`old` (no final half-block) plus a final attention half-block whose output
+    projection is zero: the same wave function, with the new weights to train."""
+    import dataclasses
+
+    fresh = VQTransformer(space, n_codes=0, final_attention=True, key=jax.random.PRNGKey(0), **ARCH).amp
+    amp = dataclasses.replace(old.amp, fin_ln=fresh.fin_ln, fin_qkv=fresh.fin_qkv, fin_bqkv=fresh.fin_bqkv,
+                              fin_wo=jnp.zeros_like(fresh.fin_wo), fin_bo=fresh.fin_bo)
+    return eqx.tree_at(lambda m: m.amp, old, amp)
 
 
 def save(path, m):
@@ -96,7 +117,8 @@ def mc_energy(system, m, n, key):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("stage", choices=["baseline", "distill", "finetune", "evaluate"])
+    p.add_argument("stage", choices=["baseline", "distill", "finetune", "evaluate", "extend"])
+    p.add_argument("--final", action="store_true", help="networks with a final unquantised attention half-block")
     p.add_argument("--L", type=int, default=4)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=0.05)
@@ -104,14 +126,24 @@ def main():
     p.add_argument("--out", default=str(pathlib.Path(__file__).parent / "models"))
     p.add_argument("--resume", action="store_true", help="baseline/finetune: start from the saved model")
     a = p.parse_args()
+    global FINAL
+    FINAL = a.final
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     space, system = setup(a.L)
     n = space.size
-    tag = f"{a.L}x{a.L}"
+    tag = f"{a.L}x{a.L}" + ("_fa" if a.final else "")
     base_path, vq_path, ft_path = (out / f"{tag}_{s}.eqx" for s in ("baseline", "vq6", "vq6_ft"))
     log = []
     t0 = time.perf_counter()
+    if a.stage == "extend":
+        if not a.final:
+            raise SystemExit("extend needs --final")
+        FINAL = False
+        old = load(out / f"{a.L}x{a.L}_baseline.eqx", model(space, 0))
+        FINAL = True
+        save(base_path, with_identity_final_block(old, space))
+        return
     if a.stage == "baseline":
         init = load(base_path, model(space, 0)) if a.resume else model(space, 0)
         m = vmc(system, init, space, a.steps, a.lr, a.n_samples, log, 11 if a.resume else 1, base_path)

@@ -57,7 +57,10 @@ class _AbstractMetropolis(nqs_core.AbstractSampler):
     `n_discard_per_chain` sweeps that are thrown away, then
     `n_samples_per_chain` sweeps, storing the configuration after each. A sweep
     is `sweep_size` proposals per chain. All chains move in lockstep: one
-    vectorised evaluation of `log_prob` per proposal.
+    vectorised evaluation of `log_prob` per proposal. The first call on fresh
+    chains (from `init`, not from a checkpoint) first runs `n_thermalize`
+    sweeps more, so that many chains with few samples each do not start from
+    the random initial states.
     """
 
     space: eqx.AbstractVar[nqs_core.AbstractDiscreteSpace]
@@ -65,6 +68,7 @@ class _AbstractMetropolis(nqs_core.AbstractSampler):
     n_chains: eqx.AbstractVar[int]
     n_discard_per_chain: eqx.AbstractVar[int]
     sweep_size: eqx.AbstractVar[int]
+    n_thermalize: eqx.AbstractVar[int]
 
     @abc.abstractmethod
     def _moves(self, key: PRNGKeyArray, shape: tuple[int, ...]):
@@ -115,19 +119,31 @@ def _sample(sampler, distribution, state):
     n_discard = sampler.n_discard_per_chain
     lp = log_prob(x)  # parameters changed since the last call
     key, k_sweeps = jax.random.split(state.key)
+    keys = jax.random.split(k_sweeps, n_discard + n_keep)
+    n_th = sampler.n_thermalize
+    if n_th:  # sweeps run only on fresh chains; their own keys, the others unchanged
+        keys = jnp.concatenate([jax.random.split(jax.random.fold_in(k_sweeps, 1), n_th), keys])
+    fresh = state.n_steps == 0
+    counted = jnp.arange(n_th + n_discard + n_keep) >= n_th
 
-    def one_sweep(carry, key):
-        x, lp, acc = carry
-        k_move, k_u = jax.random.split(key)
-        moves = sampler._moves(k_move, (sweep, n_chains))
-        x, lp, n_acc = nqs_core.metropolis_sweep(log_prob, sampler._apply, x, lp, moves, k_u)
-        return (x, lp, acc + n_acc), x
+    def one_sweep(carry, inputs):
+        key, count = inputs
+
+        def run(carry):
+            x, lp, acc = carry
+            k_move, k_u = jax.random.split(key)
+            moves = sampler._moves(k_move, (sweep, n_chains))
+            x, lp, n_acc = nqs_core.metropolis_sweep(log_prob, sampler._apply, x, lp, moves, k_u)
+            return x, lp, acc + jnp.where(count, n_acc, 0)
+
+        carry = run(carry) if not n_th else jax.lax.cond(count | fresh, run, lambda c: c, carry)
+        return carry, carry[0]
 
     # one scan over all sweeps (one copy of the loop body to compile); the
-    # configurations stored during the first n_discard sweeps are dropped
+    # configurations stored during the first n_thermalize + n_discard sweeps are dropped
     carry = (x, lp, jnp.zeros(n_chains, dtype=jnp.int64))
-    carry, samples = jax.lax.scan(one_sweep, carry, jax.random.split(k_sweeps, n_discard + n_keep))
-    samples = samples[n_discard:]
+    carry, samples = jax.lax.scan(one_sweep, carry, (keys, counted))
+    samples = samples[n_th + n_discard :]
     x, lp, acc = carry
     n_steps = (n_discard + n_keep) * sweep
     new_state = MetropolisState(
@@ -141,7 +157,7 @@ def _sample(sampler, distribution, state):
     return jnp.swapaxes(samples, 0, 1), new_state, {"acceptance": acceptance}
 
 
-def _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size):
+def _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size, n_thermalize):
     n_samples = _count("n_samples", n_samples, 1)
     n_chains = _count("n_chains", n_chains, 1)
     per_chain = -(-n_samples // n_chains)
@@ -149,7 +165,8 @@ def _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size)
         n_discard_per_chain = per_chain // 10
     n_discard_per_chain = _count("n_discard_per_chain", n_discard_per_chain, 0)
     sweep_size = space.size if sweep_size is None else _count("sweep_size", sweep_size, 1)
-    return n_samples, n_chains, n_discard_per_chain, sweep_size
+    n_thermalize = _count("n_thermalize", n_thermalize, 0)
+    return n_samples, n_chains, n_discard_per_chain, sweep_size, n_thermalize
 
 
 class MetropolisLocal(_AbstractMetropolis):
@@ -169,6 +186,8 @@ class MetropolisLocal(_AbstractMetropolis):
       (default: `n_samples_per_chain // 10`).
     - `sweep_size`: proposals per chain between stored samples (default:
       `n_sites`).
+    - `n_thermalize`: sweeps run once on fresh chains, before the first call's
+      samples (default 20; chains restored from a checkpoint are not fresh).
     """
 
     space: nqs_core.AbstractDiscreteSpace
@@ -176,6 +195,7 @@ class MetropolisLocal(_AbstractMetropolis):
     n_chains: int = eqx.field(static=True)
     n_discard_per_chain: int = eqx.field(static=True)
     sweep_size: int = eqx.field(static=True)
+    n_thermalize: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -184,6 +204,7 @@ class MetropolisLocal(_AbstractMetropolis):
         n_chains: int = 16,
         n_discard_per_chain: int | None = None,
         sweep_size: int | None = None,
+        n_thermalize: int = 20,
     ):
         if getattr(space, "total_sz", None) is not None:
             raise ValueError(
@@ -197,7 +218,8 @@ class MetropolisLocal(_AbstractMetropolis):
             self.n_chains,
             self.n_discard_per_chain,
             self.sweep_size,
-        ) = _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size)
+            self.n_thermalize,
+        ) = _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size, n_thermalize)
 
     def _moves(self, key, shape):
         return jax.random.randint(key, shape, 0, self.space.size, dtype=jnp.int32)
@@ -221,8 +243,8 @@ class MetropolisExchange(_AbstractMetropolis):
 
     - `space`: a spin-1/2 space, usually with fixed `total_sz`.
     - `lattice`: lattice whose bonds are proposed (default `None`: all pairs).
-    - `n_samples`, `n_chains`, `n_discard_per_chain`, `sweep_size`: as for
-      `MetropolisLocal`.
+    - `n_samples`, `n_chains`, `n_discard_per_chain`, `sweep_size`,
+      `n_thermalize`: as for `MetropolisLocal`.
     """
 
     space: nqs_core.AbstractDiscreteSpace
@@ -231,6 +253,7 @@ class MetropolisExchange(_AbstractMetropolis):
     n_chains: int = eqx.field(static=True)
     n_discard_per_chain: int = eqx.field(static=True)
     sweep_size: int = eqx.field(static=True)
+    n_thermalize: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -240,6 +263,7 @@ class MetropolisExchange(_AbstractMetropolis):
         n_chains: int = 16,
         n_discard_per_chain: int | None = None,
         sweep_size: int | None = None,
+        n_thermalize: int = 20,
     ):
         check_spin_space("MetropolisExchange", space)
         if lattice is None:
@@ -256,7 +280,8 @@ class MetropolisExchange(_AbstractMetropolis):
             self.n_chains,
             self.n_discard_per_chain,
             self.sweep_size,
-        ) = _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size)
+            self.n_thermalize,
+        ) = _sampler_counts(space, n_samples, n_chains, n_discard_per_chain, sweep_size, n_thermalize)
 
     def _moves(self, key, shape):
         b = jax.random.randint(key, shape, 0, self.pairs.shape[0], dtype=jnp.int32)

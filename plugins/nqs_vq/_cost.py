@@ -23,7 +23,9 @@ def _net_costs(net, n_tokens: int) -> dict:
         vq = t * (2 * q * d + 2 * h * q)  # distances (matrix form) + argmin, per configuration
     else:
         vq = 0
-    return {"qkv": qkv, "post": post, "head": head, "attention": attn, "vq": vq, "layers": net.n_layers}
+    final = net.fin_qkv is not None  # final half-block: Q/K/V, attention, W_o + residual
+    return {"qkv": qkv, "post": post, "head": head, "attention": attn, "vq": vq, "layers": net.n_layers,
+            "final": final, "final_post": 2 * d * d + 2 * d}
 
 
 def local_energy_flops(model, n_configs: int, counts=None) -> dict:
@@ -52,13 +54,20 @@ def local_energy_flops(model, n_configs: int, counts=None) -> dict:
         loc = n_configs * t
         per_loc_dense = loc * (n_layers * (c["qkv"] + c["post"]) + c["head"])
         mixer = n_configs * n_layers * (c["attention"] + c["vq"])
+        if c["final"]:
+            per_loc_dense += loc * (c["qkv"] + c["final_post"])
+            mixer += n_configs * c["attention"]
         out["dense"] += per_loc_dense + mixer
         out["dense_per_location"] += per_loc_dense
         if counts is not None:
             s = np.asarray(counts[start : start + n_layers + 1], dtype=float)
             if net.codebook is None:  # dense after the first attention
                 s = np.concatenate([s[:1], np.full(n_layers, float(loc))])
-            per_loc = sum(s[i] * c["qkv"] + s[i + 1] * c["post"] for i in range(n_layers)) + s[-1] * c["head"]
+            per_loc = sum(s[i] * c["qkv"] + s[i + 1] * c["post"] for i in range(n_layers))
+            if c["final"]:  # Q/K/V on the unique vectors; after the attention all locations differ
+                per_loc += s[-1] * c["qkv"] + loc * (c["final_post"] + c["head"])
+            else:
+                per_loc += s[-1] * c["head"]
             out["reuse"] += per_loc + mixer
             out["reuse_per_location"] += per_loc
         start += n_layers + 1

@@ -35,6 +35,8 @@ class _Net(eqx.Module):
     Per block (pre-LayerNorm): `A = Attn(LN(X))`, `X <- X + W_o VQ(A) + b_o`,
     `X <- X + FFN(LN(X))`; the quantiser sits after the attention, before the
     output projection and the residual connection (Fig. 1 of seed 002).
+    Optionally a final half-block `X <- X + W_o Attn(LN(X)) + b_o` without a
+    quantiser before the output head (Table 1 of seed 002).
     """
 
     embed: Array  # (n_vocab, d); the decoder's last row is the start token
@@ -53,6 +55,12 @@ class _Net(eqx.Module):
     ln_f: Array  # (2, d)
     head_w: Array  # (d, n_out)
     head_b: Array  # (n_out,)
+    # final half-block (attention only, no quantiser; Table 1 of seed 002), or None
+    fin_ln: Array | None  # (2, d)
+    fin_qkv: Array | None  # (d, 3d)
+    fin_bqkv: Array | None  # (3d,)
+    fin_wo: Array | None  # (d, d)
+    fin_bo: Array | None  # (d,)
     n_heads: int = eqx.field(static=True)
     causal: bool = eqx.field(static=True)
 
@@ -77,6 +85,16 @@ class _Net(eqx.Module):
     def head(self, x):
         return _layer_norm(x, self.ln_f) @ self.head_w + self.head_b
 
+    @property
+    def has_final(self) -> bool:
+        return self.fin_qkv is not None
+
+    def final_qkv(self, x):
+        return _layer_norm(x, self.fin_ln) @ self.fin_qkv + self.fin_bqkv
+
+    def final_post(self, x, a):
+        return x + a @ self.fin_wo + self.fin_bo
+
     # ---- location mixer ---------------------------------------------------------------
     def attend(self, qkv):
         """Multi-head softmax self-attention, `qkv` of shape `(B, T, 3d)` -> `(B, T, d)`."""
@@ -98,6 +116,8 @@ class _Net(eqx.Module):
             if self.codebook is not None:
                 a, _ = quantize(a, self.codebook[layer])
             x = self.post(layer, x, a)
+        if self.has_final:
+            x = self.final_post(x, self.attend(self.final_qkv(x)))
         return self.head(x)
 
     def quantizer_inputs(self, ids):
@@ -169,7 +189,11 @@ class _Net(eqx.Module):
             first = jnp.zeros((sizes[layer + 1],), jnp.int32).at[new_inv].set(jnp.arange(n, dtype=jnp.int32))
             v = self.post(layer, v[inv[first]], vq_lookup(idx[first], cb))
             inv = new_inv
-        out = self.head(v)[inv].reshape(b, t, -1)
+        if self.has_final:  # unquantised attention: every location differs after it
+            a = self.attend(self.final_qkv(v)[inv].reshape(b, t, -1)).reshape(n, -1)
+            out = self.head(self.final_post(v[inv], a)).reshape(b, t, -1)
+        else:
+            out = self.head(v)[inv].reshape(b, t, -1)
         return out, overflow, jnp.stack(counts)
 
 
@@ -183,7 +207,7 @@ def _unique(key, size):
     return uniq, inv, overflow, count
 
 
-def _init_net(key, n_vocab, n_tokens, d, n_heads, n_layers, ffn, n_out, n_code_heads, n_codes, causal):
+def _init_net(key, n_vocab, n_tokens, d, n_heads, n_layers, ffn, n_out, n_code_heads, n_codes, causal, final=False):
     f64 = jnp.float64
     shapes = {
         "embed": ((n_vocab, d), 1.0),
@@ -202,6 +226,10 @@ def _init_net(key, n_vocab, n_tokens, d, n_heads, n_layers, ffn, n_out, n_code_h
         size = math.prod(shape)
         w[name] = jnp.asarray(flat[start : start + size].reshape(shape) * std)
         start += size
+    if final:  # own key: the other weights do not depend on `final`
+        k_fin = jax.random.split(jax.random.fold_in(key, 1))
+        w["fin_qkv"] = jax.random.normal(k_fin[0], (d, 3 * d), f64) / math.sqrt(d)
+        w["fin_wo"] = jax.random.normal(k_fin[1], (d, d), f64) / math.sqrt(d)
     ln = jnp.stack([jnp.ones((n_layers, d), f64), jnp.zeros((n_layers, d), f64)], axis=1)
     return _Net(
         embed=w["embed"],
@@ -220,6 +248,11 @@ def _init_net(key, n_vocab, n_tokens, d, n_heads, n_layers, ffn, n_out, n_code_h
         ln_f=jnp.stack([jnp.ones((d,), f64), jnp.zeros((d,), f64)]),
         head_w=w["head_w"],
         head_b=jnp.zeros((n_out,), f64),
+        fin_ln=jnp.stack([jnp.ones((d,), f64), jnp.zeros((d,), f64)]) if final else None,
+        fin_qkv=w.get("fin_qkv"),
+        fin_bqkv=jnp.zeros((3 * d,), f64) if final else None,
+        fin_wo=w.get("fin_wo"),
+        fin_bo=jnp.zeros((d,), f64) if final else None,
         n_heads=n_heads,
         causal=causal,
     )
@@ -270,6 +303,11 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
     - `n_code_heads`: quantiser heads `H` (default 1: 6 bits with `Q = 64`).
     - `phase_layers`: blocks of the phase encoder (default 0: real, positive
       wave function, as in seed 002 with the Marshall sign).
+    - `final_attention`: end each network with a half-block of attention
+      without a quantiser (`X += W_o Attn(LN(X))`), as the networks of Table 1
+      of seed 002 (default False). It mixes the quantised streams of all
+      locations at full precision; its output differs at every location, so the
+      output projection and head after it run densely.
     - `capacity`: unique slots per stage, `[[amplitude stages], [phase stages]]`
       with `n_layers + 1` / `phase_layers + 1` ints, or `None`.
     - `key`: PRNG key (injected).
@@ -294,6 +332,7 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
         n_code_heads: int = 1,
         phase_layers: int = 0,
         capacity=None,
+        final_attention: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -315,9 +354,10 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
         k_amp, k_phase = jax.random.split(key)
         ffn = ffn_factor * d_model
         args = (d_model, n_heads)
-        self.amp = _init_net(k_amp, n_vals + 1, t, *args, n_layers, ffn, n_vals, n_code_heads, n_codes, True)
+        fin = bool(final_attention)
+        self.amp = _init_net(k_amp, n_vals + 1, t, *args, n_layers, ffn, n_vals, n_code_heads, n_codes, True, fin)
         self.phase = (
-            _init_net(k_phase, n_vals, t, *args, phase_layers, ffn, 1, n_code_heads, n_codes, False)
+            _init_net(k_phase, n_vals, t, *args, phase_layers, ffn, 1, n_code_heads, n_codes, False, fin)
             if phase_layers
             else None
         )

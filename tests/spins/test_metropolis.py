@@ -174,3 +174,33 @@ def test_sampler_validation():
     sampler = ns.MetropolisLocal(ns.SpinHalf(N), n_samples=1000, n_chains=16)
     assert sampler.n_samples_per_chain == 63 and sampler.n_discard_per_chain == 6
     assert isinstance(sampler, nqs_core.AbstractSampler)
+
+
+class _Field(nqs_core.AbstractDistribution):
+    """`log p = beta * sum(x)`: nearly all weight on the all-up state."""
+
+    beta: float
+
+    def log_prob(self, x):
+        return self.beta * jnp.sum(x)
+
+
+def test_fresh_chains_are_thermalised_once():
+    """The first call on fresh chains runs `n_thermalize` extra sweeps (many chains,
+    one sample each, no discards: without them the samples are the nearly random
+    initial states); later calls are unchanged by the option."""
+    space = ns.SpinHalf(12)
+    dist = _Field(3.0)
+    kw = dict(n_samples=64, n_chains=64, n_discard_per_chain=0, sweep_size=4)
+    cold, hot = ns.MetropolisLocal(space, n_thermalize=0, **kw), ns.MetropolisLocal(space, n_thermalize=30, **kw)
+    key = jax.random.PRNGKey(3)
+    s0, st0, _ = cold.sample(dist, cold.init(dist, key))
+    s1, st1, info = hot.sample(dist, hot.init(dist, key))
+    assert float(jnp.mean(s0)) < 0.7 and float(jnp.mean(s1)) > 0.98
+    assert 0.0 < float(info["acceptance"]) <= 1.0
+    # not fresh any more: the same chains give the same samples with or without the option
+    a, _, _ = cold.sample(dist, st1)
+    b, _, _ = hot.sample(dist, st1)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="n_thermalize"):
+        ns.MetropolisLocal(space, n_thermalize=-1)

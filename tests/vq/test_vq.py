@@ -44,12 +44,13 @@ def chain8():
     return lat, SpinHalf(lattice=lat)
 
 
-@pytest.mark.parametrize("total_sz,patch,phase", [(None, 2, 1), (0.0, 2, 0), (1.0, 4, 1)])
-def test_autoregressive_normalisation_and_conditionals(chain8, total_sz, patch, phase):
+@pytest.mark.parametrize("total_sz,patch,phase,final", [(None, 2, 1, False), (0.0, 2, 0, False), (1.0, 4, 1, False),
+                                                         (0.0, 2, 1, True)])
+def test_autoregressive_normalisation_and_conditionals(chain8, total_sz, patch, phase, final):
     lat, _ = chain8
     space = SpinHalf(lattice=lat, total_sz=total_sz)
     m = VQTransformer(space, patch_size=patch, d_model=8, n_heads=2, n_codes=4, phase_layers=phase,
-                      key=jax.random.PRNGKey(0))
+                      final_attention=final, key=jax.random.PRNGKey(0))
     m = sharpen(m, 20.0)
     xs = space.all_states()
     lp = batch(m, xs)
@@ -151,12 +152,13 @@ def test_compressed_equals_dense_heisenberg_4x4(n_codes, n_code_heads):
     np.testing.assert_allclose(comp, dense, rtol=0, atol=1e-10)
 
 
-def test_compressed_equals_dense_tfim_with_phase():
+@pytest.mark.parametrize("final", [False, True])
+def test_compressed_equals_dense_tfim_with_phase(final):
     lat = Chain(16, pbc=True)
     space = SpinHalf(lattice=lat)
     system = Ising(space, lat, h=1.0)
     m = VQTransformer(space, patch_size=2, d_model=16, n_heads=2, n_codes=16, n_code_heads=2, phase_layers=1,
-                      key=jax.random.PRNGKey(7))
+                      final_attention=final, key=jax.random.PRNGKey(7))
     xs = eqx.filter_jit(m.sample)(jax.random.PRNGKey(8), 32)
     dense, comp = _local_energies(system, m, xs)
     assert np.iscomplexobj(dense) and np.max(np.abs(dense.imag)) > 1e-6
