@@ -100,9 +100,9 @@ def heisenberg(args):
     lat = Square(args.L, pbc=False)
     space = SpinHalf(lattice=lat, total_sz=0.0)
     system = Heisenberg(space, lat, marshall_sign=True)
-    arch = dict(ARCH)
+    arch = dict(ARCH, final_attention=args.final)
     models = pathlib.Path(args.models)
-    tag = f"{args.L}x{args.L}"
+    tag = f"{args.L}x{args.L}" + ("_fa" if args.final else "")
     out = {"lattice": tag, "architecture": arch, "machine": platform.processor() or platform.machine()}
     like_vq = VQTransformer(space, n_codes=64, n_code_heads=1, key=jax.random.PRNGKey(0), **arch)
     like_base = VQTransformer(space, n_codes=0, key=jax.random.PRNGKey(0), **arch)
@@ -188,6 +188,7 @@ def main():
     h.add_argument("--n-samples", type=int, default=512)
     h.add_argument("--batches", type=int, default=2)
     h.add_argument("--models", default=str(ROOT / "examples" / "vq" / "models"))
+    h.add_argument("--final", action="store_true", help="models with the final attention half-block (*_fa_*.eqx)")
     s = sub.add_parser("scaling")
     s.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     s.add_argument("--n-samples", type=int, default=16)

@@ -119,6 +119,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("stage", choices=["baseline", "distill", "finetune", "evaluate", "extend"])
     p.add_argument("--final", action="store_true", help="networks with a final unquantised attention half-block")
+    p.add_argument("--cosine", action="store_true", help="distill: cosine decay of the Adam rate")
     p.add_argument("--L", type=int, default=4)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=0.05)
@@ -161,8 +162,11 @@ def main():
                 print(f"distill step {i:4d}  L2 = {loss:.3e}  t = {time.perf_counter() - t0:.0f}s", flush=True)
                 log.append({"step": i, "loss": loss})
 
+        lr = a.lr if a.lr < 0.01 else 1e-3
+        if a.cosine:  # Adam rate decaying by a cosine to 1% over the steps
+            lr = optax.cosine_decay_schedule(lr, max(a.steps, 1), alpha=0.01)
         student, losses = distill(student, teacher, jax.random.PRNGKey(40 if a.resume else 4), n_steps=a.steps, n_samples=512,
-                                  learning_rate=a.lr if a.lr < 0.01 else 1e-3, callback=cb,
+                                  learning_rate=lr, callback=cb,
                                   revive_until=0 if a.resume else a.steps // 2)
         save(vq_path, student)
     elif a.stage == "finetune":
