@@ -37,7 +37,7 @@ import optax
 import nqs_core
 from nqs_optim import MinSR
 from nqs_spins import Heisenberg, SpinHalf, Square
-from nqs_vq import VQTransformer, calibrate_capacity, distill, vq_from_baseline
+from nqs_vq import VQTransformer, distill, vq_from_baseline
 
 REF = {4: -0.5743254416, 6: -0.603522, 8: -0.619040}
 ARCH = dict(patch_size=2, d_model=16, n_heads=2, n_layers=2, ffn_factor=4)
