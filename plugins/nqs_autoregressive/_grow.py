@@ -96,7 +96,8 @@ def grow(
     - `retrain_temperature`: replaces `[estimator] temperature` of an `annealed`
       estimator after the first size (seed: 0); `None` keeps it.
     - `exact_energies`: reference energies by size label (`"20"`, `"4x4"`), used
-      for the relative error (else `[run] exact_energy`, "auto" solves small systems).
+      for the relative error (else `[run] exact_energy`, "auto" solves small systems;
+      a number there applies only to the lattice as written, other sizes use "auto").
     - `target_rel_error`: stop training at a size as soon as the mean energy of
       the last 20 steps is within this relative error of the reference.
     - `first_steps`: steps at the first size (default `[run] n_steps`).
@@ -135,6 +136,9 @@ def grow(
         run = cfg.setdefault("run", {})
         if label in exact_energies:
             run["exact_energy"] = exact_energies[label]
+        elif cfg["lattice"] != config.get("lattice") and not isinstance(run.get("exact_energy", "auto"), str):
+            # a number in [run] belongs to the lattice as written, not to a resized one
+            run["exact_energy"] = "auto"
         if index == 0:
             steps = first_steps if first_steps is not None else run.get("n_steps", 200)
         elif index == len(sizes) - 1 and last_steps is not None:

@@ -148,6 +148,11 @@ def test_grow_reuses_parameters(tmp_path, standard_promotion):
     assert lines == recs
     for r in recs:
         assert r["energy_per_site"] == pytest.approx(r["energy"] / r["n_sites"])
+    # a numeric [run] exact_energy belongs to the size as written; other sizes are solved ("auto")
+    cfg_ex = nqs_core.apply_overrides(cfg, ["run.exact_energy=-2.4935771"])
+    recs_ex = grow(cfg_ex, [6, 8], retrain_steps=0, out_dir=tmp_path / "ex", first_steps=0, n_eval_batches=1)
+    assert recs_ex[0]["exact_energy"] == -2.4935771
+    assert recs_ex[1]["exact_energy"] == pytest.approx(recs[2]["exact_energy"]) and recs_ex[1]["exact_energy"] < -3.0
     # a retrained size improves on the transferred parameters
     recs2 = grow(cfg, [4, 6], retrain_steps=30, out_dir=tmp_path / "b", first_steps=20, retrain_learning_rate=0.01, n_eval_batches=1)
     assert recs2[1]["steps"] == 30 and recs2[1]["relative_error"] < recs[1]["relative_error"] + 0.02
