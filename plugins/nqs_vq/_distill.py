@@ -163,6 +163,11 @@ def log_amplitude_mismatch(student, teacher, xs: Array) -> float:
     return float(_mismatch(student, teacher, xs))
 
 
+@eqx.filter_jit
+def _unique_counts(model, xs, conn):
+    return jax.vmap(model.unique_counts)(xs, conn)
+
+
 def calibrate_capacity(model: VQTransformer, system, xs: Array, margin: float = 0.25, multiple: int = 8):
     """Unique slots per stage for `log_psi_connected`, from the measured unique
     counts of the connected configurations of the samples `xs`.
@@ -172,7 +177,7 @@ def calibrate_capacity(model: VQTransformer, system, xs: Array, margin: float = 
     `counts` is the `(M, n_stages)` array of measured unique counts.
     """
     conn = jax.vmap(system.connected)(xs)[0]
-    counts = np.asarray(eqx.filter_jit(jax.vmap(model.unique_counts))(xs, conn))
+    counts = np.asarray(_unique_counts(model, xs, conn))
     full = (conn.shape[1] + 1) * model.n_tokens
     cap = np.minimum(full, np.ceil(counts.max(axis=0) * (1.0 + margin) / multiple) * multiple).astype(int)
     n_amp = model.amp.n_layers + 1
