@@ -23,7 +23,7 @@ def _net_costs(net, n_tokens: int) -> dict:
         vq = t * (2 * q * d + 2 * h * q)  # distances (matrix form) + argmin, per configuration
     else:
         vq = 0
-    final = net.fin_qkv is not None  # final half-block: Q/K/V, attention, W_o + residual
+    final = net.has_final  # final half-block: Q/K/V, attention, W_o + residual
     return {"qkv": qkv, "post": post, "head": head, "attention": attn, "vq": vq, "layers": net.n_layers,
             "final": final, "final_post": 2 * d * d + 2 * d}
 
