@@ -47,6 +47,7 @@ from ._sampler import (
     BornDistribution as BornDistribution,
     DirectSampler as DirectSampler,
     DirectState as DirectState,
+    ExactSampler as ExactSampler,
     legacy_key as legacy_key,
     metropolis_sweep as metropolis_sweep,
 )

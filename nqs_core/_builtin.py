@@ -19,10 +19,11 @@ class IdentityPreconditioner(AbstractPreconditioner):
 @hookimpl
 def nqs_register(registry):
     from ._driver import VMC
-    from ._sampler import DirectSampler
+    from ._sampler import DirectSampler, ExactSampler
     from ._vmc import EnergyEstimator
 
     registry.add("driver", "vmc", VMC)
     registry.add("estimator", "energy", EnergyEstimator)
     registry.add("preconditioner", "identity", IdentityPreconditioner)
     registry.add("sampler", "direct", DirectSampler)
+    registry.add("sampler", "exact", ExactSampler)

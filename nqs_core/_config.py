@@ -40,6 +40,7 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "n_eval_batches": (10, "sampler calls for the final energy estimate (0: none)"),
     "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
     "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
+    "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
 }
 #: Injected constructor arguments that are never user fields.
 _CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy"}
@@ -197,6 +198,8 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
     if out["checkpoint_every"] < 1:
         raise ConfigError("[run] checkpoint_every must be >= 1")
+    if not isinstance(out["init_from"], str):
+        raise ConfigError(f"[run] init_from must be a run directory (a string), got {out['init_from']!r}")
     ex = out["exact_energy"]
     if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
         raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")

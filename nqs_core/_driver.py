@@ -130,11 +130,12 @@ class VMC:
         """Number of real parameters."""
         return n_real_parameters(self.ansatz)
 
-    def init(self, key: jax.Array) -> VMCState:
-        """Initial state: the ansatz's parameters, fresh optimizer and sampler states."""
-        params = self._params0
+    def init(self, key: jax.Array, params: Any = None) -> VMCState:
+        """Initial state: the ansatz's parameters (or `params`, e.g. from another
+        run's checkpoint), fresh optimizer and sampler states."""
+        params = self._params0 if params is None else params
         # each MPI rank runs its own chains
-        sampler_state = self.sampler.init(BornDistribution(self.ansatz), fold_rank(key))
+        sampler_state = self.sampler.init(BornDistribution(eqx.combine(params, self.static)), fold_rank(key))
         return VMCState(
             params=params,
             opt_state=self.optimizer.init(params),

@@ -13,7 +13,8 @@ import jax
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, build, load_config, resolved_toml
 from ._distributed import is_root, python_comm
-from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_run_state, truncate_log, write_text
+from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_parameters, load_run_state, truncate_log, write_text
+from ._tree import parameters
 from ._stats import Stats
 
 DEFAULT_CONFIG = """\
@@ -120,7 +121,14 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
     driver = calc.driver
-    state = driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
+    params = None
+    if calc.run["init_from"]:
+        try:
+            params = load_parameters(calc.run["init_from"], parameters(driver.ansatz)[0])
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"[run] init_from: {exc}") from None
+    key = jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000)
+    state = driver.init(key) if params is None else driver.init(key, params=params)
     return _continue(calc, run_dir, state, progress, console)
 
 
