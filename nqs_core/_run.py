@@ -101,6 +101,12 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     (`config.toml`, `log.jsonl`, checkpoints, `result.json`) and return the
     final energy estimate. `n_steps` overrides `[run] n_steps`."""
     calc = build(config)
+    params = None  # read before anything is written: a bad init_from leaves no run directory behind
+    if calc.run["init_from"]:
+        try:
+            params = load_parameters(calc.run["init_from"], parameters(calc.driver.ansatz)[0])
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"[run] init_from: {exc}") from None
     # under MPI only rank 0 touches the run directory
     error = None
     if is_root():
@@ -121,12 +127,6 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
     driver = calc.driver
-    params = None
-    if calc.run["init_from"]:
-        try:
-            params = load_parameters(calc.run["init_from"], parameters(driver.ansatz)[0])
-        except (FileNotFoundError, ValueError) as exc:
-            raise ConfigError(f"[run] init_from: {exc}") from None
     key = jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000)
     state = driver.init(key) if params is None else driver.init(key, params=params)
     return _continue(calc, run_dir, state, progress, console)

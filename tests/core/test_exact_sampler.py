@@ -75,3 +75,4 @@ def test_init_from_starts_a_new_run_from_a_checkpoint(tmp_path, small_config):
     cfg["run"]["init_from"] = str(tmp_path / "nowhere")
     with pytest.raises(nqs_core.ConfigError, match="init_from"):
         nqs_core.run(cfg, run_dir=tmp_path / "e", progress=False, n_steps=0)
+    assert not (tmp_path / "e").exists()  # nothing written for a run that cannot start
