@@ -11,8 +11,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
 from ._ansatz import AbstractAnsatz
-from ._hilbert import AbstractSpace
+from ._hilbert import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
+from ._tree import batch_apply
+from ._validate import check_int
 
 
 class AbstractDistribution(eqx.Module):
@@ -160,7 +162,7 @@ class ExactSampler(AbstractSampler):
       with an error naming the alternative, instead of running out of memory.
     """
 
-    space: AbstractSpace
+    space: AbstractDiscreteSpace
     states: Array
     n_samples: int = eqx.field(static=True)
     n_chains: int = eqx.field(static=True)
@@ -174,9 +176,6 @@ class ExactSampler(AbstractSampler):
         chunk_size: int | None = None,
         max_states: int = 2**20,
     ):
-        from ._hilbert import AbstractDiscreteSpace
-        from ._validate import check_int
-
         for name, v in (("n_samples", n_samples), ("n_chains", n_chains), ("max_states", max_states)):
             check_int(name, v, minimum=1)
         if chunk_size is not None:
@@ -206,8 +205,6 @@ class ExactSampler(AbstractSampler):
 
 @eqx.filter_jit
 def _exact_sample(sampler, distribution, state):
-    from ._tree import batch_apply
-
     key, sub = jax.random.split(state.key)
     per = sampler.n_samples_per_chain
     log_p = batch_apply(distribution.log_prob, sampler.states, sampler.chunk_size)
