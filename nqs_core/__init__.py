@@ -23,14 +23,19 @@ from ._ansatz import (
     AbstractAutoregressiveAnsatz as AbstractAutoregressiveAnsatz,
     AbstractConnectedAnsatz as AbstractConnectedAnsatz,
 )
-from ._estimator import AbstractEstimator as AbstractEstimator, Estimate as Estimate
-from ._hilbert import (
+from ._estimator import (
+    AbstractEstimator as AbstractEstimator,
+    EnergyEstimator as EnergyEstimator,
+    Estimate as Estimate,
+    log_derivatives as log_derivatives,
+)
+from ._space import (
     AbstractContinuousSpace as AbstractContinuousSpace,
     AbstractDiscreteSpace as AbstractDiscreteSpace,
     AbstractSpace as AbstractSpace,
 )
 from ._lattice import AbstractLattice as AbstractLattice
-from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner
+from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner, IdentityPreconditioner as IdentityPreconditioner
 from ._registry import (
     KINDS as KINDS,
     Registry as Registry,
@@ -67,7 +72,6 @@ from ._tree import (
     parameters as parameters,
     real_ravel as real_ravel,
 )
-from ._builtin import IdentityPreconditioner as IdentityPreconditioner
 from ._callbacks import (
     Checkpoint as Checkpoint,
     EarlyStopping as EarlyStopping,
@@ -88,5 +92,4 @@ from ._config import (
 from ._driver import VMC as VMC, VMCState as VMCState
 from ._io import load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
-from ._vmc import EnergyEstimator as EnergyEstimator, log_derivatives as log_derivatives
 from ._distributed import is_root as is_root, n_ranks as n_ranks, rank as rank

@@ -1,29 +1,26 @@
-"""The core's own plugin: the VMC driver, the energy estimator and the identity preconditioner."""
+"""The core's own plugin: registers the VMC driver, the energy estimator, the
+identity preconditioner and the direct and exact samplers."""
 
 from __future__ import annotations
 
-from ._preconditioner import AbstractPreconditioner
+from ._driver import VMC
+from ._estimator import EnergyEstimator
+from ._preconditioner import IdentityPreconditioner
 from ._registry import hookimpl
+from ._sampler import DirectSampler, ExactSampler
 
-
-class IdentityPreconditioner(AbstractPreconditioner):
-    """No preconditioning: the direction is the energy gradient."""
-
-    def init(self, params):
-        return None
-
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        return estimator.gradient(ansatz, samples, estimate), state, {}
+#: `(kind, config name, class)` for everything the core provides.
+COMPONENTS = (
+    ("driver", "vmc", VMC),
+    ("estimator", "energy", EnergyEstimator),
+    ("preconditioner", "identity", IdentityPreconditioner),
+    ("sampler", "direct", DirectSampler),
+    ("sampler", "exact", ExactSampler),
+)
 
 
 @hookimpl
 def nqs_register(registry):
-    from ._driver import VMC
-    from ._sampler import DirectSampler, ExactSampler
-    from ._vmc import EnergyEstimator
-
-    registry.add("driver", "vmc", VMC)
-    registry.add("estimator", "energy", EnergyEstimator)
-    registry.add("preconditioner", "identity", IdentityPreconditioner)
-    registry.add("sampler", "direct", DirectSampler)
-    registry.add("sampler", "exact", ExactSampler)
+    """Add the core's components to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)

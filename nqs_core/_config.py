@@ -322,7 +322,7 @@ def _construct(entry, spec, built, key, run):
 def _nested_kind(annotation) -> str | None:
     """The registry kind of an annotation naming a core protocol (or a union with None)."""
     from ._ansatz import AbstractAnsatz
-    from ._hilbert import AbstractSpace
+    from ._space import AbstractSpace
     from ._lattice import AbstractLattice
     from ._preconditioner import AbstractPreconditioner
     from ._sampler import AbstractSampler

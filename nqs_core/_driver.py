@@ -100,9 +100,6 @@ class VMC:
         estimator: AbstractEstimator | None = None,
         exact_energy: float | None = None,
     ):
-        from ._vmc import EnergyEstimator
-        from ._builtin import IdentityPreconditioner
-
         if not isinstance(system, AbstractHamiltonian):
             raise TypeError(f"VMC needs a Hamiltonian, got {type(system).__name__}")
         if tuple(sampler.space.shape) != tuple(system.space.shape):

@@ -1,4 +1,4 @@
-"""Preconditioners: gradient information -> update direction."""
+"""Preconditioners: gradient information -> update direction (the protocol and the identity)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ class AbstractPreconditioner(eqx.Module):
     ) -> tuple[Any, Any, dict[str, Array]]:
         """`(direction, new_state, info)`."""
         raise NotImplementedError
+
+
+class IdentityPreconditioner(AbstractPreconditioner):
+    """No preconditioning: the direction is the energy gradient."""
+
+    def init(self, params):
+        return None
+
+    def __call__(self, ansatz, samples, estimate, estimator, state):
+        return estimator.gradient(ansatz, samples, estimate), state, {}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
 from ._ansatz import AbstractAnsatz
-from ._hilbert import AbstractDiscreteSpace, AbstractSpace
+from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
 from ._tree import batch_apply
 from ._validate import check_int

@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, Scalar
 
 from ._ansatz import AbstractConnectedAnsatz
-from ._hilbert import AbstractContinuousSpace, AbstractDiscreteSpace, AbstractSpace
+from ._space import AbstractContinuousSpace, AbstractDiscreteSpace, AbstractSpace
 
 
 class AbstractSystem(eqx.Module):

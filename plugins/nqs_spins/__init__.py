@@ -14,11 +14,11 @@ from ._exact import (
     to_dense as to_dense,
     to_sparse as to_sparse,
 )
-from ._hamiltonians import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
-from ._hilbert import SpinHalf as SpinHalf
+from ._system import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
+from ._space import SpinHalf as SpinHalf
 from nqs_core import AbstractLattice as AbstractLattice
 from ._lattice import Chain as Chain, Square as Square
-from ._samplers import (
+from ._sampler import (
     MetropolisExchange as MetropolisExchange,
     MetropolisLocal as MetropolisLocal,
     MetropolisState as MetropolisState,

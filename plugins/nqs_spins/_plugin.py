@@ -4,10 +4,10 @@ Metropolis samplers and the exact-diagonalisation reference solver with nqs."""
 import nqs_core
 
 from ._exact import exact_solver
-from ._hamiltonians import Heisenberg, Ising, J1J2
-from ._hilbert import SpinHalf
+from ._system import Heisenberg, Ising, J1J2
+from ._space import SpinHalf
 from ._lattice import Chain, Square
-from ._samplers import MetropolisExchange, MetropolisLocal
+from ._sampler import MetropolisExchange, MetropolisLocal
 
 #: `(kind, config name, class)` for everything this plugin provides.
 COMPONENTS = (

@@ -25,7 +25,7 @@ def test_batch_apply_chunks_agree(key):
 
 def test_n_real_parameters():
     from nqs_networks import RBM
-    from nqs_core._hilbert import AbstractDiscreteSpace
+    from nqs_core._space import AbstractDiscreteSpace
 
     class Toy(AbstractDiscreteSpace):
         n: int = 4

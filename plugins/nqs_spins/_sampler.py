@@ -13,7 +13,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 import nqs_core
 
-from ._hilbert import check_sizes, check_spin_space
+from ._space import check_sizes, check_spin_space
 from ._lattice import _as_int
 from nqs_core import AbstractLattice
 

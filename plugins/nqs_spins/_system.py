@@ -11,7 +11,7 @@ from jaxtyping import Array
 
 import nqs_core
 
-from ._hilbert import check_sizes, check_spin_space
+from ._space import check_sizes, check_spin_space
 from nqs_core import AbstractLattice
 
 _UNITS = {"spin": 1.0, "pauli": 4.0}
