@@ -11,6 +11,7 @@ from jaxtyping import Array
 
 import nqs_core
 
+from ._operator import AbstractSpinHamiltonian, Operator, X, Z, sx, sy, sz
 from ._space import check_sizes, check_spin_space
 from nqs_core import AbstractLattice
 
@@ -42,7 +43,15 @@ def _marshall_signs(lattice: AbstractLattice, bonds: np.ndarray) -> Array:
     return jnp.asarray(np.where(sub[bonds[:, 0]] != sub[bonds[:, 1]], -1, 1).astype(np.int8))
 
 
-class Ising(nqs_core.AbstractDiscreteHamiltonian):
+def _sublattice_one(lattice: AbstractLattice) -> tuple[int, ...]:
+    return tuple(i for i in range(lattice.n_sites) if lattice.sublattice(i) == 1)
+
+
+def _exchange(i: int, j: int) -> Operator:
+    return sx(i) * sx(j) + sy(i) * sy(j) + sz(i) * sz(j)
+
+
+class Ising(AbstractSpinHamiltonian):
     """Transverse-field Ising model in Pauli units,
     `H = -J sum_<ij> sigma^z_i sigma^z_j - h sum_i sigma^x_i`.
 
@@ -83,6 +92,17 @@ class Ising(nqs_core.AbstractDiscreteHamiltonian):
     def max_conn_size(self) -> int:
         return 1 + self.space.size
 
+    @property
+    def marshall_sites(self) -> tuple[int, ...]:
+        """Empty: the Ising basis is never rotated."""
+        return ()
+
+    def to_operator(self) -> Operator:
+        """`-J sum_<ij> Z_i Z_j - h sum_i X_i` as an `Operator`."""
+        bonds = np.asarray(self.bonds).tolist()
+        zz = sum((Z(i) * Z(j) for i, j in bonds), Operator({}))
+        return -self.J * zz - self.h * sum((X(i) for i in range(self.space.size)), Operator({}))
+
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)
         n = x.shape[-1]
@@ -94,7 +114,7 @@ class Ising(nqs_core.AbstractDiscreteHamiltonian):
         return xps, mels
 
 
-class _AbstractExchange(nqs_core.AbstractDiscreteHamiltonian):
+class _AbstractExchange(AbstractSpinHamiltonian):
     """Shared implementation of `sum_b J_b S_i . S_j` over a list of bonds
     (private: `Heisenberg` and `J1J2` are the public, final classes)."""
 
@@ -114,6 +134,20 @@ class _AbstractExchange(nqs_core.AbstractDiscreteHamiltonian):
     @property
     def max_conn_size(self) -> int:
         return 1 + int(self.bonds.shape[0])
+
+    @property
+    def marshall_sites(self) -> tuple[int, ...]:
+        """The sublattice-1 sites with `marshall_sign=True`, else empty."""
+        return _sublattice_one(self.lattice) if self.marshall_sign else ()
+
+    def to_operator(self) -> Operator:
+        """`sum_b J_b S_i . S_j` (times 4 in Pauli units), rotated by `Z` on
+        `marshall_sites`: the same matrix as `connected`."""
+        scale = _UNITS[self.units]
+        bonds = np.asarray(self.bonds).tolist()
+        couplings = np.asarray(self._bond_couplings(jnp.float64)).tolist()
+        h = sum((scale * c * _exchange(i, j) for (i, j), c in zip(bonds, couplings)), Operator({}))
+        return h.rotate_z(self.marshall_sites)
 
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)

@@ -1,0 +1,769 @@
+"""The operator language: sums of products of local operators, and their
+compilation to padded connected elements on a spin-1/2 space.
+
+An `Operator` is space-free data. Every term is a coefficient times a product,
+over sites, of one Weyl (clock-and-shift) matrix `X^a Z^b` per site, where on a
+site of local dimension `d` the shift `X|j> = |j+1 mod d>` and the clock
+`Z|j> = w^j |j>` with `w = exp(2 pi i / d)`. These `d^2` matrices are a basis of
+all `d x d` matrices, orthogonal under the trace, and closed under products up
+to a phase (`Z^b X^c = w^(b c) X^c Z^b`), so a product of sums is again a sum of
+such strings and merging equal strings is exact: this is the normal form. For
+`d = 2` they are the Pauli matrices (`Y = i X Z`), and the strings of a term
+are grouped by their shift ("flip") pattern when compiled, one connected
+element per distinct pattern.
+"""
+
+from __future__ import annotations
+
+import abc
+import cmath
+import itertools
+import math
+import operator as _op
+import re
+from numbers import Number
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+import nqs_core
+
+from ._space import SpinHalf, check_spin_space
+
+#: Relative tolerance of the normal form: after an operation, a coefficient
+#: (or its real or imaginary part) smaller than `ZERO_RTOL` times the largest
+#: coefficient of the operands is set to zero.
+ZERO_RTOL = 1e-14
+#: Relative tolerance of `Operator.is_hermitian`.
+HERMITIAN_RTOL = 1e-12
+#: `Operator.to_dense` refuses spaces with more states than this.
+DENSE_MAX_STATES = 1 << 14
+#: Longest flip pattern whose S^z conservation is checked by enumeration.
+_MAX_CHECKED_FLIP = 16
+
+
+def _phase(d: int, k: int) -> complex | int:
+    """`w^k` for `w = exp(2 pi i / d)`, exact for d = 1, 2, 4."""
+    k %= d
+    if d <= 2:
+        return -1 if k else 1
+    if d == 4:
+        return (1, 1j, -1, -1j)[k]
+    return cmath.exp(2j * math.pi * k / d)
+
+
+def _site(i) -> int:
+    return nqs_core.check_int("a site", i, minimum=0)
+
+
+def _clean(terms: dict, scale: float) -> dict:
+    """Drop coefficients below `ZERO_RTOL * scale` and snap tiny real or
+    imaginary parts to zero."""
+    tol = ZERO_RTOL * scale
+    out = {}
+    for key, c in terms.items():
+        c = complex(c)
+        re_, im = c.real, c.imag
+        if abs(re_) <= tol:
+            re_ = 0.0
+        if abs(im) <= tol:
+            im = 0.0
+        if re_ != 0.0 or im != 0.0:
+            out[key] = complex(re_, im)
+    return out
+
+
+def _mul_keys(k1: tuple, k2: tuple, d: int) -> tuple[tuple, complex]:
+    """Product of two Weyl strings (each a tuple of `(site, a, b)` sorted by
+    site): the resulting string and its phase."""
+    phase = 1
+    out = []
+    i = j = 0
+    while i < len(k1) or j < len(k2):
+        if j == len(k2) or (i < len(k1) and k1[i][0] < k2[j][0]):
+            out.append(k1[i])
+            i += 1
+        elif i == len(k1) or k2[j][0] < k1[i][0]:
+            out.append(k2[j])
+            j += 1
+        else:
+            s, a1, b1 = k1[i]
+            _, a2, b2 = k2[j]
+            # X^a1 Z^b1 X^a2 Z^b2 = w^(b1 a2) X^(a1+a2) Z^(b1+b2)
+            phase = phase * _phase(d, b1 * a2)
+            a, b = (a1 + a2) % d, (b1 + b2) % d
+            if a or b:
+                out.append((s, a, b))
+            i += 1
+            j += 1
+    return tuple(out), phase
+
+
+def _weyl_matrix(d: int, a: int, b: int) -> np.ndarray:
+    """`X^a Z^b` as a `d x d` matrix: column `j` has `w^(b j)` in row `j + a`."""
+    m = np.zeros((d, d), dtype=complex)
+    for j in range(d):
+        m[(j + a) % d, j] = _phase(d, b * j)
+    return m
+
+
+class Operator:
+    """A sum of products of local operators on numbered sites (space-free).
+
+    Build operators from `sx, sy, sz, sp, sm, X, Y, Z, identity` and
+    `local_operator` (in `nqs_spins.operators`) with `+`, `-`, `*` (operator
+    product, in the written order; `@` is the same), multiplication and
+    division by (complex) scalars and integer powers. Every result is kept in
+    normal form: a sum of distinct Weyl strings (Pauli strings for spin 1/2)
+    with non-zero coefficients, so products of sums never multiply the number
+    of connected elements (`(sum_i X_i) * (sum_j X_j)` has `1 + n(n-1)/2`).
+    Coefficients smaller than `ZERO_RTOL` (1e-14) times the largest
+    coefficient of the operands are dropped, and real or imaginary parts that
+    small are set to zero.
+
+    `H` is the Hermitian conjugate, `is_hermitian()` checks it, `to_dense(space)`
+    gives the matrix (reference, small spaces), `on(space)` binds the operator
+    to a space as an `nqs_core.AbstractDiscreteHamiltonian`, and `rotate_z(sites)`
+    conjugates it by `prod_i Z_i` (the Marshall sublattice rotation).
+
+    Operators are immutable and hashable; `==` compares normal forms exactly.
+
+    **Arguments:**
+
+    - `terms`: mapping from a Weyl string (a tuple of `(site, a, b)` triples
+      sorted by site, meaning `X^a Z^b` on that site, `(a, b) != (0, 0)`) to its
+      coefficient. Usually built through the functions above.
+    - `local_dim`: local dimension `d` of every site (2 for spin 1/2).
+    """
+
+    __slots__ = ("_terms", "_d", "_hash")
+
+    def __init__(self, terms=None, local_dim: int = 2):
+        d = _op.index(local_dim)
+        if d < 2:
+            raise ValueError(f"local_dim must be >= 2, got {local_dim}")
+        clean = {}
+        for key, c in dict(terms or {}).items():
+            key = tuple((_site(s), int(a) % d, int(b) % d) for s, a, b in key)
+            sites = [s for s, _, _ in key]
+            if sites != sorted(set(sites)):
+                raise ValueError(f"a Weyl string must list distinct sites in ascending order, got {key}")
+            key = tuple(f for f in key if f[1] or f[2])
+            clean[key] = clean.get(key, 0) + complex(c)
+        scale = max((abs(c) for c in clean.values()), default=0.0)
+        self._terms = _clean(clean, scale)
+        self._d = d
+        self._hash = None
+
+    # -- data ------------------------------------------------------------------
+    @property
+    def local_dim(self) -> int:
+        """Local dimension of every site."""
+        return self._d
+
+    @property
+    def terms(self) -> dict[tuple, complex]:
+        """A copy of the normal form: Weyl string -> coefficient."""
+        return dict(self._terms)
+
+    @property
+    def sites(self) -> tuple[int, ...]:
+        """The sites the operator acts on non-trivially, ascending."""
+        return tuple(sorted({s for key in self._terms for s, _, _ in key}))
+
+    @property
+    def scale(self) -> float:
+        """The largest absolute coefficient (0 for the zero operator)."""
+        return max((abs(c) for c in self._terms.values()), default=0.0)
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def __eq__(self, other):
+        if not isinstance(other, Operator):
+            return NotImplemented
+        return self._d == other._d and self._terms == other._terms
+
+    def __hash__(self):
+        if self._hash is None:
+            self._hash = hash((self._d, frozenset(self._terms.items())))
+        return self._hash
+
+    def pauli_strings(self) -> dict[str, complex]:
+        """Spin 1/2 only: the operator as Pauli strings, e.g.
+        `{"X0 X1": 0.25, "Y0 Y1": 0.25, "": -1.0}` (`""` is the identity)."""
+        self._need_spin_half("pauli_strings")
+        out = {}
+        for key, c in self._terms.items():
+            words = []
+            for s, a, b in key:
+                if a and b:  # X Z = -i Y
+                    c = c * -1j
+                words.append(("Y" if a and b else "X" if a else "Z") + str(s))
+            out[" ".join(words)] = c
+        return out
+
+    def __repr__(self):
+        if not self._terms:
+            return "Operator(0)"
+        if self._d != 2:
+            return f"Operator({self._terms!r}, local_dim={self._d})"
+        parts = []
+        for word, c in sorted(self.pauli_strings().items()):
+            cs = f"{c.real:g}" if c.imag == 0 else f"({c:g})"
+            parts.append(f"{cs} {word}" if word else cs)
+        return "Operator(" + " + ".join(parts) + ")"
+
+    # -- algebra ---------------------------------------------------------------
+    def _coerce(self, other) -> Operator | None:
+        if isinstance(other, Operator):
+            if other._d != self._d:
+                raise ValueError(
+                    f"cannot combine operators of local dimension {self._d} and {other._d}"
+                )
+            return other
+        if isinstance(other, Number) and not isinstance(other, bool):
+            return Operator({(): complex(other)}, self._d)
+        return None
+
+    @classmethod
+    def _raw(cls, terms: dict, local_dim: int, scale: float) -> Operator:
+        """An operator from trusted Weyl strings (sorted, no identity factors)."""
+        out = cls.__new__(cls)
+        out._terms = _clean(terms, scale)
+        out._d = local_dim
+        out._hash = None
+        return out
+
+    def _new(self, terms: dict, scale: float) -> Operator:
+        return Operator._raw(terms, self._d, scale)
+
+    def __add__(self, other):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        terms = dict(self._terms)
+        for key, c in other._terms.items():
+            terms[key] = terms.get(key, 0) + c
+        return self._new(terms, max(self.scale, other.scale))
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return self._new({k: -c for k, c in self._terms.items()}, self.scale)
+
+    def __pos__(self):
+        return self
+
+    def __sub__(self, other):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        return self + (-other)
+
+    def __rsub__(self, other):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        return other + (-self)
+
+    def __mul__(self, other):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        terms: dict = {}
+        for k1, c1 in self._terms.items():
+            for k2, c2 in other._terms.items():
+                key, phase = _mul_keys(k1, k2, self._d)
+                terms[key] = terms.get(key, 0) + c1 * c2 * phase
+        return self._new(terms, self.scale * other.scale)
+
+    def __rmul__(self, other):
+        other = self._coerce(other)
+        if other is None:
+            return NotImplemented
+        return other * self
+
+    __matmul__ = __mul__
+    __rmatmul__ = __rmul__
+
+    def __truediv__(self, other):
+        if isinstance(other, Number) and not isinstance(other, bool):
+            return self * (1.0 / complex(other))
+        return NotImplemented
+
+    def __pow__(self, n):
+        n = _op.index(n)
+        if n < 0:
+            raise ValueError(f"operator powers must be >= 0, got {n}")
+        out = Operator({(): 1.0}, self._d)
+        for _ in range(n):
+            out = out * self
+        return out
+
+    @property
+    def H(self) -> Operator:
+        """The Hermitian conjugate: `(c X^a Z^b)^dagger = conj(c) w^(a b) X^(-a) Z^(-b)`
+        per site (for Pauli strings, `conj(c)` times the string)."""
+        d = self._d
+        terms = {}
+        for key, c in self._terms.items():
+            phase = 1
+            new = []
+            for s, a, b in key:
+                phase = phase * _phase(d, a * b)
+                new.append((s, (-a) % d, (-b) % d))
+            terms[tuple(new)] = c.conjugate() * phase
+        return self._new(terms, self.scale)
+
+    def adjoint(self) -> Operator:
+        """The Hermitian conjugate (same as `.H`)."""
+        return self.H
+
+    def is_hermitian(self, rtol: float = HERMITIAN_RTOL) -> bool:
+        """Whether `self == self.H` to `rtol` times the largest coefficient."""
+        adj = self.H._terms
+        tol = rtol * self.scale
+        keys = set(self._terms) | set(adj)
+        return all(abs(self._terms.get(k, 0) - adj.get(k, 0)) <= tol for k in keys)
+
+    def rotate_z(self, sites) -> Operator:
+        """`U O U^dagger` with `U = prod_{i in sites} Z_i`: the string `X^a Z^b`
+        on a rotated site picks up `w^a` (for spin 1/2, `X`, `Y`, `S^x`, `S^y`,
+        `S^+`, `S^-` change sign there; `Z` is unchanged). With `sites` the
+        sublattice-1 sites this is the Marshall rotation used by
+        `Heisenberg(marshall_sign=True)`."""
+        rot = {_site(s) for s in sites}
+        terms = {}
+        for key, c in self._terms.items():
+            phase = 1
+            for s, a, _ in key:
+                if s in rot:
+                    phase = phase * _phase(self._d, a)
+            terms[key] = c * phase
+        return self._new(terms, self.scale)
+
+    # -- spaces ----------------------------------------------------------------
+    def _need_spin_half(self, what: str) -> None:
+        if self._d != 2:
+            raise ValueError(f"{what} is implemented for spin 1/2 (local_dim 2), got local_dim {self._d}")
+
+    def on(self, space) -> SpinOperator:
+        """The operator bound to `space`: a `SpinOperator` (an
+        `nqs_core.AbstractDiscreteHamiltonian`)."""
+        return SpinOperator(space, self)
+
+    def to_dense(self, space) -> np.ndarray:
+        """The matrix in the basis `space.all_states()` (same order), built
+        directly from the terms in NumPy (a reference for small spaces, at most
+        `DENSE_MAX_STATES` states). Real dtype when every coefficient is real.
+
+        **Arguments:**
+
+        - `space`: a spin-1/2 space (e.g. `SpinHalf`); with a fixed `total_sz`
+          the operator must conserve it.
+
+        **Returns:** a `(n_states, n_states)` NumPy array.
+        """
+        _check_binding("to_dense", space, self)
+        n = space.n_states
+        if n > DENSE_MAX_STATES:
+            raise ValueError(f"to_dense: {n} states is too many (limit {DENSE_MAX_STATES})")
+        states = np.asarray(space.all_states(), dtype=np.float64).reshape(n, -1)
+        nsites = states.shape[1]
+        weights = 1 << np.arange(nsites - 1, -1, -1, dtype=np.int64)
+        codes = (states > 0).astype(np.int64) @ weights
+        order = np.argsort(codes)
+        sorted_codes = codes[order]
+        out = np.zeros((n, n), dtype=complex)
+        cols = np.arange(n)
+        leaks = []  # single strings may leave a constrained space; their sum must not
+        for key, c in self._terms.items():
+            flips = [s for s, a, _ in key if a]
+            zs = [s for s, _, b in key if b]
+            # X^a Z^b |x'> = prod_{i in b} x'_i |flip_a(x')>
+            value = np.prod(states[:, zs], axis=1) if zs else np.ones(n)
+            target = states.copy()
+            target[:, flips] *= -1
+            tcodes = (target > 0).astype(np.int64) @ weights
+            pos = np.minimum(np.searchsorted(sorted_codes, tcodes), n - 1)
+            found = sorted_codes[pos] == tcodes
+            leaks.append((tcodes[~found] * n + cols[~found], c * value[~found]))
+            np.add.at(out, (order[pos[found]], cols[found]), c * value[found])
+        if leaks:
+            where = np.concatenate([w for w, _ in leaks])
+            _, inverse = np.unique(where, return_inverse=True)
+            total = np.zeros(inverse.max(initial=-1) + 1, dtype=complex)
+            np.add.at(total, inverse, np.concatenate([v for _, v in leaks]))
+            if np.any(np.abs(total) > HERMITIAN_RTOL * self.scale):
+                raise ValueError(f"to_dense: the operator leaves the space {space!r}")
+        if np.all(out.imag == 0):
+            return out.real.copy()
+        return out
+
+
+# -- building blocks --------------------------------------------------------------
+
+
+def _one(i, a: int, b: int, c) -> Operator:
+    return Operator({((_site(i), a, b),): c})
+
+
+def X(i) -> Operator:
+    """Pauli `sigma^x` on site `i`."""
+    return _one(i, 1, 0, 1.0)
+
+
+def Z(i) -> Operator:
+    """Pauli `sigma^z` on site `i` (`+1` on up, `-1` on down)."""
+    return _one(i, 0, 1, 1.0)
+
+
+def Y(i) -> Operator:
+    """Pauli `sigma^y = i sigma^x sigma^z` on site `i`."""
+    return _one(i, 1, 1, 1j)
+
+
+def sx(i) -> Operator:
+    """`S^x = sigma^x / 2` on site `i`."""
+    return X(i) * 0.5
+
+
+def sy(i) -> Operator:
+    """`S^y = sigma^y / 2` on site `i`."""
+    return Y(i) * 0.5
+
+
+def sz(i) -> Operator:
+    """`S^z = sigma^z / 2` on site `i`."""
+    return Z(i) * 0.5
+
+
+def sp(i) -> Operator:
+    """`S^+ = S^x + i S^y` on site `i` (raises a down spin)."""
+    return sx(i) + 1j * sy(i)
+
+
+def sm(i) -> Operator:
+    """`S^- = S^x - i S^y` on site `i` (lowers an up spin)."""
+    return sx(i) - 1j * sy(i)
+
+
+def identity(local_dim: int = 2) -> Operator:
+    """The identity operator (acts on no site)."""
+    return Operator({(): 1.0}, local_dim)
+
+
+def local_operator(matrix, sites) -> Operator:
+    """Any `d^k x d^k` matrix acting on `k` sites, as an `Operator`.
+
+    Spin 1/2 (`d = 2`): the single-site basis is `(up, down)`, so Pauli
+    `sigma^z = [[1, 0], [0, -1]]` and `S^+ = [[0, 1], [0, 0]]`; on several
+    sites the first site of `sites` is the most significant (leftmost)
+    factor of `numpy.kron`. The matrix is expanded in Weyl (Pauli) strings
+    with `c_P = tr(P^dagger M) / d^k`.
+
+    **Arguments:**
+
+    - `matrix`: a square array of side `d^k` (real or complex).
+    - `sites`: `k` distinct site indices (an int for one site).
+
+    **Returns:** the `Operator`.
+    """
+    if isinstance(sites, Number):
+        sites = (sites,)
+    sites = tuple(_site(s) for s in sites)
+    k = len(sites)
+    if k == 0 or len(set(sites)) != k:
+        raise ValueError(f"local_operator needs distinct sites, got {sites}")
+    m = np.asarray(matrix, dtype=complex)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"local_operator needs a square matrix, got shape {m.shape}")
+    d = round(m.shape[0] ** (1.0 / k))
+    if d < 2 or d**k != m.shape[0]:
+        raise ValueError(
+            f"local_operator: a matrix on {k} site(s) must have side d^{k} (e.g. {2**k} for spin 1/2), "
+            f"got {m.shape[0]}"
+        )
+    basis = np.stack([_weyl_matrix(d, a, b) for a in range(d) for b in range(d)])
+    bconj = basis.conj().reshape(d * d, d * d)  # (p, (row, col))
+    t = m.reshape((d,) * (2 * k)).transpose([ax for s in range(k) for ax in (s, k + s)])
+    t = t.reshape((d * d,) * k)
+    for s in range(k):
+        t = np.moveaxis(np.tensordot(bconj, t, axes=([1], [s])), 0, s)
+    t = t / d**k
+    order = np.argsort(sites)
+    terms = {}
+    for idx in itertools.product(range(d * d), repeat=k):
+        c = t[idx]
+        if c != 0:
+            key = tuple((sites[j], idx[j] // d, idx[j] % d) for j in order)
+            terms[key] = c
+    terms = {tuple(f for f in k if f[1] or f[2]): c for k, c in terms.items()}
+    return Operator._raw(terms, d, float(np.max(np.abs(m))))
+
+
+# -- the text form used by TOML -----------------------------------------------------
+
+_SYMBOLS = {"Sx": sx, "Sy": sy, "Sz": sz, "Sp": sp, "Sm": sm, "X": X, "Y": Y, "Z": Z, "I": None}
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?j?)|(?P<sym>S[xyzpm]|[XYZI])(?![a-z])|(?P<op>[-+*]))"
+)
+
+
+def parse(text: str, sites) -> Operator:
+    """The operator written in `text` acting on `sites`.
+
+    Grammar: a sum (`+`, `-`) of products; a product is an optional number
+    (`0.5`, `2e-1`, `1j` for imaginary) and optional `*`, followed by symbols
+    written next to each other or separated by `*`: `Sx Sy Sz Sp Sm` (spin
+    units), `X Y Z` (Pauli) and `I` (identity). The `i`-th symbol acts on
+    `sites[i]`, so every product must have `len(sites)` symbols (a bare number
+    is a multiple of the identity).
+
+    **Arguments:**
+
+    - `text`: e.g. `"SxSx + SySy + 0.5 SzSz"`.
+    - `sites`: the sites, e.g. `(3, 4)`.
+
+    **Returns:** the `Operator`.
+    """
+    sites = tuple(_site(s) for s in sites)
+    tokens = []
+    pos = 0
+    text = str(text)
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            word = re.match(r"\s*(S[a-z]|[A-Za-z]+|\S)", text[pos:]).group(1)
+            raise ValueError(
+                f"unknown operator symbol {word!r} in {text!r}; valid symbols: "
+                f"{' '.join(_SYMBOLS)}, numbers, + - *"
+            )
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    if not tokens:
+        raise ValueError("empty operator string")
+    total = Operator({})
+    i = 0
+    while i < len(tokens):
+        sign = 1.0
+        while i < len(tokens) and tokens[i][0] == "op" and tokens[i][1] in "+-":
+            sign = -sign if tokens[i][1] == "-" else sign
+            i += 1
+        coeff: complex = sign
+        if i < len(tokens) and tokens[i][0] == "num":
+            coeff = coeff * complex(tokens[i][1])
+            i += 1
+            if i < len(tokens) and tokens[i] == ("op", "*"):
+                i += 1
+        symbols = []
+        while i < len(tokens) and (tokens[i][0] == "sym" or tokens[i] == ("op", "*")):
+            if tokens[i][0] == "sym":
+                symbols.append(tokens[i][1])
+            i += 1
+        if i < len(tokens) and tokens[i][0] != "op":
+            raise ValueError(f"cannot read {text!r}: unexpected {tokens[i][1]!r}")
+        if symbols and len(symbols) != len(sites):
+            raise ValueError(
+                f"{''.join(symbols)!r} in {text!r} has {len(symbols)} symbol(s) but acts on "
+                f"{len(sites)} site(s) {list(sites)}"
+            )
+        if not symbols and (i == 0 or tokens[i - 1][0] != "num"):
+            raise ValueError(f"cannot read {text!r}: a '+' or '-' without a term")
+        product = identity()
+        for sym, s in zip(symbols, sites):
+            if _SYMBOLS[sym] is not None:
+                product = product * _SYMBOLS[sym](s)
+        total = total + coeff * product
+    return total
+
+
+# -- binding to a space: compiled connected elements ------------------------------
+
+
+def _check_binding(owner: str, space, op: Operator) -> None:
+    check_spin_space(owner, space)
+    op._need_spin_half(owner)
+    sites = op.sites
+    if sites and sites[-1] >= space.size:
+        raise ValueError(
+            f"{owner}: the operator acts on site {sites[-1]}, but the space has {space.size} "
+            f"sites (0..{space.size - 1})"
+        )
+
+
+def _fixed_sz(space) -> bool:
+    return isinstance(space, SpinHalf) and space.total_sz is not None
+
+
+def _check_conserves(owner: str, space, flips: tuple, terms: list) -> None:
+    """Raise unless the terms of one flip pattern vanish whenever the flipped
+    sites do not hold as many up as down spins (S^z is then conserved)."""
+    label = f"site(s) {list(flips)}"
+    problem = ValueError(
+        f"{owner}: the operator does not conserve S^z (it flips {label}), so it cannot act on "
+        f"a space with fixed total_sz={space.total_sz:g}; use a space without total_sz"
+    )
+    k = len(flips)
+    if k % 2:
+        raise problem
+    if k > _MAX_CHECKED_FLIP:
+        raise ValueError(
+            f"{owner}: cannot check S^z conservation of a term flipping {k} sites "
+            f"(limit {_MAX_CHECKED_FLIP}); use a space without total_sz"
+        )
+    inside = {s: j for j, s in enumerate(flips)}
+    sigma = np.array(list(itertools.product((1.0, -1.0), repeat=k)))
+    unbalanced = sigma[np.sum(sigma, axis=1) != 0]
+    groups: dict = {}
+    for zs, c in terms:
+        rest = tuple(s for s in zs if s not in inside)
+        cols = [inside[s] for s in zs if s in inside]
+        value = np.prod(unbalanced[:, cols], axis=1) if cols else np.ones(len(unbalanced))
+        groups[rest] = groups.get(rest, 0) + c * value
+    scale = max(abs(c) for _, c in terms)
+    if any(np.max(np.abs(v)) > 1e-12 * scale for v in groups.values()):
+        raise problem
+
+
+def _padded(rows: list[list[int]], fill: int, width: int | None = None) -> np.ndarray:
+    width = max([len(r) for r in rows] + [1]) if width is None else width
+    out = np.full((len(rows), width), fill, dtype=np.int32)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+class AbstractSpinHamiltonian(nqs_core.AbstractDiscreteHamiltonian):
+    """A spin-1/2 Hamiltonian of nqs_spins with an operator-language form.
+
+    Observables measured with such a Hamiltonian must be written in its basis:
+    `marshall_sites` are the sites where the basis is rotated by `Z` (the
+    Marshall sign), so an observable `O` is measured as
+    `O.rotate_z(H.marshall_sites)`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def marshall_sites(self) -> tuple[int, ...]:
+        """Sites whose `S^x`, `S^y` change sign under the basis rotation (the
+        Marshall sign); empty when the basis is not rotated."""
+
+    @abc.abstractmethod
+    def to_operator(self) -> Operator:
+        """The Hamiltonian as an `Operator`, in the same (possibly rotated) basis."""
+
+
+class SpinOperator(AbstractSpinHamiltonian):
+    """An `Operator` bound to a spin-1/2 space: padded connected elements.
+
+    The Pauli strings of the operator are grouped by their flip pattern (the
+    sites carrying `X` or `Y`). Row `x` connects to `x` itself (the diagonal
+    strings, if any) and to one configuration per distinct off-diagonal
+    pattern, so `max_conn_size = (1 if diagonal terms) + n_patterns`: the
+    number of distinct connected configurations, however the operator was
+    written. A string `X^a Z^b` contributes `c prod_{i in b} x'_i` at
+    `x' = flip_a(x)`; per pattern the strings are a padded table of site
+    indices and coefficients, and the products are gathers (static shapes, no
+    loop over samples). With a fixed `total_sz` the operator must conserve
+    it (checked exactly at construction), and elements leaving the sector are
+    exactly 0.
+
+    The bound operator is in the basis the operator was written in:
+    `marshall_sites` is empty.
+
+    **Arguments:**
+
+    - `space`: a spin-1/2 space (`SpinHalf`).
+    - `operator`: the `Operator`.
+    """
+
+    space: nqs_core.AbstractDiscreteSpace
+    operator: Operator = eqx.field(static=True)
+    has_diagonal: bool = eqx.field(static=True)
+    fixed_sz: bool = eqx.field(static=True)
+    diag_sites: Array
+    diag_coeffs: Array
+    flip_signs: Array
+    flip_sites: Array
+    off_sites: Array
+    off_coeffs: Array
+
+    def __init__(self, space, operator: Operator):
+        if not isinstance(operator, Operator):
+            raise TypeError(f"SpinOperator needs an Operator, got {operator!r}")
+        _check_binding("SpinOperator", space, operator)
+        n = space.size
+        groups: dict[tuple, list] = {}
+        for key, c in operator.terms.items():
+            flips = tuple(s for s, a, _ in key if a)
+            zs = tuple(s for s, _, b in key if b)
+            # prod_{b} x'_i = (-1)^{|a & b|} prod_{b} x_i with x' = flip_a(x)
+            sign = -1 if len(set(flips) & set(zs)) % 2 else 1
+            groups.setdefault(flips, []).append((zs, c * sign))
+        diag = groups.pop((), [])
+        patterns = sorted(groups, key=lambda f: (len(f), f))
+        fixed = _fixed_sz(space)
+        if fixed:
+            for f in patterns:
+                _check_conserves("SpinOperator", space, f, groups[f])
+        self.space = space
+        self.operator = operator
+        self.fixed_sz = fixed
+        self.has_diagonal = bool(diag) or not patterns
+        coeffs = [c for _, c in diag] + [c for f in patterns for _, c in groups[f]]
+        cdtype = np.float64 if all(complex(c).imag == 0 for c in coeffs) else np.complex128
+        k = max([len(z) for z, _ in diag] + [len(z) for f in patterns for z, _ in groups[f]] + [1])
+        # index n points at an appended constant: 1 for products, 0 for sums
+        self.diag_sites = jnp.asarray(_padded([list(z) for z, _ in diag], n, k))
+        dc = np.array([c for _, c in diag], dtype=complex)
+        self.diag_coeffs = jnp.asarray(dc.real if cdtype == np.float64 else dc)
+        mask = np.zeros((len(patterns), n))
+        for m, f in enumerate(patterns):
+            mask[m, list(f)] = 1.0
+        self.flip_signs = jnp.asarray(1.0 - 2.0 * mask)
+        self.flip_sites = jnp.asarray(_padded([list(f) for f in patterns], n))
+        width = max([len(groups[f]) for f in patterns] + [1])
+        off_sites = np.full((len(patterns), width, k), n, dtype=np.int32)
+        off_coeffs = np.zeros((len(patterns), width), dtype=cdtype)
+        for m, f in enumerate(patterns):
+            for t, (z, c) in enumerate(groups[f]):
+                off_sites[m, t, : len(z)] = z
+                off_coeffs[m, t] = c.real if cdtype == np.float64 else c
+        self.off_sites = jnp.asarray(off_sites)
+        self.off_coeffs = jnp.asarray(off_coeffs)
+
+    @property
+    def marshall_sites(self) -> tuple[int, ...]:
+        return ()
+
+    def to_operator(self) -> Operator:
+        return self.operator
+
+    @property
+    def max_conn_size(self) -> int:
+        return int(self.has_diagonal) + int(self.flip_signs.shape[0])
+
+    def connected(self, x):
+        x = jnp.asarray(x, dtype=self.space.dtype)
+        cdtype = jnp.result_type(self.off_coeffs.dtype, x.dtype)
+        x1 = jnp.concatenate([x, jnp.ones((1,), x.dtype)])
+        xps, mels = [], []
+        if self.has_diagonal:
+            mono = jnp.prod(x1[self.diag_sites], axis=-1).astype(cdtype)
+            xps.append(x[None, :])
+            mels.append(jnp.sum(self.diag_coeffs.astype(cdtype) * mono)[None])
+        if self.flip_signs.shape[0]:
+            mono = jnp.prod(x1[self.off_sites], axis=-1).astype(cdtype)
+            off = jnp.sum(self.off_coeffs.astype(cdtype) * mono, axis=-1)
+            if self.fixed_sz:
+                x0 = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
+                balanced = jnp.sum(x0[self.flip_sites], axis=-1) == 0
+                off = jnp.where(balanced, off, jnp.zeros((), cdtype))
+            xps.append(x[None, :] * self.flip_signs.astype(x.dtype))
+            mels.append(off)
+        return jnp.concatenate(xps, axis=0), jnp.concatenate(mels)
