@@ -1,6 +1,8 @@
-"""Grid reference solvers against shared/reference.md and closed forms."""
+"""Grid reference solvers against the reference numbers of tests/data (README.md there) and closed forms."""
 
+import json
 import math
+import pathlib
 
 import pytest
 
@@ -13,9 +15,10 @@ from nqs_continuum import (
     grid_energy_two_body,
 )
 
-# shared/reference.md, sigma0 = 0.5 (A = 2 to 6 decimals, A = 3 to 4 decimals)
-A2 = {-20.0: -2.471757, -10.0: 0.595906, -5.0: 1.498800, 5.0: 2.267810, 10.0: 2.425619, 20.0: 2.605639}
-A3 = {-5.0: 3.0889, 5.0: 5.3428, 10.0: 5.8780, -10.0: 0.7149}
+# tests/data/reference.json, sigma0 = 0.5 (A = 2 to 6 decimals, A = 3 to 4 decimals)
+_REF = json.loads((pathlib.Path(__file__).parents[1] / "data" / "reference.json").read_text())["trapped_fermions_sigma0_0.5"]
+A2 = {float(v): e for v, e in _REF["A2"].items()}
+A3 = {float(v): e for v, e in _REF["A3"].items() if v in ("-5", "5", "10", "-10")}
 
 
 @pytest.mark.parametrize("V0", sorted(A2))
@@ -32,9 +35,9 @@ def test_three_body_grid_matches_reference(V0):
 
 
 def test_three_body_attractive_limit_within_reference_error():
-    # reference.md: -7.5235 +- 3e-3 (finite-difference + Richardson); the DVR is converged far better
+    # reference: -7.5235 +- 3e-3 (finite-difference + Richardson); the DVR is converged far better
     e = grid_energy_three_body(-20.0, 0.5, n_rho=100, n_theta=30)
-    assert abs(e - (-7.5235)) < 3e-3
+    assert abs(e - _REF["A3"]["-20"]) < _REF["A3_-20_error"]
     assert abs(e - grid_energy_three_body(-20.0, 0.5)) < 2e-4
 
 

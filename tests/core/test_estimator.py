@@ -81,7 +81,6 @@ def test_clip_local_energy_bounds_outliers_in_the_gradient_only(small_config):
 
     flat = loc.reshape(-1)
     by_hand = clip_part(flat.real) + (1j * clip_part(flat.imag) if np.iscomplexobj(flat) else 0.0)
-    assert np.max(np.abs(by_hand)) < 0.1 * 1e6  # the outlier is cut down
     by_hand = jnp.asarray(by_hand.reshape(loc.shape), loc.dtype)
     ref = nqs_core.Estimate(stats=nqs_core.statistics(by_hand), local_values=by_hand)
     g, _ = real_ravel(clipped.gradient(model, samples, bad))

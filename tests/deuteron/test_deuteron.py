@@ -1,5 +1,6 @@
 """Deuteron in momentum space: mesh, potentials, exact mesh solutions and the trained network."""
 
+import json
 import pathlib
 
 import numpy as np
@@ -17,9 +18,10 @@ from nqs_deuteron import (
     train_deuteron,
 )
 
-DATA = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "deuteron"
-TABLE = DATA / "n3lo_J1_vnn.dat"
-needs_table = pytest.mark.skipif(not TABLE.exists(), reason="shared/data/deuteron (reference data, not in the package) is absent")
+# the Entem-Machleidt N3LO table and its exact wave function (provenance: tests/data/README.md)
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "deuteron"
+TABLE = DATA / "n3lo_J1_vnn.dat.gz"
+REF = json.loads((pathlib.Path(__file__).resolve().parents[1] / "data" / "reference.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_yamaguchi_mesh_matches_closed_form():
     assert pot.alpha == pytest.approx(0.231603, abs=1e-6)
     assert pot.strength == pytest.approx(216.024, abs=1e-3)
     sol = DeuteronHamiltonian(pot).solve()
-    assert sol.energy == pytest.approx(-2.2245750, abs=1e-6)
+    assert sol.energy == pytest.approx(REF["deuteron_yamaguchi_mesh"]["energy_mev"], abs=1e-6)
     # the mesh eigenvector is the closed-form wave function
     ham = DeuteronHamiltonian(pot)
     exact = pot.exact_wave_function(ham.mesh.k)
@@ -51,10 +53,9 @@ def test_yamaguchi_mesh_matches_closed_form():
 
 
 def test_malfliet_tjon_mesh_energy():
-    assert DeuteronHamiltonian(MalflietTjon()).solve().energy == pytest.approx(-2.23099, abs=2e-5)
+    assert DeuteronHamiltonian(MalflietTjon()).solve().energy == pytest.approx(REF["deuteron_malfliet_tjon_mesh"]["energy_mev"], abs=2e-5)
 
 
-@needs_table
 def test_n3lo_table_loader_and_mesh_solution(n3lo):
     assert n3lo.vss.shape == n3lo.vdd.shape == n3lo.vsd.shape == n3lo.vds.shape == (64, 64)
     np.testing.assert_allclose(n3lo.mesh.k, tangent_mesh(64, 500.0).k, rtol=1e-4)
@@ -63,8 +64,8 @@ def test_n3lo_table_loader_and_mesh_solution(n3lo):
     np.testing.assert_allclose(n3lo.vsd, n3lo.vds.T, rtol=1e-4, atol=1e-6 * np.abs(n3lo.vsd).max())
     ham = DeuteronHamiltonian(n3lo)
     sol = ham.solve()
-    assert sol.energy == pytest.approx(-2.22669, abs=1e-5)
-    assert sol.d_probability == pytest.approx(0.0451, abs=1e-4)
+    assert sol.energy == pytest.approx(REF["deuteron_n3lo_mesh"]["energy_mev"], abs=1e-5)
+    assert sol.d_probability == pytest.approx(REF["deuteron_n3lo_mesh"]["d_probability"], abs=1e-4)
     wf = np.loadtxt(DATA / "n3lo_J1_wfk.dat")
     assert float(ham.fidelity(wf[:, 1], wf[:, 2], sol)) > 1 - 1e-8
 
@@ -77,11 +78,7 @@ def test_loader_rejects_bad_files(tmp_path):
     with pytest.raises(ValueError, match="8 columns"):
         load_potential_table(bad)
     with pytest.raises(ValueError, match="own mesh"):
-        DeuteronHamiltonian(load_potential_table(TABLE) if TABLE.exists() else _skip(), tangent_mesh(32)).solve()
-
-
-def _skip():
-    pytest.skip("no table")
+        DeuteronHamiltonian(load_potential_table(TABLE), tangent_mesh(32)).solve()
 
 
 def test_network_on_yamaguchi_reaches_kev_accuracy():
@@ -91,10 +88,10 @@ def test_network_on_yamaguchi_reaches_kev_accuracy():
     assert res.fidelity >= 0.9999
 
 
-@needs_table
+@pytest.mark.slow
 def test_network_on_n3lo_reaches_kev_accuracy(n3lo):
     res = train_deuteron(n3lo, n_hidden=20, pretrain_steps=1000, bfgs_steps=5000)
-    assert abs(res.energy - (-2.22669)) < 1e-3
+    assert abs(res.energy - REF["deuteron_n3lo_mesh"]["energy_mev"]) < 1e-3
     assert res.d_probability == pytest.approx(0.045, abs=0.001)
     assert res.fidelity >= 0.9999
 

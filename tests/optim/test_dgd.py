@@ -7,11 +7,10 @@ import numpy as np
 import optax
 import pytest
 
+import nqs_continuum as nc
 import nqs_core
 from nqs_core import ConfigError, EnergyEstimator, build, real_ravel
 from nqs_optim import DGD
-
-nc = pytest.importorskip("nqs_continuum")
 
 
 @pytest.fixture(scope="module")

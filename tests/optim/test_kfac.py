@@ -56,9 +56,8 @@ def test_kfac_inside_vmc_complex_rbm(small_config):
 def test_equivariant_slater_layers_get_kronecker_blocks():
     """EquivariantSlater stores its layer weights (in, out): kfac-jax must see dense layers
     (Kronecker-factored blocks: W' with bias, V without, per layer), not diagonal blocks."""
-    import pytest
+    import nqs_continuum as nc
 
-    nc = pytest.importorskip("nqs_continuum")
     space = nc.Particles1D(2)
     ansatz = nc.EquivariantSlater(space, hidden=2, n_layers=2, key=jax.random.PRNGKey(0))
     xs = jax.random.normal(jax.random.PRNGKey(1), (8, 2))

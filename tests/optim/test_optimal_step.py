@@ -92,7 +92,8 @@ def test_energy_subspace_model_gradient_and_hessian():
     from nqs_core import EnergyEstimator
     from nqs_optim._optimal_step import energy_subspace_model
 
-    nc = pytest.importorskip("nqs_continuum")
+    import nqs_continuum as nc
+
     space = nc.Particles1D(2)
     system = nc.TrappedFermions1D(space, -5.0, 0.5)
     ansatz = nc.EquivariantSlater(space, hidden=2, n_layers=0, init="random", key=jax.random.PRNGKey(0))

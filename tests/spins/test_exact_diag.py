@@ -1,5 +1,7 @@
-"""Exact diagonalisation against the reference numbers of shared/reference.md."""
+"""Exact diagonalisation against the reference numbers of tests/data/reference.json (provenance in tests/data/README.md)."""
 
+import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -7,6 +9,8 @@ import scipy.sparse as sp
 
 import nqs_core
 import nqs_spins as ns
+
+REF = json.loads((pathlib.Path(__file__).parents[1] / "data" / "reference.json").read_text())
 
 
 def tfim(length):
@@ -27,7 +31,7 @@ def square(length, pbc=True, J2=0.0, marshall_sign=False):
 
 
 def test_tfim_chain_16():
-    assert ns.exact_energy(tfim(16)) == pytest.approx(-20.4045944748, abs=1e-8)
+    assert ns.exact_energy(tfim(16)) == pytest.approx(REF["tfim_chain_pbc_pauli_total"]["16"], abs=1e-8)
 
 
 def test_tfim_closed_form_small():
@@ -39,15 +43,15 @@ def test_tfim_closed_form_small():
 @pytest.mark.slow
 def test_tfim_chain_20():
     """Full 2^20-state space (about 15 s on 2 cores)."""
-    assert ns.exact_energy(tfim(20)) == pytest.approx(-25.4909896864, abs=1e-8)
+    assert ns.exact_energy(tfim(20)) == pytest.approx(REF["tfim_chain_pbc_pauli_total"]["20"], abs=1e-8)
 
 
 @pytest.mark.parametrize(
     "length, energy",
     [
-        (16, -28.5691854425),
-        (20, -35.6175461195),
-        pytest.param(22, -39.1475226071, marks=pytest.mark.slow),
+        (16, REF["heisenberg_chain_pbc_pauli_total"]["16"]),
+        (20, REF["heisenberg_chain_pbc_pauli_total"]["20"]),
+        pytest.param(22, REF["heisenberg_chain_pbc_pauli_total"]["22"], marks=pytest.mark.slow),
     ],
 )
 def test_heisenberg_chain_pbc_pauli(length, energy):
@@ -55,13 +59,14 @@ def test_heisenberg_chain_pbc_pauli(length, energy):
 
 
 def test_heisenberg_chain_obc():
-    assert ns.exact_energy(heisenberg_chain(12, pbc=False)) / 12 == pytest.approx(-0.4285075528, abs=1e-8)
-    assert ns.exact_energy(heisenberg_chain(16, pbc=False)) == pytest.approx(-6.9117371, abs=1e-6)
+    assert ns.exact_energy(heisenberg_chain(12, pbc=False)) / 12 == pytest.approx(REF["heisenberg_chain_obc_s_per_site"]["12"], abs=1e-8)
+    assert ns.exact_energy(heisenberg_chain(16, pbc=False)) == pytest.approx(REF["heisenberg_chain_obc_s_total"]["16"], abs=1e-6)
 
 
 @pytest.mark.parametrize(
     "J2, pbc, per_site",
-    [(0.0, True, -0.7017802005), (0.5, True, -0.5286202095), (0.0, False, -0.5743254416)],
+    [(0.0, True, REF["square_4x4_s_per_site"]["J2=0,pbc"]), (0.5, True, REF["square_4x4_s_per_site"]["J2=0.5,pbc"]),
+     (0.0, False, REF["square_4x4_s_per_site"]["J2=0,obc"])],
 )
 def test_square_4x4(J2, pbc, per_site):
     assert ns.exact_energy(square(4, pbc=pbc, J2=J2)) / 16 == pytest.approx(per_site, abs=1e-8)
@@ -70,7 +75,7 @@ def test_square_4x4(J2, pbc, per_site):
 def test_heisenberg_square_helper_agrees():
     lattice = ns.Square(4)
     h = ns.Heisenberg(ns.SpinHalf(lattice=lattice, total_sz=0.0), lattice)
-    assert ns.exact_energy(h) / 16 == pytest.approx(-0.7017802005, abs=1e-8)
+    assert ns.exact_energy(h) / 16 == pytest.approx(REF["square_4x4_s_per_site"]["J2=0,pbc"], abs=1e-8)
 
 
 def test_marshall_sign_keeps_spectrum():
