@@ -41,7 +41,7 @@ class AbstractEstimator(eqx.Module):
     log-derivative matrix `Y` of shape `(M, P)` (one row per sample, `P` real
     parameters, divided by `sqrt(M)`) and the centred residual vector `eps`
     (`(M,)`) so that the force is `F = Re[Y^T eps]` and the quantum geometric
-    tensor `S = Re[Y^H Y]` (seed 000, Eqs. 5-8).
+    tensor `S = Re[Y^H Y]` (Rende et al. 2024, Eqs. 5-8).
 
     Estimators whose loss depends on the optimisation step (an annealing
     schedule, say) override `at_step`, which the VMC driver calls at every step

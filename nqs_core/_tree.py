@@ -23,7 +23,7 @@ def real_ravel(params) -> tuple[jax.Array, Callable]:
     """Flatten a parameter pytree into one real vector.
 
     Complex leaves become two real blocks (real and imaginary part), as in
-    Eqs. (2)-(8) of seed 000: every complex parameter counts as two real ones,
+    Rende et al. 2024, Eqs. 2-8: every complex parameter counts as two real ones,
     so natural-gradient formulas need no holomorphy assumption.
 
     **Returns:** `(vector, unravel)` with `unravel(vector)` rebuilding the

@@ -1,4 +1,4 @@
-"""Autoregressive RNN wave functions (seed 004): exact sampling, symmetrisation, annealing, iterative retraining."""
+"""Autoregressive RNN wave functions (Roth 2020): exact sampling, symmetrisation, annealing, iterative retraining."""
 
 from ._annealed import AnnealedEstimator as AnnealedEstimator, AnnealedVMC as AnnealedVMC, adam_rsqrt as adam_rsqrt
 from ._common import GRUCell as GRUCell, LSTMCell as LSTMCell

@@ -1,4 +1,4 @@
-"""The annealed objective of seed 004 (Appendix C, Eq. 24), its driver and optimizer."""
+"""The annealed objective of Roth 2020 (Appendix C, Eq. 24), its driver and optimizer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from nqs_core import AbstractEstimator, Estimate, EnergyEstimator, batch_apply, 
 
 
 class AnnealedEstimator(AbstractEstimator):
-    """Energy plus pseudo-entropy reward and magnetisation penalty (seed Eq. 24).
+    """Energy plus pseudo-entropy reward and magnetisation penalty (Roth 2020, Eq. 24).
 
     The loss is `E + T(t)/N <log |psi(s)|^2> + C <M_s^2>` with `N` the number of
     sites, `M_s = sum_i s_i / 2` the magnetisation of a sample and the
@@ -101,8 +101,8 @@ class AnnealedVMC(nqs_core.VMC):
 
 
 def adam_rsqrt(learning_rate: float = 1e-3, decay: float = 0.001, clip_norm: float | None = 1.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
-    """Adam with the seed's learning-rate decay `eta_t = eta_0 / sqrt(1 + decay t)`
-    and gradient-norm clipping (seed Appendix C: `eta_0 = 1e-3`, `decay = 0.001`,
+    """Adam with the learning-rate decay of Roth 2020, `eta_t = eta_0 / sqrt(1 + decay t)`
+    and gradient-norm clipping (Roth 2020, Appendix C: `eta_0 = 1e-3`, `decay = 0.001`,
     L2 norm clipped to 1).
 
     **Arguments:** `learning_rate` (`eta_0`), `decay` (0 for a constant rate),

@@ -13,7 +13,7 @@ def grow_command(
     sizes: List[str] = typer.Option(..., "--size", "-s", help="Sizes in order, e.g. -s 20 -s 40, or -s 4x6 for rows x columns."),
     retrain_steps: int = typer.Option(200, help="Optimisation steps at every size after the first."),
     out: pathlib.Path = typer.Option(pathlib.Path("runs/grow"), help="Output folder (grow.jsonl, one folder per size)."),
-    retrain_lr: Optional[float] = typer.Option(None, help="Learning rate after the first size (seed: 1e-4)."),
+    retrain_lr: Optional[float] = typer.Option(None, help="Learning rate after the first size (Roth 2020: 1e-4)."),
     retrain_temperature: Optional[float] = typer.Option(0.0, help="Annealing temperature after the first size."),
     exact: List[str] = typer.Option([], help="Reference energies SIZE=E, e.g. --exact 100=-44.127739860."),
     target: Optional[float] = typer.Option(None, help="Stop at a size once within this relative error of the reference."),

@@ -40,7 +40,7 @@ def spin_space_info(owner: str, space) -> tuple[int, int | None]:
 
 
 class GRUCell(eqx.Module):
-    """The gated recurrent unit of the seed's Eqs. (19)-(21):
+    """The gated recurrent unit of Roth 2020, Eqs. 19-21:
     `i = tanh(W_i [s, h] + b_i)`, `u = sigmoid(W_u [s, h] + b_u)`,
     `h' = (1 - u) * h + u * i`. Works on a trailing feature axis (any batch shape)."""
 
@@ -59,7 +59,7 @@ class GRUCell(eqx.Module):
 
 
 class LSTMCell(eqx.Module):
-    """The long short-term memory cell of the seed's Eqs. (13)-(18); the state is
+    """The long short-term memory cell of Roth 2020, Eqs. 13-18; the state is
     `(h, c)`. Works on a trailing feature axis (any batch shape)."""
 
     weight: Array  # (4H, D + H)
@@ -99,7 +99,7 @@ class FeedForward(eqx.Module):
 
 
 class Readout(eqx.Module):
-    """Conditional wave function from a hidden vector (seed Eq. 8): log-probabilities
+    """Conditional wave function from a hidden vector (Roth 2020, Eq. 8): log-probabilities
     of the two local states by a softmax and, optionally, their phases from a
     `(sin phi, cos phi)` two-vector (`phi = atan2`)."""
 

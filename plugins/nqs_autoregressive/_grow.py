@@ -1,4 +1,4 @@
-"""Iterative retraining (seed 004, Sec. II D): train on L, reuse the parameters on L + dL."""
+"""Iterative retraining (Roth 2020, Sec. II D): train on L, reuse the parameters on L + dL."""
 
 from __future__ import annotations
 
@@ -92,9 +92,9 @@ def grow(
     - `out_dir`: folder for `grow.jsonl` (one record per size) and one run
       folder per size (`log.jsonl`, `params.eqx`).
     - `retrain_learning_rate`: replaces `[optimizer] learning_rate` after the
-      first size (seed: 1e-4); `None` keeps it.
+      first size (Roth 2020: 1e-4); `None` keeps it.
     - `retrain_temperature`: replaces `[estimator] temperature` of an `annealed`
-      estimator after the first size (seed: 0); `None` keeps it.
+      estimator after the first size (Roth 2020: 0); `None` keeps it.
     - `exact_energies`: reference energies by size label (`"20"`, `"4x4"`), used
       for the relative error (else `[run] exact_energy`, "auto" solves small systems;
       a number there applies only to the lattice as written, other sizes use "auto").

@@ -1,4 +1,4 @@
-"""One-dimensional autoregressive GRU wave function (seed 004, Eqs. 4-8, Fig. 1)."""
+"""One-dimensional autoregressive GRU wave function (Roth 2020, Eqs. 4-8, Fig. 1)."""
 
 from __future__ import annotations
 

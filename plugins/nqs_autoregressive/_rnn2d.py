@@ -1,4 +1,4 @@
-"""Two-dimensional autoregressive LSTM wave function (seed 004, Eqs. 6, 9-11, Fig. 2)."""
+"""Two-dimensional autoregressive LSTM wave function (Roth 2020, Eqs. 6, 9-11, Fig. 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Symmetrised autoregressive models (seed 004, Appendix B, Eqs. 22-23)."""
+"""Symmetrised autoregressive models (Roth 2020, Appendix B, Eqs. 22-23)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def lattice_permutations(lattice: AbstractLattice, group: str) -> np.ndarray:
 
 
 class SymmetrizedAR(AbstractAutoregressiveAnsatz):
-    """An autoregressive model averaged over a symmetry group (seed Eqs. 22-23).
+    """An autoregressive model averaged over a symmetry group (Roth 2020, Eqs. 22-23).
 
     `|psi(s)|^2 = (1/G) sum_tau |psi_base(tau s)|^2` and the phase is the circular
     mean of the phases of the transformed configurations weighted by their

@@ -1,4 +1,4 @@
-"""Continuum systems (seed 003): 1D trapped fermions, permutation-equivariant determinant ansatz, grid solvers, observables.
+"""Continuum systems (Keeble et al. 2023): 1D trapped fermions, permutation-equivariant determinant ansatz, grid solvers, observables.
 
 Everything public is re-exported here; implementations live in `_*.py` modules.
 """

@@ -1,4 +1,4 @@
-"""Permutation-equivariant neural determinant ansatz for 1D spinless fermions (seed 003)."""
+"""Permutation-equivariant neural determinant ansatz for 1D spinless fermions (Keeble et al. 2023)."""
 
 from __future__ import annotations
 
@@ -49,11 +49,11 @@ def ho_orbitals(x: Array, n: int) -> Array:
 
 
 class EquivariantSlater(nqs_core.AbstractAnsatz):
-    """Neural determinant wave function for `A` spinless fermions in 1D (seed 003).
+    """Neural determinant wave function for `A` spinless fermions in 1D (Keeble et al. 2023).
 
     Permutation-equivariant layers act on the per-particle features `h_i`
     (starting from `h_i = x_i`):
-    `h_i <- act(W' h_i + V sum_j h_j + b)` (the slides' equivariant layer;
+    `h_i <- act(W' h_i + V sum_j h_j + b)` (the equivariant layer of Keeble et al. 2023;
     from the second layer on with a residual connection). The weights are
     stored `(in, out)` and applied as `h @ W + b`, the dense-layer pattern
     that kfac-jax's graph matcher recognises, so `KFAC` gets Kronecker-factored
@@ -91,7 +91,7 @@ class EquivariantSlater(nqs_core.AbstractAnsatz):
     - `init`: `"ho"` (default) or `"random"`, see above.
     - `hermite_backbone`: include the Hermite-polynomial term (default `True`;
       without it the orbitals are pure network output times the envelope, as
-      in the slides, and need pre-training).
+      in Keeble et al. 2023, and need pre-training).
     - `signed`: return the complex signed `log psi` (default `False`).
     - `key`: PRNG key for the initial parameters.
     """
@@ -227,8 +227,8 @@ def pretrain_to_ho(
 
     Minimises `mean_x sum_{d,k,i} (phi^d_k(x_i; {x}) - phi^HO_k(x_i))^2` with
     optax Adam, on fresh configurations `x ~ N(0, spread^2)` every step, so that
-    every determinant approaches the free Slater determinant (the seed's
-    pre-training step before energy minimisation).
+    every determinant approaches the free Slater determinant (the
+    pre-training step of Keeble et al. 2023 before energy minimisation).
 
     **Arguments:**
 

@@ -17,7 +17,7 @@ from ._space import Particles1D
 
 class TrappedFermions1D(nqs_core.AbstractContinuumHamiltonian):
     """`A` spinless fermions in a 1D harmonic trap with a finite-range Gaussian
-    two-body interaction (seed 003), in units `hbar = m = omega = 1`:
+    two-body interaction (Keeble et al. 2023), in units `hbar = m = omega = 1`:
 
     `H = sum_i (-1/2 d^2/dx_i^2 + x_i^2/2)
        + V0 / (sqrt(2 pi) sigma0) sum_{i<j} exp(-(x_i - x_j)^2 / (2 sigma0^2))`.
@@ -25,7 +25,7 @@ class TrappedFermions1D(nqs_core.AbstractContinuumHamiltonian):
     The interaction is a normalised Gaussian of width `sigma0` times `V0`, so
     it tends to `V0 delta(x_i - x_j)` as `sigma0 -> 0`; `V0 < 0` attracts.
     (This normalisation reproduces the reference energies of
-    `shared/reference.md`; the slides' `sqrt(2 pi sigma0)` is a typo there.)
+    `tests/data/reference.json`.)
     Free fermions (`V0 = 0`) have `E0 = A^2 / 2`.
 
     The local energy uses the core's exact forward-over-reverse Laplacian of

@@ -1,4 +1,4 @@
-"""The deuteron in momentum space (seed 003): quadrature energy, S/D-wave network, Yamaguchi and Malfliet-Tjon potentials."""
+"""The deuteron in momentum space (Keeble and Rios 2020): quadrature energy, S/D-wave network, Yamaguchi and Malfliet-Tjon potentials."""
 
 from ._cli import make_potential as make_potential, plot_wave_functions as plot_wave_functions
 from ._hamiltonian import DeuteronHamiltonian as DeuteronHamiltonian, MeshSolution as MeshSolution

@@ -22,7 +22,7 @@ def make_potential(potential: str, table: str | pathlib.Path | None = None):
         return MalflietTjon()
     if potential == "table":
         if table is None:
-            raise ValueError("potential 'table' needs --table PATH (e.g. shared/data/deuteron/n3lo_J1_vnn.dat)")
+            raise ValueError("potential 'table' needs --table PATH (e.g. tests/data/deuteron/n3lo_J1_vnn.dat.gz)")
         return load_potential_table(table)
     raise ValueError(f"unknown potential {potential!r}; valid: {', '.join(POTENTIALS)}")
 
@@ -62,7 +62,7 @@ def plot_wave_functions(result, path) -> pathlib.Path:
 
 def deuteron(
     potential: str = typer.Option("yamaguchi", help="yamaguchi, malfliet-tjon or table"),
-    table: Optional[pathlib.Path] = typer.Option(None, help="momentum-space table (format of shared/data/deuteron/n3lo_J1_vnn.dat)"),
+    table: Optional[pathlib.Path] = typer.Option(None, help="momentum-space table (format of tests/data/deuteron/n3lo_J1_vnn.dat.gz)"),
     n_hidden: int = typer.Option(20, help="hidden units"),
     pretrain_steps: int = typer.Option(1000, help="Adam steps fitting the Gaussian targets"),
     adam_steps: int = typer.Option(0, help="Adam steps on the energy (before BFGS)"),

@@ -39,10 +39,10 @@ def tangent_mesh(n: int = 64, k_max: float = 500.0) -> Mesh:
     """The `n`-point Gauss-Legendre mesh mapped to `[0, inf)` by the tangent map.
 
     Gauss-Legendre nodes `x_i` in `(0, 1)` are mapped by `k = c tan(pi x / 2)`
-    (the slides' `k = c tan(pi/4 (1 + x))` for nodes on `(-1, 1)`), with `c`
+    (equivalently `k = c tan(pi/4 (1 + x))` for nodes on `(-1, 1)`), with `c`
     chosen so that the last node sits at `k_max`; the weights become
     `w_i (pi c / 2) / cos^2(pi x_i / 2)`. With `n = 64`, `k_max = 500` fm^-1
-    this is the mesh of the N3LO table in `shared/data/deuteron`.
+    this is the mesh of the N3LO table in `tests/data/deuteron`.
 
     **Arguments:** `n` (number of points), `k_max` (largest momentum, fm^-1).
 

@@ -9,10 +9,10 @@ from jaxtyping import Array, PRNGKeyArray
 
 
 class DeuteronNetwork(eqx.Module):
-    """`psi_L(k) = sum_i W2_{L,i} softplus(W1_i k + b_i)`, `L = S, D` (seed 003, Keeble & Rios 2020).
+    """`psi_L(k) = sum_i W2_{L,i} softplus(W1_i k + b_i)`, `L = S, D` (Keeble and Rios 2020).
 
     One hidden layer of `n_hidden` softplus units shared by both outputs, no
-    output bias: `4 n_hidden` parameters. Initialised as on the slides:
+    output bias: `4 n_hidden` parameters. Initialised as in Keeble and Rios 2020:
     `W1 ~ U[-1, 0)`, `b ~ U[-1, 1)`, `W2 ~ U[0, 1)`.
 
     **Arguments:** `n_hidden` (hidden units), `key` (PRNG key).

@@ -44,7 +44,7 @@ class Yamaguchi(AbstractPotential):
 
     **Arguments:**
 
-    - `beta`: range parameter, fm^-1 (1.4488 on the slides).
+    - `beta`: range parameter, fm^-1 (default 1.4488).
     - `binding_energy`: `B` in MeV (2.224575); `lambda` follows (216.024 MeV fm).
     """
 
@@ -123,7 +123,7 @@ class MalflietTjon(AbstractPotential):
 
 class TabulatedPotential(AbstractPotential):
     """A coupled-channel potential given as matrices on a fixed momentum mesh
-    (e.g. the Entem-Machleidt N3LO table of `shared/data/deuteron`).
+    (e.g. the Entem-Machleidt N3LO table of `tests/data/deuteron`).
 
     **Fields:** `mesh` (the table's `Mesh`), `vss`, `vsd`, `vds`, `vdd` (`(n, n)`, MeV fm^3).
     `blocks(k)` only accepts the table's own momenta. Build it with `load_potential_table`.
@@ -147,7 +147,7 @@ class TabulatedPotential(AbstractPotential):
 
 
 def load_potential_table(path, k_max: float | None = None) -> TabulatedPotential:
-    """Read a momentum-space table in the format of `shared/data/deuteron/n3lo_J1_vnn.dat`.
+    """Read a momentum-space table in the format of `tests/data/deuteron/n3lo_J1_vnn.dat.gz`.
 
     `n^2` rows `k, k', (two unused), V_SS, V_DD, V_SD, V_DS` with `V` in MeV^-2
     (multiplied by `(hbar c)^3` to MeV fm^3). The mesh must be the tangent-mapped

@@ -22,8 +22,8 @@ class DeuteronResult(eqx.Module):
 
     **Fields:** `network` (the trained `DeuteronNetwork`), `hamiltonian`,
     `exact` (`MeshSolution`), `energy` (MeV), `d_probability`, `fidelity`
-    (S and D together), `fidelity_s`, `fidelity_d` (per wave, the slides'
-    `F^L`; `nan` for an absent D wave), `history` (energy after every
+    (S and D together), `fidelity_s`, `fidelity_d` (per wave, the
+    `F^L` of Keeble and Rios 2020; `nan` for an absent D wave), `history` (energy after every
     minimisation step), `wall_time` (s).
     """
 
@@ -40,7 +40,7 @@ class DeuteronResult(eqx.Module):
 
 
 def gaussian_targets(k, b: float = 1.5):
-    """The pre-training targets of the slides, `psi_L(k) = N_L k^L exp(-b^2 k^2 / 2)`,
+    """The pre-training targets of Keeble and Rios 2020, `psi_L(k) = N_L k^L exp(-b^2 k^2 / 2)`,
     `L = 0, 2`, each normalised to `int dk k^2 psi_L^2 = 1` (`b` in fm)."""
     k = jnp.asarray(k)
     n0 = np.sqrt(4.0 * b**3 / np.sqrt(np.pi))

@@ -1,4 +1,4 @@
-"""Quantum-number projection: symmetrise any ansatz over a group of site permutations (seed 000, Eq. 12)."""
+"""Quantum-number projection: symmetrise any ansatz over a group of site permutations (Rende et al. 2024, Eq. 12)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def symmetry_group(
       (the `b^d` translations inside a `b`-patch, for a model already exactly
       invariant under patch translations), `"c4v"` (8 point-group elements),
       `"c4"` (its 4 rotations), `"translations+c4v"` (`8 L^2` elements `T R`),
-      `"patch_translations+c4v"` (`8 b^2`, the sum of Eq. 12 of seed 000),
+      `"patch_translations+c4v"` (`8 b^2`, the sum of Rende et al. 2024, Eq. 12),
       likewise `"translations+c4"` and `"patch_translations+c4"`, and `"none"`
       (identity only).
     - `character`: a one-dimensional irrep: `"A1"` (alias `"trivial"`), `"A2"`,
@@ -156,7 +156,7 @@ def _signed_logsumexp(logs: Array, weights: Array) -> Array:
 
 
 class Symmetrized(AbstractAnsatz):
-    """Projection of an ansatz onto a symmetry sector (seed 000, Eq. 12).
+    """Projection of an ansatz onto a symmetry sector (Rende et al. 2024, Eq. 12).
 
     `psi_sym(x) = sum_g chi(g) [psi(g x) + p psi(-g x)]` over a group of site
     permutations `g` with one-dimensional characters `chi`, and spin parity
@@ -190,7 +190,7 @@ class Symmetrized(AbstractAnsatz):
       `inner`, or of a `Symmetrized` around the same inner ansatz) replace the
       freshly initialised ones.
 
-    The protocol of seed 000, Fig. 1 (optimise the ViT, then restore
+    The protocol of Rende et al. 2024, Fig. 1 (optimise the ViT, then restore
     translations, then rotations, then reflections and spin parity, each stage
     starting from the last one's parameters) as configs: `vit` -> `symmetrized`
     with `"patch_translations"` -> `"patch_translations+c4"` ->

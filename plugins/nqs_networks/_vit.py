@@ -1,4 +1,4 @@
-"""Deep Vision Transformer with translation-invariant factored attention (seed 000, Eq. 11, Algorithm 1)."""
+"""Deep Vision Transformer with translation-invariant factored attention (Rende et al. 2024, Eq. 11, Algorithm 1)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def vit_parameter_count(
     `4d` more with `output_norm=True`.
 
     With `b = 2, n_l = 8, d = 72, h = 12` on 10 x 10 this gives 267432 as written
-    in Algorithm 1 of seed 000, and 267720 (the paper's number) with
+    in Algorithm 1 of Rende et al. 2024, and 267720 (their Table I) with
     `output_norm=True`; see `ViT`.
     """
     width = length if width is None else width
@@ -87,10 +87,10 @@ def vit_parameter_count(
 
 
 class ViT(AbstractAnsatz):
-    """Deep Vision Transformer wave function with factored attention (seed 000).
+    """Deep Vision Transformer wave function with factored attention (Rende et al. 2024).
 
     The `L x W` spin configuration is cut into `b x b` patches, giving a sequence
-    of `n_p = L W / b^2` vectors of `b^2` spins. Following Algorithm 1 of seed 000:
+    of `n_p = L W / b^2` vectors of `b^2` spins. Following Algorithm 1 of Rende et al. 2024:
 
     1. embed: `x_i = E s_i + e` (real, `b^2 -> d`);
     2. `n_l` pre-LayerNorm encoder blocks
@@ -120,14 +120,14 @@ class ViT(AbstractAnsatz):
     **Parameter count.** As written above the model has
     `n_l (4d + 2(d^2+d) + h n_p + 4d^2 + 3d) + b^2 d + d + 2d + 2(d^2+d)` real
     parameters: 267432 for `b=2, n_l=8, d=72, h=12` on 10 x 10, 288 = 4d fewer
-    than the 267720 quoted by seed 000. The residual is `4d` for all four
+    than the 267720 quoted by Rende et al. 2024 (Table I). The residual is `4d` for all four
     architectures of its Fig. 4 (85400, 187100, 267720, 994700), which is
     exactly one LayerNorm (scale and bias, `2d`) on each of the real and
     imaginary parts of the output pre-activations `b + W z` (as recalled, not
     re-checked, the output head of the authors' later public Flax code has
     those two LayerNorms); `output_norm=True` adds them here
     (`log psi = sum_a log cosh(LN_re(Re t_a) + i LN_im(Im t_a))`,
-    `t = b + W z`), and the count then equals the paper's exactly.
+    `t = b + W z`), and the count then equals theirs exactly.
 
     **Arguments:**
 

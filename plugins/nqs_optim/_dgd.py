@@ -1,4 +1,4 @@
-"""Decision gradient descent with the Hyvarinen-score metric G_VMC (seed 003)."""
+"""Decision gradient descent with the Hyvarinen-score metric G_VMC (Drissi et al. 2024)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def score_jacobian(ansatz, xs, chunk_size=None):
 
 
 def dgd_metric(ansatz, xs, chunk_size=None):
-    """`G_VMC = 1/4 sum_k E[d_i d_xk ln p  d_j d_xk ln p]` with `p = |psi|^2` (seed 003),
+    """`G_VMC = 1/4 sum_k E[d_i d_xk ln p  d_j d_xk ln p]` with `p = |psi|^2` (Drissi et al. 2024),
     i.e. `E[sum_k B_ki B_kj]` with `B = d_theta grad_x log|psi|`; dense `(P, P)`."""
     b = score_jacobian(ansatz, xs, chunk_size)
     b = b.reshape(-1, b.shape[-1]) / jnp.sqrt(xs.shape[0])
@@ -35,7 +35,7 @@ def dgd_metric(ansatz, xs, chunk_size=None):
 
 
 class DGD(AbstractPreconditioner):
-    """Decision gradient descent with the VMC (Hyvarinen) scoring rule (seed 003).
+    """Decision gradient descent with the VMC (Hyvarinen) scoring rule (Drissi et al. 2024).
 
     The metric is the one of the VMC score: for `p = |psi|^2`,
     `G_VMC_ij = 1/4 sum_k E_p[d_theta_i d_x_k ln p  d_theta_j d_x_k ln p]`,

@@ -1,4 +1,4 @@
-"""Optimal step size alpha* and momentum mu* on top of any preconditioner (seed 003)."""
+"""Optimal step size alpha* and momentum mu* on top of any preconditioner (Drissi et al. 2024)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def energy_subspace_model(system, ansatz, xs, directions):
 
 def optimal_coefficients(f, b, diag_shift: float = 1e-10):
     """`(alpha*, mu*) = -F^{-1} b` for the 2x2 matrix `f` of Fisher products and
-    `b = (grad E . Delta, grad E . delta_prev)` (the slides' formula: the
+    `b = (grad E . Delta, grad E . delta_prev)` (the formula of Drissi et al. 2024: the
     minimum of `M(alpha Delta + mu delta) = 1/2 x^T F x + grad E^T x`).
 
     A relative shift `diag_shift * trace(f)` regularises the solve; when the
@@ -92,14 +92,14 @@ def optimal_coefficients(f, b, diag_shift: float = 1e-10):
 
 
 class OptimalStep(AbstractPreconditioner):
-    """Optimal scaling `alpha*` and momentum `mu*` (Drissi et al., seed 003) on top of any preconditioner.
+    """Optimal scaling `alpha*` and momentum `mu*` (Drissi et al. 2024) on top of any preconditioner.
 
     With `Delta_n = -inner(grad E)` the inner preconditioner's step and
     `delta_{n-1}` the previous update, the update is
     `delta_n = alpha* Delta_n + mu* delta_{n-1}`, where `(alpha*, mu*)` minimise the
     quadratic model `M(delta) = 1/2 delta^T F delta + grad E^T delta` with the
     Fisher `F` of `|psi|^2` (`4 x` the quantum geometric tensor), estimated from
-    the current samples (the 2x2 system of the slides; `F` is never formed).
+    the current samples (the 2x2 system of Drissi et al. 2024; `F` is never formed).
 
     It sets the step length itself: **use it with optax `sgd(learning_rate=1)`**
     (the direction it returns is `-delta_n`, and it remembers `delta_n` as the
@@ -111,7 +111,7 @@ class OptimalStep(AbstractPreconditioner):
     - `momentum`: include `mu*` (default `True`); `False` gives only `alpha*`.
     - `diag_shift`: relative regularisation of the 2x2 solve.
     - `max_alpha`: optional cap on `|alpha*|` and `|mu*|` (guards against tiny curvature).
-    - `trust_radius`: optional trust region of the slides, `delta^T F delta <= r^2`:
+    - `trust_radius`: optional trust region (Drissi et al. 2024), `delta^T F delta <= r^2`:
       when the model minimum lies outside, `(alpha*, mu*)` are scaled onto its
       boundary. The quadratic model uses the Fisher, not the energy Hessian, so
       far from the minimum its unconstrained step can be much too long (on the
@@ -122,7 +122,7 @@ class OptimalStep(AbstractPreconditioner):
       schedule; the step count is kept in the state).
 
     - `curvature`: the matrix of the 2x2 model. `"fisher"` (default, the
-      slides' formula): `F`, the Fisher of `|psi|^2`. `"energy"`: the Hessian
+      formula of Drissi et al. 2024): `F`, the Fisher of `|psi|^2`. `"energy"`: the Hessian
       of the sampled (reweighted) energy in the plane of `Delta_n` and
       `delta_{n-1}` (`energy_subspace_model`; needs `system`), with gradient
       from the same expansion; when that 2x2 Hessian is not positive definite

@@ -14,7 +14,7 @@ from nqs_core._distributed import sum_over_ranks
 
 
 def real_sample_matrix(y, eps):
-    """`X` and `f` of seed 000, Eqs. (7)-(8), with samples along the rows:
+    """`X` and `f` of Rende et al. 2024, Eqs. 7-8, with samples along the rows:
     `X = [Y_R; Y_I]` of shape `(2M, P)` and `f = [eps_R; -eps_I]`, so that
     `S = X^T X` and `F = X^T f`. When the log-derivatives are real (a real
     wave function of real parameters) `Y_I = 0` and `X = Y_R`, `f = eps_R`:
@@ -55,7 +55,7 @@ class SR(_AbstractNaturalGradient):
     """Stochastic reconfiguration (natural gradient), solved in parameter space.
 
     Solves `(S + lambda I) delta = F` with `S = Re[Y^H Y]` and `F = Re[Y^T eps]`
-    (seed 000, Eqs. 2-8; complex parameters count as two real ones) and returns
+    (Rende et al. 2024, Eqs. 2-8; complex parameters count as two real ones) and returns
     `-delta` as the direction, so an optax `sgd(lr)` moves `theta += lr * delta`.
 
     **Arguments:**

@@ -35,7 +35,7 @@ def _gram(x, split: bool):
 def sample_space_gram(x, f, split: bool = False):
     """`(T, f_all, X_block)` with `T = X X^T` over the samples of all ranks.
 
-    In one process `X_block = X`. Under MPI (seed 000, Methods / Fig. 2) each
+    In one process `X_block = X`. Under MPI (Rende et al. 2024, Methods and Fig. 2) each
     rank holds the rows of its own samples; one `alltoall` transposes them so
     that rank `r` holds *all* samples for the `r`-th block of `P / n_ranks`
     parameters, the partial products `X_block X_block^T` are summed over
@@ -62,7 +62,7 @@ def sample_space_back(xb, coeffs, p):
 
 
 def solve_srt(x, f, diag_shift, split: bool = False):
-    """Sample-space SR (seed 000, Eq. 10): `delta = X^T (X X^T + lambda I)^{-1} f`.
+    """Sample-space SR (Rende et al. 2024, Eq. 10): `delta = X^T (X X^T + lambda I)^{-1} f`.
 
     The `n x n` system (`n = 2M`, or `M` for real log-derivatives) goes through
     lineax `Cholesky`. When Cholesky fails (a matrix that is numerically not
@@ -85,7 +85,7 @@ def solve_srt(x, f, diag_shift, split: bool = False):
 
 
 class SRt(_AbstractNaturalGradient):
-    """Stochastic reconfiguration in sample space (Rende et al., seed 000, Eq. 10).
+    """Stochastic reconfiguration in sample space (Rende et al. 2024, Eq. 10).
 
     Exactly the SR update `(S + lambda I)^{-1} F` of `SR`, computed through the
     push-through identity as `X^T (X X^T + lambda I_{2M})^{-1} f`: a `2M x 2M`
@@ -114,13 +114,13 @@ class SRt(_AbstractNaturalGradient):
 
 
 class MinSR(_AbstractNaturalGradient):
-    """MinSR (Chen & Heyl 2024): the minimum-norm natural-gradient update.
+    """MinSR (Chen and Heyl 2024): the minimum-norm natural-gradient update.
 
     `delta = X^T pinv(X X^T + lambda I) f` with the pseudo-inverse truncating
     eigenvalues of the `2M x 2M` sample-space matrix below
     `max(rcond * largest, acond)`. With `lambda = 0` this is the minimum-norm
     solution of `X delta = f` restricted to the well-conditioned subspace
-    (the regularisation the MinSR paper uses instead of a diagonal shift).
+    (the regularisation of Chen and Heyl 2024 instead of a diagonal shift).
 
     **Arguments:**
 

@@ -1,4 +1,4 @@
-"""Lattice phi^4 in 1+1 D with neural control variates (seed 001)."""
+"""Lattice phi^4 in 1+1 D with neural control variates (Bedaque and Oh 2024)."""
 
 from ._action import Phi4Action as Phi4Action, Phi4Field as Phi4Field
 from ._fit import FitResult as FitResult, cosh_model as cosh_model, fit_correlator as fit_correlator

@@ -46,12 +46,12 @@ class Phi4Field(nqs_core.AbstractContinuousSpace):
 
 
 class Phi4Action(nqs_core.AbstractAction):
-    """Euclidean lattice action of phi^4 theory in 1+1 D (seed 001, Eq. 14), periodic.
+    """Euclidean lattice action of phi^4 theory in 1+1 D (Bedaque and Oh 2024, Eq. 14), periodic.
 
     `S = sum_x [ sum_mu (phi_{x+mu} - phi_x)^2 / 2 + m2/2 phi_x^2 + lam/4! phi_x^4 ]`
     with `mu` = time (axis 0) and space (axis 1), lattice spacing 1. The mass and
     quartic terms are counted once per site (the convention that reproduces the
-    mass m = 0.194 of seed 001's Table II at `m2 = 0.01, lam = 0.1` on 40x10);
+    mass m = 0.194 of Bedaque and Oh 2024, Table II, at `m2 = 0.01, lam = 0.1` on 40x10);
     the force is `dS/dphi_x = sum_mu (2 phi_x - phi_{x+mu} - phi_{x-mu}) + m2 phi_x
     + lam/6 phi_x^3`.
 

@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="Lattice phi^4 in 1+1 D with neural control variates (seed 001).")
-app.__doc__ = "Lattice phi^4 (seed 001): generate configurations, train neural control variates, report correlators."
+app = typer.Typer(no_args_is_help=True, help="Lattice phi^4 in 1+1 D with neural control variates (Bedaque and Oh 2024).")
+app.__doc__ = "Lattice phi^4 (Bedaque and Oh 2024): generate configurations, train neural control variates, report correlators."
 _out = Console()
 _err = Console(stderr=True)
 
@@ -83,12 +83,12 @@ def train(
     hidden: str = typer.Option("16", help="hidden widths, e.g. '16', '4,4,4,4,4' or 'linear'"),
     odd: bool = typer.Option(True, help="odd network (arcsinh, no biases)"),
     reflect: bool = typer.Option(False, help="average g0 over the lattice reflections (extension)"),
-    start: str = typer.Option("linear", help="'linear' (start at the best linear CV) or 'random' (the paper)"),
+    start: str = typer.Option("linear", help="'linear' (start at the best linear CV) or 'random' (Bedaque and Oh 2024)"),
     refit_every: int = typer.Option(5, help="re-solve the output layer exactly every k epochs (0: plain Adam)"),
     epochs: int = typer.Option(100, help="epochs (first slice)"),
     epochs_transfer: int = typer.Option(20, help="epochs of every later slice with --all-t"),
-    batch_size: int = typer.Option(4, help="configurations per gradient step (the paper: 1)"),
-    delta: float = typer.Option(1e-3, help="L2 regularisation delta of Eq. 13"),
+    batch_size: int = typer.Option(4, help="configurations per gradient step (Bedaque and Oh 2024: 1)"),
+    delta: float = typer.Option(1e-3, help="L2 regularisation delta of Bedaque and Oh 2024, Eq. 13"),
     lr: Optional[float] = typer.Option(1e-4, help="Adam learning rate; 0 selects the schedule of Eq. 16"),
     decay: str = typer.Option("constant", help="with --lr: 'constant' or 'cosine' (to lr/100 over each slice's epochs)"),
     seed: int = typer.Option(0, help="PRNG seed"),

@@ -1,4 +1,4 @@
-"""Neural control variates for lattice phi^4 (seed 001, Eqs. 5-13, 16).
+"""Neural control variates for lattice phi^4 (Bedaque and Oh 2024, Eqs. 5-13, 16).
 
 `f(phi) = sum_x [dg_x/dphi_x - g_x dS/dphi_x]` has `<f> = 0` for any smooth `g`
 (integration by parts, Eq. 6). `g` is translation covariant, `g_x(phi) = g0(T_x phi)`
@@ -27,7 +27,7 @@ _ODD = ("arcsinh", "tanh")
 
 
 class CVNetwork(eqx.Module):
-    """The network `g0: R^V -> R` of seed 001 (Eq. 9), fully connected, and the
+    """The network `g0: R^V -> R` of Bedaque and Oh 2024 (Eq. 9), fully connected, and the
     translation-covariant field `g_x = g0(T_x phi)` it defines.
 
     All `V` shifted evaluations share one first-layer computation: the first layer at
@@ -48,7 +48,7 @@ class CVNetwork(eqx.Module):
       only with `odd=False`).
     - `reflect`: if `True`, `g0` is averaged over the four lattice reflections
       `psi_y -> psi_{R y}` (time, space, both), which leave `O(t)` and `S` invariant;
-      fewer effective parameters, less overfitting (an extension, not in the paper).
+      fewer effective parameters, less overfitting (an extension, not in Bedaque and Oh 2024).
     - `key`: PRNG key for the initial weights (uniform, `+-1/sqrt(fan_in)`).
     """
 
@@ -264,7 +264,7 @@ def train_control_variate(
     """Train a control variate on `phi_train` by Adam on the loss of Eq. 13.
 
     One epoch is one pass over the shuffled training set in batches of `batch_size`
-    (the paper uses `batch_size = 1`: one gradient step per configuration).
+    (Bedaque and Oh 2024 use `batch_size = 1`: one gradient step per configuration).
 
     **Arguments:**
 
@@ -283,7 +283,7 @@ def train_control_variate(
       `sigma_raw / sigma_CV` on them is recorded (as Fig. 1).
     - `refit_every`: if positive, the output layer and `mu` are set to their exact
       optimum (`fit_output_layer`) before training and every `refit_every` epochs
-      (variable projection; `f` is linear in the output layer). 0: plain Adam, as the paper.
+      (variable projection; `f` is linear in the output layer). 0: plain Adam, as Bedaque and Oh 2024.
     - `callback`: called with each history record.
 
     **Returns:** `(trained cv, history)`, `history` a list of dicts
@@ -355,7 +355,7 @@ def transfer_train(
     **train_kwargs,
 ) -> list[ControlVariate]:
     """One control variate per time slice, each initialised from the previous one
-    (transfer training, seed 001 Sec. III).
+    (transfer training, Bedaque and Oh 2024, Sec. III).
 
     **Arguments:**
 
@@ -363,7 +363,7 @@ def transfer_train(
     - `ts`: time separations in training order (e.g. `range(L0 // 2, -1, -1)`).
     - `hidden`, `odd`, `activation`, `reflect`: the `CVNetwork` of the first slice.
     - `network`: start the first slice from this network instead (e.g. a trained one).
-    - `start`: `"random"` (the paper) or `"linear"` (`linear_start` for the first slice).
+    - `start`: `"random"` (Bedaque and Oh 2024) or `"linear"` (`linear_start` for the first slice).
     - `n_epochs_first`: epochs for the first slice; `n_epochs`: for every later one.
     - `key`: PRNG key (initial weights and shuffling).
     - `callback(t, cv, history)`: called after each slice.
@@ -466,7 +466,7 @@ def linear_start(cv: ControlVariate, phi_train, delta: float = 0.0, *, amplitude
     `noise` times their random weights) and fits the output layer exactly. For small
     `amplitude` and `noise` the network starts at (nearly) the linear optimum, in the
     mildly non-linear regime of arcsinh, and training adds the non-linear part (the
-    linear optimum is the weak-coupling answer, seed 001 Fig. 1).
+    linear optimum is the weak-coupling answer, Bedaque and Oh 2024, Fig. 1).
 
     **Arguments:**
 

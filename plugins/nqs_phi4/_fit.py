@@ -1,4 +1,4 @@
-"""Correlated fit of the correlator to `A (e^{-m t} + e^{-m (L0 - t)})` (seed 001, Eq. 17)."""
+"""Correlated fit of the correlator to `A (e^{-m t} + e^{-m (L0 - t)})` (Bedaque and Oh 2024, Eq. 17)."""
 
 from __future__ import annotations
 

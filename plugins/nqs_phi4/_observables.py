@@ -16,7 +16,7 @@ import nqs_core
 
 
 def correlator(phi: Array) -> Array:
-    """Zero-momentum two-point function of each configuration (seed 001, Eq. 15).
+    """Zero-momentum two-point function of each configuration (Bedaque and Oh 2024, Eq. 15).
 
     `O(t) = 1/L0 sum_y0 phibar(y0 + t) phibar(y0)` with `phibar(y0)` the spatial
     mean of time slice `y0`, for every `t = 0 .. L0 - 1` (`O(t) = O(L0 - t)`).

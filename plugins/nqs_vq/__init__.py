@@ -1,4 +1,4 @@
-"""VQ-NQS (seed 002): vector-quantised transformer wave functions with compressed local energies."""
+"""VQ-NQS (Sharir et al. 2022): vector-quantised transformer wave functions with compressed local energies."""
 
 from ._quantizer import (
     code_usage as code_usage,

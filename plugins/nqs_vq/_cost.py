@@ -1,4 +1,4 @@
-"""FLOP accounting of local-energy evaluations, dense and with reuse (seed 002, Table 1, Fig. 2)."""
+"""FLOP accounting of local-energy evaluations, dense and with reuse (Sharir et al. 2022, Table 1, Fig. 2)."""
 
 from __future__ import annotations
 

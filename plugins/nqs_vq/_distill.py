@@ -1,4 +1,4 @@
-"""Distillation of a trained baseline into a VQ-NQS (seed 002, Section 4), and
+"""Distillation of a trained baseline into a VQ-NQS (Sharir et al. 2022, Section 4), and
 codebook maintenance (initialisation from data, dead-code removal)."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def distill(
     revive_until: int | None = None,
     callback: Callable[[int, float], None] | None = None,
 ):
-    """Train `student` to reproduce the log-amplitudes of `teacher` (Section 4 of seed 002).
+    """Train `student` to reproduce the log-amplitudes of `teacher` (Sharir et al. 2022, Section 4).
 
     Each step samples `n_samples` configurations from the teacher (exactly, it
     must be autoregressive) and takes an Adam step on the L2 loss

@@ -1,4 +1,4 @@
-"""Multi-head vector quantiser of seed 002 (Eqs. 4-8): nearest-code lookup with a
+"""Multi-head vector quantiser of Sharir et al. 2022 (Eqs. 4-8): nearest-code lookup with a
 straight-through softmax gradient, and dead-code removal."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ _quantize.defvjp(_quantize_fwd, _quantize_bwd)
 
 
 def quantize(x: Array, codebook: Array) -> tuple[Array, Array]:
-    """Multi-head vector quantisation of seed 002 (Eqs. 4-8).
+    """Multi-head vector quantisation of Sharir et al. 2022 (Eqs. 4-8).
 
     **Arguments:**
 

@@ -1,4 +1,4 @@
-"""VQ-NQS transformer wave function (seed 002, Section 3): an autoregressive
+"""VQ-NQS transformer wave function (Sharir et al. 2022, Section 3): an autoregressive
 decoder for the amplitude, a bidirectional encoder for the phase, vector
 quantisers after every self-attention module, and the compressed evaluation of
 many nearly equal configurations (Section 3.2)."""
@@ -34,9 +34,9 @@ class _Net(eqx.Module):
 
     Per block (pre-LayerNorm): `A = Attn(LN(X))`, `X <- X + W_o VQ(A) + b_o`,
     `X <- X + FFN(LN(X))`; the quantiser sits after the attention, before the
-    output projection and the residual connection (Fig. 1 of seed 002).
+    output projection and the residual connection (Sharir et al. 2022, Fig. 1).
     Optionally a final half-block `X <- X + W_o Attn(LN(X)) + b_o` without a
-    quantiser before the output head (Table 1 of seed 002).
+    quantiser before the output head (Sharir et al. 2022, Table 1).
     """
 
     embed: Array  # (n_vocab, d); the decoder's last row is the start token
@@ -55,7 +55,7 @@ class _Net(eqx.Module):
     ln_f: Array  # (2, d)
     head_w: Array  # (d, n_out)
     head_b: Array  # (n_out,)
-    # final half-block (attention only, no quantiser; Table 1 of seed 002), or None
+    # final half-block (attention only, no quantiser; Sharir et al. 2022, Table 1), or None
     fin_ln: Array | None  # (2, d)
     fin_qkv: Array | None  # (d, 3d)
     fin_bqkv: Array | None  # (3d,)
@@ -259,7 +259,7 @@ def _init_net(key, n_vocab, n_tokens, d, n_heads, n_layers, ffn, n_out, n_code_h
 
 
 class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
-    """Vector-quantised transformer NQS (VQ-NQS, seed 002), with exact direct
+    """Vector-quantised transformer NQS (VQ-NQS, Sharir et al. 2022), with exact direct
     sampling and compressed local energies.
 
     `psi(s) = sqrt(P(s)) exp(i phi(s))`:
@@ -302,10 +302,10 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
     - `n_codes`: codebook vectors per quantiser head `Q` (default 64; 0: baseline).
     - `n_code_heads`: quantiser heads `H` (default 1: 6 bits with `Q = 64`).
     - `phase_layers`: blocks of the phase encoder (default 0: real, positive
-      wave function, as in seed 002 with the Marshall sign).
+      wave function, as in Sharir et al. 2022 with the Marshall sign).
     - `final_attention`: end each network with a half-block of attention
       without a quantiser (`X += W_o Attn(LN(X))`), as the networks of Table 1
-      of seed 002 (default False). It mixes the quantised streams of all
+      of Sharir et al. 2022 (default False). It mixes the quantised streams of all
       locations at full precision; its output differs at every location, so the
       output projection and head after it run densely.
     - `capacity`: unique slots per stage, `[[amplitude stages], [phase stages]]`
