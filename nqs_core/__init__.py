@@ -35,6 +35,7 @@ from ._space import (
     AbstractSpace as AbstractSpace,
 )
 from ._lattice import AbstractLattice as AbstractLattice
+from ._lattice import AbstractBravaisLattice as AbstractBravaisLattice
 from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner, IdentityPreconditioner as IdentityPreconditioner
 from ._registry import (
     KINDS as KINDS,

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from nqs_core import AbstractAutoregressiveAnsatz, AbstractLattice, AbstractSpace
+from nqs_core import AbstractAutoregressiveAnsatz, AbstractBravaisLattice, AbstractLattice, AbstractSpace
 
 from ._common import FeedForward, LSTMCell, Readout, check_positive_int, log_psi_from, one_hot, spin_of, spin_space_info, u1_mask
 
@@ -90,10 +90,9 @@ class LSTM2D(AbstractAutoregressiveAnsatz):
         key: PRNGKeyArray,
     ):
         n_sites, self.n_up = spin_space_info("LSTM2D", space)
-        extent = tuple(getattr(lattice, "extent", ()))
-        if len(extent) != 2:
-            raise TypeError(f"LSTM2D needs a two-dimensional lattice with an extent (rows, columns), got {lattice!r}")
-        self.rows, self.cols = int(extent[0]), int(extent[1])
+        if not isinstance(lattice, AbstractBravaisLattice) or lattice.ndim != 2 or lattice.n_basis != 1:
+            raise TypeError(f"LSTM2D needs a two-dimensional Bravais lattice with one site per cell (rows, columns), got {lattice!r}")
+        self.rows, self.cols = (int(e) for e in lattice.extent)
         if self.rows * self.cols != n_sites:
             raise ValueError(f"inconsistent sizes: space has {n_sites} sites, lattice {self.rows}x{self.cols}")
         self.hidden = check_positive_int("hidden", hidden)

@@ -8,45 +8,56 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from nqs_core import AbstractAutoregressiveAnsatz, AbstractLattice, AbstractSpace
+from nqs_core import AbstractAutoregressiveAnsatz, AbstractBravaisLattice, AbstractLattice, AbstractSpace
 
 GROUPS = ("reflection", "point_group", "none")
 
 
+#: The elements as orthogonal matrices, in the order `lattice_permutations` lists them:
+#: 1D: identity, mirror; 2D: identity, the mirrors x -> -x and y -> -y, the rotation by
+#: 180 degrees (D2), then the diagonal mirror (x, y) -> (y, x), the rotations by 90 and
+#: 270 degrees and the anti-diagonal mirror (the rest of D4).
+_ORDER = {
+    1: np.array([[[1.0]], [[-1.0]]]),
+    2: np.array(
+        [
+            [[1, 0], [0, 1]],
+            [[-1, 0], [0, 1]],
+            [[1, 0], [0, -1]],
+            [[-1, 0], [0, -1]],
+            [[0, 1], [1, 0]],
+            [[0, -1], [1, 0]],
+            [[0, 1], [-1, 0]],
+            [[0, -1], [-1, 0]],
+        ],
+        dtype=np.float64,
+    ),
+}
+
+
 def lattice_permutations(lattice: AbstractLattice, group: str) -> np.ndarray:
-    """Site permutations of a symmetry group of an open chain or rectangle.
+    """Site permutations of a symmetry group of a chain or rectangle, from
+    `lattice.point_group()` (about the centre of an open cluster).
 
     `"reflection"`: identity and the mirror `x -> L-1-x` (1D), or identity and the
     mirror along every axis and both (2D, a rectangle's D2). `"point_group"`: the
-    same in 1D; in 2D the full D4 (8 elements) of a square, D2 of a rectangle.
-    `"none"`: the identity only. Rows `perm` act as `(tau x)_i = x[perm[i]]`.
+    same in 1D; in 2D the full D4 (8 elements) of a square, D2 of a rectangle
+    (and the whole point group of any other lattice, in its own order after
+    these). `"none"`: the identity only. Rows `perm` act as
+    `(tau x)_i = x[perm[i]]`, with `perm` the lattice's site map.
     """
     if group not in GROUPS:
         raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
-    pos = np.asarray(lattice.positions)
-    extent = pos.max(axis=0) + 1
-    index = {tuple(p): i for i, p in enumerate(pos.tolist())}
-    maps = [lambda p: p]
-    if group != "none":
-        if len(extent) == 1:
-            maps.append(lambda p: extent - 1 - p)
-        elif len(extent) == 2:
-            maps += [
-                lambda p: np.array([extent[0] - 1 - p[0], p[1]]),
-                lambda p: np.array([p[0], extent[1] - 1 - p[1]]),
-                lambda p: extent - 1 - p,
-            ]
-            if group == "point_group" and extent[0] == extent[1]:
-                maps += [
-                    lambda p: p[::-1],
-                    lambda p: np.array([extent[1] - 1 - p[1], p[0]]),
-                    lambda p: np.array([p[1], extent[0] - 1 - p[0]]),
-                    lambda p: extent[::-1] - 1 - p[::-1],
-                ]
-        else:
-            raise ValueError(f"symmetry groups are defined for 1D and 2D lattices, got {len(extent)}D")
-    perms = np.array([[index[tuple(np.asarray(f(p)).tolist())] for p in pos] for f in maps], dtype=np.int32)
-    return perms
+    if group == "none":
+        return np.arange(lattice.n_sites, dtype=np.int32)[None]
+    if not isinstance(lattice, AbstractBravaisLattice) or lattice.ndim not in _ORDER:
+        raise ValueError(f"symmetry groups are defined for 1D and 2D Bravais lattices (chain, square, ...), got {lattice!r}")
+    maps, mats = lattice.point_group(), lattice.point_group_matrices()
+    order = _ORDER[lattice.ndim][: 4 if group == "reflection" else None]
+    picked = [k for m in order for k in np.flatnonzero(np.all(np.abs(mats - m) < 1e-9, axis=(1, 2)))]
+    if group == "point_group":
+        picked += [k for k in range(len(maps)) if k not in picked]
+    return maps[picked].astype(np.int32)
 
 
 class SymmetrizedAR(AbstractAutoregressiveAnsatz):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from nqs_core import AbstractAnsatz, AbstractLattice, load_parameters, parameters
+from nqs_core import AbstractAnsatz, AbstractBravaisLattice, AbstractLattice, load_parameters, parameters
 
 #: One-dimensional irreducible representations of C4v on the eight elements in
 #: the order of `point_group_maps` (E, C4, C2, C4^3, sigma_x, sigma_y, sigma_d, sigma_d').
@@ -40,37 +38,45 @@ def _site_maps_to_perms(maps: np.ndarray) -> np.ndarray:
     return np.argsort(maps, axis=-1).astype(np.int32)
 
 
-def _lattice_extent(lattice: AbstractLattice) -> tuple[int, ...]:
-    extent = getattr(lattice, "extent", None)
-    if extent is None:
-        raise ValueError(f"symmetry groups need a hypercubic lattice with an `extent` (chain, square); got {lattice!r}")
-    return tuple(int(e) for e in extent)
+def _bravais(lattice: AbstractLattice, what: str) -> AbstractBravaisLattice:
+    if not isinstance(lattice, AbstractBravaisLattice):
+        raise ValueError(f"{what} needs a Bravais lattice with an extent (chain, square, triangular, ...); got {lattice!r}")
+    return lattice
 
 
-def _index(coords: np.ndarray, extent: tuple[int, ...]) -> np.ndarray:
-    return np.ravel_multi_index(tuple(coords.T), extent)
+#: The C4v elements as orthogonal matrices, in the order of `C4V_CHARACTERS`.
+_C4V_MATRICES = np.array(
+    [
+        [[1, 0], [0, 1]],
+        [[0, -1], [1, 0]],
+        [[-1, 0], [0, -1]],
+        [[0, 1], [-1, 0]],
+        [[-1, 0], [0, 1]],
+        [[1, 0], [0, -1]],
+        [[0, 1], [1, 0]],
+        [[0, -1], [-1, 0]],
+    ],
+    dtype=np.float64,
+)
 
 
 def translation_maps(lattice: AbstractLattice, step: int = 1, within: int | None = None) -> np.ndarray:
-    """Site maps of the periodic translations of a hypercubic lattice.
+    """Site maps of the periodic translations of a lattice (`lattice.translations`).
 
     **Arguments:**
 
-    - `lattice`: a periodic lattice with `extent` and `positions`.
-    - `step`: translate by multiples of `step` along every direction.
+    - `lattice`: a Bravais lattice, periodic in every direction.
+    - `step`: translate by multiples of `step` cells along every direction.
     - `within`: only displacements with every component `< within` (the `b^d`
       translations inside a patch of side `b`).
 
     **Returns:** an `int64` array `(n_translations, n_sites)`, `maps[t, i]` the
     site that site `i` is moved to; translation 0 is the identity.
     """
-    extent = _lattice_extent(lattice)
-    if not all(getattr(lattice, "pbc_dims", (False,))):
+    lattice = _bravais(lattice, "symmetry groups")
+    if not all(lattice.periodic):
         raise ValueError(f"translations are a symmetry only of periodic lattices; {lattice!r} is not periodic")
-    pos = np.asarray(lattice.positions)
-    ranges = [range(0, (within if within is not None else n), step) for n in extent]
-    maps = [_index((pos + np.asarray(t)) % np.asarray(extent), extent) for t in itertools.product(*ranges)]
-    return np.stack(maps).astype(np.int64)
+    return lattice.translations(step=step, within=within)
 
 
 def point_group_maps(lattice: AbstractLattice) -> np.ndarray:
@@ -81,20 +87,16 @@ def point_group_maps(lattice: AbstractLattice) -> np.ndarray:
     the axis reflections `(u, v) -> (-u, v)` and `(u, -v)` (class sigma_v), and the
     diagonal reflections `(u, v) -> (v, u)` and `(-v, -u)` (class sigma_d). Valid
     with open or periodic boundaries; `C4V_CHARACTERS` gives the characters in
-    this order.
+    this order. Taken from `lattice.point_group()` (matched by their matrices).
 
     **Returns:** an `int64` array `(8, n_sites)`.
     """
-    extent = _lattice_extent(lattice)
-    if len(extent) != 2 or extent[0] != extent[1]:
-        raise ValueError(f"C4v needs a square L x L lattice; got extent {extent}")
-    n = extent[0]
-    pos = np.asarray(lattice.positions)
-    # doubled centred coordinates keep everything integer: U = 2x - (L-1)
-    u, v = 2 * pos[:, 0] - (n - 1), 2 * pos[:, 1] - (n - 1)
-    images = [(u, v), (-v, u), (-u, -v), (v, -u), (-u, v), (u, -v), (v, u), (-v, -u)]
-    maps = [_index(np.stack([(a + n - 1) // 2, (b + n - 1) // 2], axis=1), extent) for a, b in images]
-    return np.stack(maps).astype(np.int64)
+    lattice = _bravais(lattice, "C4v")
+    maps, mats = lattice.point_group(), lattice.point_group_matrices()
+    found = [np.flatnonzero(np.all(np.abs(mats - m) < 1e-9, axis=(1, 2))) for m in _C4V_MATRICES] if lattice.ndim == 2 else []
+    if len(maps) != 8 or not all(len(f) for f in found):
+        raise ValueError(f"C4v needs a square L x L lattice; got extent {lattice.extent}")
+    return maps[[int(f[0]) for f in found]]
 
 
 def symmetry_group(

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from nqs_core import AbstractAnsatz, AbstractLattice, AbstractSpace
+from nqs_core import AbstractAnsatz, AbstractBravaisLattice, AbstractLattice, AbstractSpace
 
 from ._common import log_cosh
 
@@ -26,10 +26,9 @@ def _layer_norm(x, scale, bias):
 
 def _patch_grid(lattice: AbstractLattice, patch_size: int) -> tuple[int, int]:
     """`(L, W)` of a two-dimensional lattice, checked against `patch_size`."""
-    extent = getattr(lattice, "extent", None)
-    if extent is None or len(extent) != 2:
-        raise ValueError(f"ViT needs a two-dimensional lattice with an `extent` (L, W), e.g. `square`; got {lattice!r}")
-    length, width = (int(e) for e in extent)
+    if not isinstance(lattice, AbstractBravaisLattice) or lattice.ndim != 2 or lattice.n_basis != 1:
+        raise ValueError(f"ViT needs a two-dimensional Bravais lattice with one site per cell, e.g. `square`; got {lattice!r}")
+    length, width = lattice.extent
     if patch_size < 1:
         raise ValueError(f"patch_size must be a positive integer, got {patch_size}")
     if length % patch_size or width % patch_size:

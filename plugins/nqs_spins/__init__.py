@@ -17,7 +17,15 @@ from ._exact import (
 from ._system import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
 from ._space import SpinHalf as SpinHalf
 from nqs_core import AbstractLattice as AbstractLattice
-from ._lattice import Chain as Chain, Square as Square
+from ._lattice import (
+    Chain as Chain,
+    Graph as Graph,
+    Honeycomb as Honeycomb,
+    Kagome as Kagome,
+    Ladder as Ladder,
+    Square as Square,
+    Triangular as Triangular,
+)
 from ._sampler import (
     MetropolisExchange as MetropolisExchange,
     MetropolisLocal as MetropolisLocal,

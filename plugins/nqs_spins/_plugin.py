@@ -6,13 +6,18 @@ import nqs_core
 from ._exact import exact_solver
 from ._system import Heisenberg, Ising, J1J2
 from ._space import SpinHalf
-from ._lattice import Chain, Square
+from ._lattice import Chain, Graph, Honeycomb, Kagome, Ladder, Square, Triangular
 from ._sampler import MetropolisExchange, MetropolisLocal
 
 #: `(kind, config name, class)` for everything this plugin provides.
 COMPONENTS = (
     ("lattice", "chain", Chain),
     ("lattice", "square", Square),
+    ("lattice", "triangular", Triangular),
+    ("lattice", "honeycomb", Honeycomb),
+    ("lattice", "kagome", Kagome),
+    ("lattice", "ladder", Ladder),
+    ("lattice", "graph", Graph),
     ("space", "spin_half", SpinHalf),
     ("system", "ising", Ising),
     ("system", "heisenberg", Heisenberg),
