@@ -1,10 +1,10 @@
 """VQ-NQS local-energy cost, dense vs reuse (seed 002, Table 1 and Fig. 2).
 
-    python benchmarks/vq_local_energy.py heisenberg --L 4 [--models examples/vq/models]
+    python benchmarks/vq_local_energy.py heisenberg --L 4 [--models runs/vq/models]
     python benchmarks/vq_local_energy.py scaling --sizes 16 32 64 128
 
 `heisenberg`: 2D Heisenberg OBC (Marshall sign, Sz = 0); the trained baseline and
-6-bit VQ-NQS from examples/vq/models if present (random weights otherwise, said
+6-bit VQ-NQS from runs/vq/models (made by examples/vq/heisenberg_obc.py) if present (random weights otherwise, said
 in the output). For a batch of samples: analytic FLOPs (dense / reuse, total and
 per-location "quantised ops"), XLA cost-analysis FLOPs of the two compiled
 functions, measured wall time (jit, block_until_ready, best of 3, same samples),
@@ -12,7 +12,7 @@ and the largest difference between compressed and dense local energies.
 
 `scaling`: TFIM chain (h = J = 1, open), one-block VQ-NQS (4 quantiser heads x
 64 codes, as Fig. 2) with random weights, cost per sample vs N, with fitted
-power laws; plot to docs/img/vq_scaling.png.
+power laws; plot to vq_scaling.png under --img-dir (default runs/benchmarks/; docs/img refreshes the docs).
 """
 
 from __future__ import annotations
@@ -177,7 +177,9 @@ def scaling(args):
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("VQ-NQS local energies, TFIM chain h=1: without vs with reuse")
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "img" / "vq_scaling.png", dpi=120)
+    img_dir = pathlib.Path(args.img_dir)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(img_dir / "vq_scaling.png", dpi=120)
 
 
 def main():
@@ -187,10 +189,11 @@ def main():
     h.add_argument("--L", type=int, default=4)
     h.add_argument("--n-samples", type=int, default=512)
     h.add_argument("--batches", type=int, default=2)
-    h.add_argument("--models", default=str(ROOT / "examples" / "vq" / "models"))
+    h.add_argument("--models", default=str(ROOT / "runs" / "vq" / "models"))
     h.add_argument("--final", action="store_true", help="models with the final attention half-block (*_fa_*.eqx)")
     s = sub.add_parser("scaling")
     s.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
+    s.add_argument("--img-dir", default=str(ROOT / "runs" / "benchmarks"), help="where vq_scaling.png goes (docs/img to refresh the docs)")
     s.add_argument("--n-samples", type=int, default=16)
     s.add_argument("--d-model", type=int, default=32)
     s.add_argument("--patch", type=int, default=2)

@@ -2,7 +2,7 @@
 
 Adam, SR, KFAC and DGD, each with and without the optimal alpha*/mu* step
 (`OptimalStep`, with sgd(1)); same ansatz, same initial parameters, same
-sampler seed. Writes `results.json` and `docs/img/optimizer_comparison.png`
+sampler seed. Writes `results.json` and `optimizer_comparison.png` under `--out-dir` (default `runs/optimizer_comparison/`)
 and prints the steps-to-1e-3 table.
 
     python examples/optimizer_comparison/compare.py [--steps 300] [--only sr,kfac]
@@ -67,14 +67,18 @@ def main():
     parser.add_argument("--kfac-lr", type=float, default=0.05)
     parser.add_argument("--kfac-damping", type=float, default=1e-2)
     parser.add_argument("--trust-decay", type=float, default=20.0, help="r_n = r / (1 + n / decay)")
-    parser.add_argument("--out", default="results.json")
+    parser.add_argument("--out", default="results.json", help="file name of the results, inside --out-dir")
+    parser.add_argument("--out-dir", default=str(ROOT / "runs" / "optimizer_comparison"), help="where results and plot go")
+    parser.add_argument("--img-dir", default=None, help="where the plot goes (default: --out-dir; docs/img to refresh the docs)")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args()
     space = nc.Particles1D(A)
     system = nc.TrappedFermions1D(space, V0, SIGMA0)
     exact = float(nc.grid_energy_two_body(V0, SIGMA0))
     ansatz = nc.EquivariantSlater(space, hidden=8, n_layers=2, key=jax.random.PRNGKey(args.seed))
-    out_path = HERE / args.out
+    out_dir = pathlib.Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / args.out
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     runs = setups(system, args.trust, args.curvature, args.kfac_lr, args.kfac_damping, args.trust_decay)
     names = [n for n in runs if not args.only or n in args.only.split(",")]
@@ -99,10 +103,10 @@ def main():
         print(f"{name:10s} steps_to_1e-3={n}  last20={np.mean(energies[-20:]):.5f}  wall={wall:.1f}s", flush=True)
         out_path.write_text(json.dumps({**results, "_exact": exact, "_steps": args.steps, "_samples": args.samples}))
     if not args.no_plot:
-        plot(results, exact)
+        plot(results, exact, args.img_dir or out_dir)
 
 
-def plot(results, exact):
+def plot(results, exact, img_dir):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,7 +129,7 @@ def plot(results, exact):
     axes[0].set_ylabel(r"$|E - E_{grid}| / |E_{grid}|$")
     fig.suptitle(f"A = 2, V0 = {V0}, sigma0 = {SIGMA0}: E_grid = {exact:.6f}")
     fig.tight_layout()
-    path = ROOT / "docs" / "img" / "optimizer_comparison.png"
+    path = pathlib.Path(img_dir) / "optimizer_comparison.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     print("plot:", path)

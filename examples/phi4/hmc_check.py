@@ -1,7 +1,7 @@
-"""High-statistics HMC check against shared/reference.md (40x10, m^2 = 0.01, lambda = 0.1).
+"""High-statistics HMC check against the reference correlator (40x10, m^2 = 0.01, lambda = 0.1).
 
-Usage: python examples/phi4/hmc_check.py [n_configurations]  (default 102400; about 5 min on 2 busy cores)
-Writes examples/phi4/results_hmc_check.json.
+Usage: python examples/phi4/hmc_check.py [n_configurations] [out_dir]  (default 102400; about 5 min on 2 busy cores)
+Writes results_hmc_check.json under out_dir (default runs/phi4/).
 """
 
 import json
@@ -42,4 +42,6 @@ out = {
     "m_eff": {t: [float(meff[t - 1]), float(meff_err[t - 1])] for t in REF_MEFF}, "fit": fit.to_dict(),
     "wall_s": time.perf_counter() - t0,
 }
-pathlib.Path(__file__).with_name("results_hmc_check.json").write_text(json.dumps(out, indent=1, default=float))
+OUT = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else pathlib.Path(__file__).resolve().parents[2] / "runs" / "phi4"
+OUT.mkdir(parents=True, exist_ok=True)
+(OUT / "results_hmc_check.json").write_text(json.dumps(out, indent=1, default=float))

@@ -9,7 +9,8 @@ The recipe of the README (section 3):
 (1e4 training + 1e3 held-out configurations at both couplings; the paper used 1e4 / 1e3
 training configurations at lambda = 0.5 / 24). `--init linear` starts the network at the
 linear optimum instead (`linear_start`, the earlier recipe).
-Writes examples/phi4/results_20x20{tag}.json and docs/img/phi4_fig1{tag}.png.
+Writes results_20x20{tag}.json and phi4_fig1{tag}.png under --out-dir (default runs/phi4/;
+the png under --img-dir if given, e.g. docs/img to refresh the docs).
 """
 
 import argparse
@@ -36,6 +37,8 @@ ap.add_argument("--reflect", action="store_true", help="reflection-averaged g0 f
 ap.add_argument("--lams", default="0.5,24", help="couplings, comma separated")
 ap.add_argument("--tag", default="", help="suffix of the output json / png")
 ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_20x20"))
+ap.add_argument("--out-dir", default=str(ROOT / "runs" / "phi4"), help="where the results json (and the plot) go")
+ap.add_argument("--img-dir", default=None, help="where the plot goes (default: --out-dir)")
 args = ap.parse_args()
 work = pathlib.Path(args.workdir)
 work.mkdir(parents=True, exist_ok=True)
@@ -85,5 +88,9 @@ for ax, (lam, out) in zip(axes, res["couplings"].items()):
     ax.set_ylabel("sigma_raw / sigma_CV (held out)")
     ax.legend()
 fig.tight_layout()
-fig.savefig(ROOT / "docs" / "img" / f"phi4_fig1{args.tag}.png", dpi=120)
-(ROOT / "examples" / "phi4" / f"results_20x20{args.tag}.json").write_text(json.dumps(res, indent=1, default=float))
+OUT = pathlib.Path(args.out_dir)
+IMG = pathlib.Path(args.img_dir or args.out_dir)
+for d in (OUT, IMG):
+    d.mkdir(parents=True, exist_ok=True)
+fig.savefig(IMG / f"phi4_fig1{args.tag}.png", dpi=120)
+(OUT / f"results_20x20{args.tag}.json").write_text(json.dumps(res, indent=1, default=float))

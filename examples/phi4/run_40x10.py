@@ -5,8 +5,9 @@
 3. Transfer training t = 20 -> 0 (one control variate per t), correlated fits of Eq. 17.
 
 Usage: python examples/phi4/run_40x10.py [--epochs 60] [--epochs-transfer 6] [--workdir runs/phi4_40x10]
-Writes examples/phi4/results_40x10.json and docs/img/phi4_fig3.png (with --reflect:
-results_40x10_reflect.json, phi4_fig3_reflect.png).
+Writes results_40x10.json and phi4_fig3.png under --out-dir (default runs/phi4/; the png under
+--img-dir if given, e.g. docs/img to refresh the docs; with --reflect: results_40x10_reflect.json,
+phi4_fig3_reflect.png).
 """
 
 import argparse
@@ -29,6 +30,8 @@ ap.add_argument("--batch-size", type=int, default=4)
 ap.add_argument("--refit-every", type=int, default=5)
 ap.add_argument("--reflect", action="store_true", help="average g0 over lattice reflections (extension)")
 ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_40x10"))
+ap.add_argument("--out-dir", default=str(ROOT / "runs" / "phi4"), help="where the results json (and the plot) go")
+ap.add_argument("--img-dir", default=None, help="where the plot goes (default: --out-dir)")
 args = ap.parse_args()
 work = pathlib.Path(args.workdir)
 work.mkdir(parents=True, exist_ok=True)
@@ -86,5 +89,9 @@ tab = p4.correlator_table(phi, cvs, n_bins=N)
 res["cv_all_t"] = {"table": tab, "held_out_ratio": ratios, "train_s": t_transfer}
 print("fit CV(all t):", tab["cv"]["fit"], flush=True)
 print("error ratios:", np.round(tab["error_ratio"], 1), flush=True)
-p4.plot_correlators(tab, ROOT / "docs" / "img" / f"phi4_fig3{tag}.png")
-(ROOT / "examples" / "phi4" / f"results_40x10{tag}.json").write_text(json.dumps(res, indent=1, default=float))
+OUT = pathlib.Path(args.out_dir)
+IMG = pathlib.Path(args.img_dir or args.out_dir)
+for d in (OUT, IMG):
+    d.mkdir(parents=True, exist_ok=True)
+p4.plot_correlators(tab, IMG / f"phi4_fig3{tag}.png")
+(OUT / f"results_40x10{tag}.json").write_text(json.dumps(res, indent=1, default=float))

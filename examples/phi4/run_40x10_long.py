@@ -7,7 +7,7 @@ the training set, on the held-out set and the error ratio of C(20) on all 2000 c
 (footnote 1 of the paper).
 
 Usage: python examples/phi4/run_40x10_long.py [--epochs 200] [--reflect] [--seed 0]
-Writes examples/phi4/results_40x10_long[_reflect][_seedS].json.
+Writes results_40x10_long[_reflect][_seedS].json under --out-dir (default runs/phi4/).
 """
 
 import argparse
@@ -31,6 +31,7 @@ ap.add_argument("--refit-every", type=int, default=5)
 ap.add_argument("--reflect", action="store_true")
 ap.add_argument("--seed", type=int, default=0, help="offset of the PRNG keys (0: the keys of run_40x10.py)")
 ap.add_argument("--workdir", default=str(ROOT / "runs" / "phi4_40x10"))
+ap.add_argument("--out-dir", default=str(ROOT / "runs" / "phi4"), help="where the results json goes")
 args = ap.parse_args()
 L0, L1, M2, LAM, N, NTRAIN = 40, 10, 0.01, 0.1, 2000, 1000
 phi, info = p4.load_configurations(pathlib.Path(args.workdir) / "cfgs.npz")
@@ -58,4 +59,5 @@ res = {
 }
 print({k: v for k, v in res.items() if k != "history"}, flush=True)
 tag = ("_reflect" if args.reflect else "") + (f"_seed{args.seed}" if args.seed else "")
-(ROOT / "examples" / "phi4" / f"results_40x10_long{tag}.json").write_text(json.dumps(res, indent=1, default=float))
+pathlib.Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(args.out_dir) / f"results_40x10_long{tag}.json").write_text(json.dumps(res, indent=1, default=float))

@@ -124,7 +124,7 @@ def main():
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--n-samples", type=int, default=1024)
-    p.add_argument("--out", default=str(pathlib.Path(__file__).parent / "models"))
+    p.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "runs" / "vq" / "models"))
     p.add_argument("--resume", action="store_true", help="baseline/finetune: start from the saved model")
     a = p.parse_args()
     global FINAL
