@@ -13,6 +13,13 @@ from jaxtyping import Array, Scalar
 
 from ._ansatz import AbstractConnectedAnsatz
 from ._space import AbstractContinuousSpace, AbstractDiscreteSpace, AbstractSpace
+from ._tree import batch_apply
+
+#: Without a `chunk_size`, the compacted local energies evaluate the ansatz in
+#: blocks of `ceil(n_samples * max_conn_size / _N_BLOCKS)` connected
+#: configurations: at most one block (1/16 of the padded work) is spent on
+#: entries that are not needed.
+_N_BLOCKS = 16
 
 
 class AbstractSystem(eqx.Module):
@@ -37,6 +44,32 @@ class AbstractHamiltonian(AbstractSystem):
         an ansatz) at configuration `x`."""
         raise NotImplementedError
 
+    def local_energies(
+        self,
+        log_psi: Callable[[Array], Scalar],
+        xs: Array,
+        log_psi_xs: Array | None = None,
+        chunk_size: int | None = None,
+    ) -> Array:
+        """Local energies of a batch of configurations.
+
+        The default maps `local_energy` over the batch; discrete Hamiltonians
+        override it with the compacted evaluation (only non-zero off-diagonal
+        elements, see `AbstractDiscreteHamiltonian.local_energies`).
+
+        **Arguments:**
+
+        - `log_psi`: the wave function (a callable on one configuration).
+        - `xs`: configurations, shape `(n, *space.shape)`.
+        - `log_psi_xs`: `log_psi` of `xs` if the caller has it (shape `(n,)`);
+          implementations may reuse it instead of evaluating it again.
+        - `chunk_size`: memory bound, as in `EnergyEstimator`.
+
+        **Returns:** shape `(n,)`.
+        """
+        del log_psi_xs
+        return batch_apply(lambda x: self.local_energy(log_psi, x), xs, chunk_size)
+
 
 class AbstractDiscreteHamiltonian(AbstractHamiltonian):
     """A Hamiltonian on a discrete space, given row by row.
@@ -60,6 +93,8 @@ class AbstractDiscreteHamiltonian(AbstractHamiltonian):
         raise NotImplementedError
 
     def local_energy(self, log_psi, x):
+        """Padded evaluation of one row: `log_psi` on all `max_conn_size`
+        connected configurations (the reference that `local_energies` equals)."""
         xps, mels = self.connected(x)
         if isinstance(log_psi, AbstractConnectedAnsatz):
             lx, lxp = log_psi.log_psi_connected(x, xps)
@@ -71,6 +106,85 @@ class AbstractDiscreteHamiltonian(AbstractHamiltonian):
         terms = mels.astype(dtype) * ratio.astype(dtype)
         # padded / vanishing elements contribute exactly zero, even if psi(x') = 0
         return jnp.sum(jnp.where(mels != 0, terms, jnp.zeros((), dtype)))
+
+    def local_energies(self, log_psi, xs, log_psi_xs=None, chunk_size=None):
+        """Compacted local energies of a batch: `log_psi` is evaluated only on the
+        connected configurations with a non-zero matrix element that differ
+        from their sample, over the whole batch at once.
+
+        The `n * max_conn_size` entries are partitioned needed-first (static
+        shapes), then evaluated in fixed-size blocks by a `lax.while_loop` that
+        stops after the last block holding a needed entry. Diagonal entries
+        (`x' = x`) reuse `log_psi(x)` (`log_psi_xs` if given, else one batched
+        evaluation), so the ansatz runs `n + n_nonzero` times instead of
+        `n (1 + max_conn_size)`. Equal to the padded `local_energy` up to
+        rounding. An `AbstractConnectedAnsatz` keeps its own per-row
+        `log_psi_connected` (the padded path).
+        """
+        if isinstance(log_psi, AbstractConnectedAnsatz):
+            return super().local_energies(log_psi, xs, chunk_size=chunk_size)
+        return compacted_local_energies(self, log_psi, xs, log_psi_xs, chunk_size)
+
+
+def compacted_local_energies(
+    system: AbstractDiscreteHamiltonian,
+    log_psi: Callable[[Array], Scalar],
+    xs: Array,
+    log_psi_xs: Array | None = None,
+    chunk_size: int | None = None,
+    block_size: int | None = None,
+) -> Array:
+    """`E_loc` of every row of `xs` (shape `(n, *shape)`) evaluating `log_psi`
+    only where it is needed; see `AbstractDiscreteHamiltonian.local_energies`.
+
+    `block_size` (connected configurations per evaluation) defaults to
+    `ceil(n * max_conn_size / 16)`, and to at most `chunk_size * max_conn_size`
+    when `chunk_size` is set (the memory the padded path uses per chunk).
+
+    **Returns:** shape `(n,)`, real or complex as the padded path.
+    """
+    n = xs.shape[0]
+    shape = xs.shape[1:]
+    xps, mels = batch_apply(system.connected, xs, chunk_size)
+    k = mels.shape[1]
+    total = n * k
+    lx = batch_apply(log_psi, xs, chunk_size) if log_psi_xs is None else log_psi_xs
+    same = jnp.all((xps == xs[:, None]).reshape(n, k, -1), axis=-1)
+    need = (mels != 0) & ~same
+    if block_size is None:
+        block_size = -(-total // _N_BLOCKS)
+        if chunk_size is not None:
+            block_size = min(block_size, chunk_size * k)
+    width = max(1, min(int(block_size), total))
+    n_slots = -(-total // width) * width
+    flat_need = need.reshape(-1)
+    pos = jnp.cumsum(flat_need.astype(jnp.int32)) - 1  # slot of every needed entry
+    count = jnp.sum(flat_need, dtype=jnp.int32)
+    # slot -> flat entry (free slots point at entry 0, a valid configuration)
+    entry = jnp.zeros(n_slots, jnp.int32).at[jnp.where(flat_need, pos, n_slots)].set(
+        jnp.arange(total, dtype=jnp.int32), mode="drop"
+    )
+    flat_x = xps.reshape((total,) + shape)
+    out = jax.eval_shape(log_psi, xs[0])
+
+    def cond(carry):
+        return carry[0] * width < count
+
+    def body(carry):
+        i, buf = carry
+        start = i * width
+        block = flat_x[jax.lax.dynamic_slice(entry, (start,), (width,))]
+        return i + 1, jax.lax.dynamic_update_slice(buf, jax.vmap(log_psi)(block).astype(out.dtype), (start,))
+
+    _, buf = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), jnp.zeros(n_slots, out.dtype)))
+    lxp = buf[jnp.where(flat_need, pos, 0)].reshape(n, k)
+    ratio = jnp.exp(lxp - lx[:, None])
+    dtype = np.promote_types(mels.dtype, ratio.dtype)
+    zero = jnp.zeros((), dtype)
+    mels = mels.astype(dtype)
+    # the diagonal has ratio 1; vanishing elements contribute exactly zero
+    terms = jnp.where(need, mels * ratio.astype(dtype), jnp.where(same, mels, zero))
+    return jnp.sum(terms, axis=1)
 
 
 class AbstractContinuumHamiltonian(AbstractHamiltonian):
