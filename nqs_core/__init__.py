@@ -57,7 +57,14 @@ from ._sampler import (
     legacy_key as legacy_key,
     metropolis_sweep as metropolis_sweep,
 )
-from ._validate import check_int as check_int
+from ._validate import (
+    MemoryLimitError as MemoryLimitError,
+    check_chains as check_chains,
+    check_int as check_int,
+    check_memory as check_memory,
+    check_positive as check_positive,
+    memory_limit as memory_limit,
+)
 from ._stats import Stats as Stats, blocking_error as blocking_error, statistics as statistics
 from ._system import (
     AbstractAction as AbstractAction,
@@ -90,7 +97,7 @@ from ._config import (
     load_config as load_config,
     loads_config as loads_config,
 )
-from ._driver import VMC as VMC, VMCState as VMCState
+from ._driver import VMC as VMC, DivergenceGuard as DivergenceGuard, VMCState as VMCState
 from ._io import load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
 from ._distributed import is_root as is_root, n_ranks as n_ranks, rank as rank

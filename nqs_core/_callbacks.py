@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
+import time
 from typing import Any
 
-from ._io import LOG_FILE, save_run_state
+from ._io import LOG_FILE, json_line, save_run_state
 
 
 class JsonlLog:
     """Append one JSON record per step to `run_dir/log.jsonl` (energy, error,
-    variance, tau, R-hat, acceptance, step time, ...). Flushed every step."""
+    variance, tau, R-hat, acceptance, step time, ...). Flushed every step.
+
+    The file is strict JSON (RFC 8259): a value that is not finite is written
+    as `null` and its key listed in the record's `"non_finite"` field."""
 
     def __init__(self, run_dir):
         self.path = pathlib.Path(run_dir) / LOG_FILE
@@ -22,7 +25,7 @@ class JsonlLog:
         self._f = open(self.path, "a")
 
     def __call__(self, driver, state, record):
-        self._f.write(json.dumps(record) + "\n")
+        self._f.write(json_line(record) + "\n")
         self._f.flush()
 
     def on_end(self, driver, state):
@@ -31,53 +34,75 @@ class JsonlLog:
             self._f = None
 
 
+def accepted(record: dict[str, Any]) -> bool:
+    """Whether the driver applied the step of `record` (see `DivergenceGuard`)."""
+    return "rejected" not in record
+
+
 class Checkpoint:
-    """Save the full run state every `every` steps and at the end of the run."""
+    """Save the full run state every `every` steps and at the end of the run.
+
+    A state is saved only once its own energy has been accepted (at the step
+    after it was made), so a checkpoint never holds parameters that diverged;
+    when the run stops at a divergence the state saved at the end is the last
+    good one, and a run that diverged before any step was accepted keeps its
+    previous checkpoint."""
 
     def __init__(self, run_dir, every: int = 50):
         self.run_dir = pathlib.Path(run_dir)
         self.every = int(every)
         if self.every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {every}")
-        self._healthy = True
+        self._next = None
+        self._any_accepted = False
 
     def save(self, state):
         save_run_state(self.run_dir, state)
 
+    def on_start(self, driver, state, n_steps):
+        self._next, self._any_accepted = state, False
+
     def __call__(self, driver, state, record):
-        # a step whose energy is not finite has produced parameters that are
-        # not worth keeping: from then on the last good checkpoint stays
-        self._healthy = self._healthy and math.isfinite(record["energy"]) and math.isfinite(record["variance"])
-        if self._healthy and int(state.step) % self.every == 0:
-            self.save(state)
+        stepped, self._next = self._next, state
+        if accepted(record):
+            self._any_accepted = True
+            if stepped is not None and int(stepped.step) % self.every == 0:
+                self.save(stepped)  # its energy, just measured, is fine
 
     def on_end(self, driver, state):
-        if self._healthy:
+        if getattr(driver, "stop_reason", None) is None or self._any_accepted:
             self.save(state)
 
 
 class NaNGuard:
-    """Stop the run when the energy or its variance is not finite (the last
-    good checkpoint stays on disk)."""
+    """Stop the run when the driver gives up on a diverging step (see
+    `DivergenceGuard`), or when a step's energy or variance is not finite;
+    `tripped_at` is that step and `reason` says why."""
 
     def __init__(self):
         self.tripped_at: int | None = None
+        self.reason: str | None = None
 
     def __call__(self, driver, state, record):
-        if not (math.isfinite(record["energy"]) and math.isfinite(record["variance"])):
-            self.tripped_at = record["step"]
+        if "diverged" in record:
+            self.tripped_at, self.reason = record["step"], record["diverged"]
+            return False
+        if accepted(record) and not (math.isfinite(record["energy"]) and math.isfinite(record["variance"])):
+            self.tripped_at, self.reason = record["step"], f"step {record['step']}: the energy is not finite"
             return False
 
 
 class EarlyStopping:
     """Stop when the energy has not improved by more than `min_delta` for
-    `patience` steps."""
+    `patience` accepted steps."""
 
     def __init__(self, patience: int = 100, min_delta: float = 0.0):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.since = math.inf, 0
 
     def __call__(self, driver, state, record):
+        if not accepted(record):
+            return None
         if record["energy"] < self.best - self.min_delta:
             self.best, self.since = record["energy"], 0
         else:
@@ -87,13 +112,45 @@ class EarlyStopping:
 
 
 class ProgressBar:
-    """A live rich progress bar showing the energy, its error and the acceptance."""
+    """Progress of a run: a live rich bar on a terminal, plain text lines otherwise.
 
-    def __init__(self, n_steps: int | None = None, exact: float | None = None, console=None):
+    When the console is not a terminal (a pipe, `| tee`, a CI log, a batch job),
+    one line is printed every `every` steps (and at the last step) with the step,
+    the energy and its error, the relative error when the exact energy is known,
+    the seconds per step and the estimated time left, e.g.
+    `step 40/300  E = -20.3911 ± 0.0021  rel.err 6.7e-04  σ² = 0.061  acc 0.47  0.052 s/step  ETA 14 s`.
+
+    **Arguments:**
+
+    - `n_steps`: total number of steps of the run (for the bar and the ETA).
+    - `exact`: exact energy for the relative error (default: the driver's).
+    - `console`: a `rich.console.Console` (default: a new one on stdout).
+    - `every`: steps between plain lines; default about 20 lines per run.
+    - `plain`: force plain lines (`True`) or the live bar (`False`); default:
+      plain exactly when the console is not a terminal.
+    """
+
+    def __init__(self, n_steps: int | None = None, exact: float | None = None, console=None,
+                 every: int | None = None, plain: bool | None = None):
         self.n_steps, self.exact, self.console = n_steps, exact, console
+        if every is not None and int(every) < 1:
+            raise ValueError(f"ProgressBar every must be >= 1, got {every}")
+        self.every, self.plain = every, plain
         self._progress = None
+        self._last_time = self._last_step = None
 
     def on_start(self, driver, state, n_steps):
+        from rich.console import Console
+
+        if self.console is None:
+            self.console = Console()
+        self._total = n_steps if n_steps is not None else self.n_steps
+        plain = self.plain if self.plain is not None else not self.console.is_terminal
+        self._last_time, self._last_step = time.perf_counter(), int(state.step)
+        if plain:
+            left = max(1, (self._total or 0) - int(state.step))
+            self._every = int(self.every) if self.every is not None else max(1, round(left / 20))
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -110,21 +167,44 @@ class ProgressBar:
         self._task = self._progress.add_task("vmc", total=n_steps, completed=int(state.step), energy="")
 
     def __call__(self, driver, state, record):
-        text = _format_energy(record, self.exact if self.exact is not None else driver.exact_energy)
-        self._progress.update(self._task, completed=int(state.step), energy=text)
+        exact = self.exact if self.exact is not None else driver.exact_energy
+        step = int(state.step)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, energy=_format_energy(record, exact))
+            return
+        if step % self._every and step != self._total:
+            return
+        now = time.perf_counter()
+        per_step = (now - self._last_time) / max(1, step - self._last_step)
+        self._last_time, self._last_step = now, step
+        total = f"/{self._total}" if self._total else ""
+        line = f"step {step}{total}  {_format_energy(record, exact)}  {per_step:.3g} s/step"
+        if self._total and self._total > step:
+            line += f"  ETA {_format_seconds(per_step * (self._total - step))}"
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def on_end(self, driver, state):
         if self._progress is not None:
             self._progress.stop()
 
 
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def _format_energy(record: dict[str, Any], exact: float | None) -> str:
     from ._stats import _digits
 
     d = _digits(record["energy_error"])
-    s = f"E = {record['energy']:.{d}f} ± {record['energy_error']:.{d}f}  σ² = {record['variance']:.3g}"
-    if "acceptance" in record:
-        s += f"  acc = {record['acceptance']:.2f}"
+    s = f"E = {record['energy']:.{d}f} ± {record['energy_error']:.{d}f}"
     if exact is not None and exact != 0:
-        s += f"  rel.err = {abs((record['energy'] - exact) / exact):.1e}"
+        s += f"  rel.err {abs((record['energy'] - exact) / exact):.1e}"
+    s += f"  σ² = {record['variance']:.3g}"
+    if "acceptance" in record:
+        s += f"  acc {record['acceptance']:.2f}"
     return s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import pathlib
 import sys
 import types
@@ -13,6 +14,7 @@ from typing import Any
 import jax
 
 from ._registry import Registry, RegistryError, get_registry
+from ._validate import check_memory, memory_limit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,9 +43,14 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
     "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
     "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
+    "divergence_factor": (1e4, "reject a step whose energy variance or direction norm exceeds this times its running median (inf: off)"),
+    "max_r_hat": (math.inf, "reject a step whose energy R-hat exceeds this (inf: off)"),
+    "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
+    "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
+    "max_memory_gb": ("auto", "refuse exact solvers, exact sampling and ansatz parameters that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
 }
 #: Injected constructor arguments that are never user fields.
-_CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy"}
+_CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy", "divergence"}
 
 
 def load_config(path) -> dict[str, Any]:
@@ -193,7 +200,7 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown field(s) {', '.join(unknown)} in [run]; valid fields: {', '.join(RUN_FIELDS)}")
     out = {k: table.get(k, default) for k, (default, _) in RUN_FIELDS.items()}
-    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states"):
+    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states", "max_retries"):
         if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
             raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
     if out["checkpoint_every"] < 1:
@@ -203,7 +210,30 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     ex = out["exact_energy"]
     if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
         raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")
+    if isinstance(ex, float) and not math.isfinite(ex):
+        raise ConfigError(f"[run] exact_energy must be a finite number, 'auto' or 'none', got {ex!r}")
+    for k in ("divergence_factor", "max_r_hat", "retry_scale"):
+        if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or math.isnan(out[k]):
+            raise ConfigError(f"[run] {k} must be a number, got {out[k]!r}")
+        out[k] = float(out[k])
+    mem = out["max_memory_gb"]
+    if mem != "auto" and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or not 0 < mem < math.inf):
+        raise ConfigError(f"[run] max_memory_gb must be a number of GB > 0 or 'auto', got {mem!r}")
+    divergence_guard(out)  # validates the divergence fields
     return out
+
+
+def divergence_guard(run: dict[str, Any]):
+    """The driver's `DivergenceGuard` from the `[run]` options."""
+    from ._driver import DivergenceGuard
+
+    try:
+        return DivergenceGuard(
+            factor=run["divergence_factor"], max_r_hat=run["max_r_hat"],
+            max_retries=run["max_retries"], retry_scale=run["retry_scale"],
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[run] {exc}") from None
 
 
 def build(
@@ -217,9 +247,15 @@ def build(
     registry = registry or get_registry()
     _REGISTRY_OF_BUILD.append(registry)
     try:
-        return _build(config, registry, exact, stop_after)
+        with memory_limit(run_memory_limit(_run_options(config))):
+            return _build(config, registry, exact, stop_after)
     finally:
         _REGISTRY_OF_BUILD.pop()
+
+
+def run_memory_limit(run: dict[str, Any]) -> float | None:
+    """`[run] max_memory_gb` in GB (`None` for 'auto'), for `memory_limit`."""
+    return None if run["max_memory_gb"] == "auto" else float(run["max_memory_gb"])
 
 
 def _build(config, registry, exact, stop_after) -> Calculation:
@@ -287,6 +323,8 @@ def _construct(entry, spec, built, key, run):
             continue
         if fname in spec:
             value = spec[fname]
+            if _has_non_finite(value):
+                raise ConfigError(f"field {fname!r} of {where} must be finite, got {value!r}")
             if not _accepts(param.annotation, value):
                 raise ConfigError(
                     f"field {fname!r} of {where} must be {describe_type(param.annotation)}, "
@@ -306,17 +344,52 @@ def _construct(entry, spec, built, key, run):
         elif pname == "exact_energy":
             ex = run["exact_energy"]
             kwargs["exact_energy"] = None if ex in ("none", "auto") else ex
+        elif pname == "divergence":
+            kwargs["divergence"] = divergence_guard(run)
         elif pname in built:
             kwargs[pname] = built[pname]
         elif param.default is inspect.Parameter.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             raise ConfigError(f"{where} needs a [{pname}] table")
     try:
+        if entry.kind == "ansatz":
+            _check_parameter_memory(entry, kwargs)
         obj = entry.obj(**kwargs)
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[{entry.kind}] {entry.name}: {exc}") from None
     return obj, {k: v for k, v in resolved_fields.items() if v is not None}
+
+
+#: Training holds about this many copies of the parameters (parameters,
+#: gradient, direction, optimizer moments).
+PARAMETER_COPIES = 4
+
+
+def _check_parameter_memory(entry, kwargs) -> None:
+    """Refuse an ansatz whose parameters alone exceed the memory limit, from
+    `jax.eval_shape` of its constructor (nothing is allocated)."""
+    try:
+        shapes = jax.eval_shape(lambda: entry.obj(**kwargs))
+    except Exception:  # a constructor that cannot be traced: it reports its own errors when built
+        return
+    import numpy as np
+
+    leaves = [a for a in jax.tree.leaves(shapes) if hasattr(a, "shape") and hasattr(a, "dtype")]
+    n_bytes = sum(int(np.prod(a.shape, dtype=np.float64)) * np.dtype(a.dtype).itemsize for a in leaves)
+    n_params = sum(int(np.prod(a.shape, dtype=np.float64)) for a in leaves)
+    check_memory(PARAMETER_COPIES * n_bytes, f"the ansatz's {n_params:.3g} parameters (x{PARAMETER_COPIES} for gradients and optimizer state)")
+
+
+def _has_non_finite(value) -> bool:
+    """Whether a TOML value holds `nan` or `inf` (no component takes them)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    return False
 
 
 def _nested_kind(annotation) -> str | None:
@@ -366,7 +439,10 @@ def _auto_exact(registry: Registry, system, max_states: int):
     from ._distributed import is_root, python_comm
 
     comm = python_comm()
-    value = exact_energy(system, registry, max_states=max_states) if is_root() else None
+    try:
+        value = exact_energy(system, registry, max_states=max_states) if is_root() else None
+    except (ValueError, TypeError) as exc:  # e.g. a Hamiltonian that is not Hermitian
+        raise ConfigError(f"[run] exact_energy = 'auto': the exact solver failed: {exc} (set exact_energy = 'none' to skip it)") from None
     return comm.bcast(value, root=0) if comm is not None else value
 
 

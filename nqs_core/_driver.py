@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Iterable
 
@@ -19,6 +20,16 @@ from ._sampler import AbstractSampler, BornDistribution
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
 from ._tree import n_real_parameters, parameters
+from ._validate import check_int
+
+
+class GuardState(eqx.Module):
+    """Running history of a `DivergenceGuard`: the energy variance and the
+    direction norm of the last `window` accepted steps (NaN where empty)."""
+
+    variance: jax.Array
+    direction_norm: jax.Array
+    count: jax.Array
 
 
 class VMCState(eqx.Module):
@@ -29,6 +40,111 @@ class VMCState(eqx.Module):
     sampler_state: Any
     precond_state: Any
     step: jax.Array
+    guard: GuardState | None = None
+
+
+#: Why a step was rejected (`record["rejected"]`); 0 is an accepted step.
+REJECT_REASONS = {
+    1: "the energy or its variance is not finite",
+    2: "the energy variance jumped above divergence_factor times its running median",
+    3: "R-hat of the energy is above max_r_hat (the chains disagree)",
+    4: "the update direction is not finite",
+    5: "the updated parameters are not finite",
+    6: "the update direction norm jumped above divergence_factor times its running median",
+}
+#: Reasons that condemn the parameters the step started from (so the update
+#: that produced them is undone); the others condemn its samples or its update.
+_PARAMS_REASONS = (1, 2)
+
+
+class DivergenceGuard(eqx.Module):
+    """Checks, inside the jitted step, that a step is sane before it is applied.
+
+    A step is rejected (parameters, optimizer and preconditioner state not
+    updated) when the energy, its variance, the update direction or the new
+    parameters are not finite, when the energy variance or the direction norm
+    exceeds `factor` times its median over the last `window` accepted steps
+    (once `warmup` steps have been accepted), or when R-hat exceeds
+    `max_r_hat`. The driver then retries (see `VMC.run`) at most
+    `max_retries` times, each with the update scaled by a further
+    `retry_scale`, and stops with the reason when the retries are spent.
+
+    **Arguments:**
+
+    - `factor`: jump factor over the running median (`inf`: off; default 1e4).
+    - `max_r_hat`: largest accepted R-hat (`inf`: off; default `inf`).
+    - `max_retries`: retries of a rejected step before the run stops (default 3).
+    - `retry_scale`: factor on the update per retry (default 0.5).
+    - `window`: length of the running median (default 20).
+    - `warmup`: accepted steps before the jump and R-hat tests start (default 2).
+    """
+
+    factor: float = eqx.field(static=True)
+    max_r_hat: float = eqx.field(static=True)
+    max_retries: int = eqx.field(static=True)
+    retry_scale: float = eqx.field(static=True)
+    window: int = eqx.field(static=True)
+    warmup: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        factor: float = 1e4,
+        max_r_hat: float = math.inf,
+        max_retries: int = 3,
+        retry_scale: float = 0.5,
+        window: int = 20,
+        warmup: int = 2,
+    ):
+        factor, max_r_hat, retry_scale = float(factor), float(max_r_hat), float(retry_scale)
+        if not factor > 1.0:
+            raise ValueError(f"divergence_factor must be > 1 (inf: off), got {factor}")
+        if not max_r_hat > 1.0:
+            raise ValueError(f"max_r_hat must be > 1 (inf: off), got {max_r_hat}")
+        if not 0.0 < retry_scale <= 1.0:
+            raise ValueError(f"retry_scale must be in (0, 1], got {retry_scale}")
+        self.factor, self.max_r_hat, self.retry_scale = factor, max_r_hat, retry_scale
+        self.max_retries = check_int("max_retries", max_retries, minimum=0)
+        self.window = check_int("window", window, minimum=1)
+        self.warmup = check_int("warmup", warmup, minimum=1)
+
+    def init(self) -> GuardState:
+        empty = jnp.full((self.window,), jnp.nan, dtype=jnp.float64)
+        return GuardState(empty, empty, jnp.asarray(0, dtype=jnp.int64))
+
+    def check(self, guard: GuardState, stats: Stats, direction_norm, direction, params) -> jax.Array:
+        """The reason code (int64, 0: accept) of a step; see `REJECT_REASONS`."""
+        var = jnp.asarray(stats.variance, jnp.float64)
+        dnorm = jnp.asarray(direction_norm, jnp.float64)
+        ready = guard.count >= self.warmup
+
+        def jump(value, history):
+            median = jnp.nanmedian(history)
+            return ready & (median > 0) & (value > self.factor * median)
+
+        conditions = [  # in the order of REJECT_REASONS
+            ~(jnp.isfinite(stats.mean) & jnp.isfinite(var)),
+            jump(var, guard.variance),
+            ready & (jnp.asarray(stats.R_hat, jnp.float64) > self.max_r_hat),
+            ~_all_finite(direction),
+            ~_all_finite(params),
+            jump(dnorm, guard.direction_norm),
+        ]
+        codes = [jnp.asarray(i + 1, jnp.int64) for i in range(len(conditions))]
+        return jnp.select(conditions, codes, jnp.asarray(0, jnp.int64))
+
+    def update(self, guard: GuardState, stats: Stats, direction_norm) -> GuardState:
+        """`guard` with an accepted step's variance and direction norm added."""
+        i = guard.count % self.window
+        return GuardState(
+            guard.variance.at[i].set(jnp.asarray(stats.variance, jnp.float64)),
+            guard.direction_norm.at[i].set(jnp.asarray(direction_norm, jnp.float64)),
+            guard.count + 1,
+        )
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 class _Step(eqx.Module):
@@ -38,18 +154,30 @@ class _Step(eqx.Module):
     estimator: AbstractEstimator
     preconditioner: AbstractPreconditioner
     optimizer: optax.GradientTransformation = eqx.field(static=True)
+    guard: DivergenceGuard
 
-    def __call__(self, state: VMCState):
+    def __call__(self, state: VMCState, scale: jax.Array):
         ansatz = eqx.combine(state.params, self.static)
         estimator = self.estimator.at_step(state.step)
         samples, sampler_state, sinfo = self.sampler.sample(BornDistribution(ansatz), state.sampler_state)
         estimate = estimator(ansatz, self.system, samples)
         direction, precond_state, pinfo = self.preconditioner(ansatz, samples, estimate, estimator, state.precond_state)
-        pinfo = {**pinfo, **estimator.step_info(), "direction_norm": optax.tree.norm(direction)}
+        dnorm = optax.tree.norm(direction)
+        pinfo = {**pinfo, **estimator.step_info(), "direction_norm": dnorm}
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)  # < 1 only when retrying
         params = optax.apply_updates(state.params, updates)
-        new = VMCState(params, opt_state, sampler_state, precond_state, state.step + 1)
-        return new, estimate.stats, {**sinfo, **pinfo}
+        reason = self.guard.check(state.guard, estimate.stats, dnorm, direction, params)
+        ok = reason == 0
+        # a rejected step leaves everything but the sampler (fresh samples for a retry) as it was
+        new = jax.tree.map(
+            lambda a, b: jnp.where(ok, a, b),
+            VMCState(params, opt_state, state.sampler_state, precond_state, state.step + 1,
+                     self.guard.update(state.guard, estimate.stats, dnorm)),
+            state,
+        )
+        new = eqx.tree_at(lambda s: s.sampler_state, new, sampler_state)
+        return new, estimate.stats, {**sinfo, **pinfo}, reason
 
 
 class _Evaluate(eqx.Module):
@@ -99,6 +227,7 @@ class VMC:
         preconditioner: AbstractPreconditioner | None = None,
         estimator: AbstractEstimator | None = None,
         exact_energy: float | None = None,
+        divergence: DivergenceGuard | None = None,
     ):
         if not isinstance(system, AbstractHamiltonian):
             raise TypeError(f"VMC needs a Hamiltonian, got {type(system).__name__}")
@@ -114,10 +243,13 @@ class VMC:
         self.preconditioner = preconditioner if preconditioner is not None else IdentityPreconditioner()
         self.estimator = estimator if estimator is not None else EnergyEstimator()
         self.exact_energy = exact_energy
+        self.divergence = divergence if divergence is not None else DivergenceGuard()
+        #: why the last `run` stopped early (a divergence), else `None`
+        self.stop_reason: str | None = None
         params, static = parameters(ansatz)
         self._params0 = params
         self._step = eqx.filter_jit(
-            _Step(static, system, sampler, self.estimator, self.preconditioner, optimizer)
+            _Step(static, system, sampler, self.estimator, self.preconditioner, optimizer, self.divergence)
         )
         self._evaluate = eqx.filter_jit(_Evaluate(static, system, sampler, self.estimator))
         self.static = static
@@ -139,36 +271,83 @@ class VMC:
             sampler_state=sampler_state,
             precond_state=self.preconditioner.init(params),
             step=jnp.asarray(0, dtype=jnp.int64),
+            guard=self.divergence.init(),
         )
 
     def model(self, state: VMCState) -> AbstractAnsatz:
         """The ansatz with the parameters of `state`."""
         return eqx.combine(state.params, self.static)
 
-    def step(self, state: VMCState) -> tuple[VMCState, dict[str, Any]]:
+    def step(self, state: VMCState, scale: float = 1.0) -> tuple[VMCState, dict[str, Any]]:
         """One optimisation step; returns the new state and a log record for the
-        energy of the parameters *before* the update."""
+        energy of the parameters *before* the update.
+
+        A step the `DivergenceGuard` rejects returns the state unchanged but
+        for the sampler (which has drawn new samples), with the reason in
+        `record["rejected"]`. `scale` multiplies the update (retries)."""
         t0 = time.perf_counter()
-        new, stats, info = self._step(state)
+        if state.guard is None:  # a state made before the guard existed
+            state = eqx.tree_at(lambda s: s.guard, state, self.divergence.init(), is_leaf=lambda x: x is None)
+        new, stats, info, reason = self._step(state, jnp.asarray(scale, dtype=jnp.float64))
         stats = jax.block_until_ready(stats)
         record = {"step": int(state.step), **_stats_record(stats)}
         for k, v in info.items():
             record[k] = float(v)
+        code = int(reason)
+        if code:
+            record["rejected"] = REJECT_REASONS[code]
+        if scale != 1.0:
+            record["update_scale"] = float(scale)
         record["step_time"] = time.perf_counter() - t0
         return new, record
 
     def run(self, state: VMCState, n_steps: int, callbacks: Iterable = ()) -> VMCState:
         """Run until `state.step == n_steps` (so a resumed state continues where it
-        stopped). Callbacks get `(driver, state, record)` after every step; one
-        returning `False` stops the run."""
+        stopped). Callbacks get `(driver, state, record)` after every step, with
+        the state the next step starts from; one returning `False` stops the run.
+
+        A rejected step (see `DivergenceGuard`) is retried with the update
+        scaled by `retry_scale ** attempt`: when the samples or the update were
+        bad, the same step with fresh samples; when the parameters it started
+        from were bad (non-finite energy, variance jump), the step that made
+        them, from the state before it (kept in memory). After `max_retries`
+        retries, or when there is nothing to go back to, the run stops and
+        `self.stop_reason` says why; the state returned is then the last one
+        whose energy was accepted."""
         callbacks = list(callbacks)
+        self.stop_reason = None
         for cb in callbacks:
             if hasattr(cb, "on_start"):
                 cb.on_start(self, state, n_steps)
+        guard = self.divergence
+        previous = None  # the state the last accepted step started from
+        attempts, trouble, retry_step = 0, -1, -1
         stop = False
         try:
             while int(state.step) < n_steps and not stop:
-                state, record = self.step(state)
+                step = int(state.step)
+                if step > trouble:
+                    attempts = 0
+                scale = guard.retry_scale**attempts if step == retry_step else 1.0
+                new, record = self.step(state, scale)
+                code = next((c for c, r in REJECT_REASONS.items() if r == record.get("rejected")), 0)
+                if not code:
+                    previous, state = state, new
+                else:
+                    attempts += 1
+                    trouble = max(trouble, step)
+                    record["attempt"] = attempts
+                    if attempts > guard.max_retries or (code in _PARAMS_REASONS and previous is None):
+                        why = "no earlier state in this run to go back to" if attempts <= guard.max_retries else f"after {guard.max_retries} retries"
+                        self.stop_reason = f"step {step}: {record['rejected']} ({why})"
+                        record["diverged"] = self.stop_reason
+                        stop = True
+                        if previous is not None and code in _PARAMS_REASONS:
+                            state = previous  # its energy was the last accepted one
+                    elif code in _PARAMS_REASONS:
+                        state, retry_step = previous, step - 1  # redo the update that made these parameters
+                    else:
+                        state, retry_step = new, step  # same parameters, fresh samples
                 for cb in callbacks:
                     if cb(self, state, record) is False:
                         stop = True

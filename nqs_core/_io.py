@@ -1,8 +1,11 @@
-"""Run directories: resolved config, JSON-lines log, atomic checkpoints (no pickle)."""
+"""Run directories: resolved config, JSON-lines log, atomic checksummed checkpoints (no pickle)."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -17,6 +20,16 @@ CHECKPOINT_META = "checkpoint.json"
 RESULT_FILE = "result.json"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged or does not fit the run."""
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: pathlib.Path, write) -> None:
     """Write through `write(fileobj)` into a temporary file next to `path`, then
     rename it over `path`: a crash leaves the old file or the new one, never half."""
@@ -27,6 +40,7 @@ def atomic_write(path: pathlib.Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -38,23 +52,80 @@ def write_text(path, text: str) -> None:
     atomic_write(pathlib.Path(path), lambda f: f.write(text.encode()))
 
 
+def strict_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by `None` (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """A log record as one line of strict JSON (RFC 8259): non-finite numbers
+    become `null` and their keys are listed in the record's `"non_finite"`."""
+    bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        record = {**strict_json(record), "non_finite": bad}
+    return json.dumps(record, allow_nan=False)
+
+
 def save_checkpoint(run_dir, state: Any, meta: dict[str, Any]) -> None:
     """Save a pytree of arrays (parameters, optimizer, sampler and RNG state)
     with `equinox.tree_serialise_leaves` (NumPy `.npy` records, no pickle) and
-    a JSON file with `meta` (step, ...). Both writes are atomic; the JSON is
-    written last, so it never points at a checkpoint that is not there."""
+    a JSON file with `meta` (step, ...) plus the checkpoint's size and SHA-256.
+    Both writes are atomic; the JSON is written last, so it never points at a
+    checkpoint that is not there."""
     run_dir = pathlib.Path(run_dir)
-    atomic_write(run_dir / CHECKPOINT_FILE, lambda f: eqx.tree_serialise_leaves(f, state))
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, state)
+    data = buf.getvalue()
+    meta = {**meta, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write(run_dir / CHECKPOINT_FILE, lambda f: f.write(data))
     write_text(run_dir / CHECKPOINT_META, json.dumps(meta, indent=1))
 
 
 def load_checkpoint(run_dir, like: Any) -> tuple[Any, dict[str, Any]]:
     """Load a checkpoint into the structure of `like` (a freshly initialised
-    state of the same run)."""
+    state of the same run), verifying it against `checkpoint.json`: the size
+    and SHA-256 of the file and, for a driver state, its step.
+
+    **Raises:** `CheckpointError` (a `ValueError`) naming what is wrong.
+    """
     run_dir = pathlib.Path(run_dir)
-    meta = json.loads((run_dir / CHECKPOINT_META).read_text())
-    with open(run_dir / CHECKPOINT_FILE, "rb") as f:
-        state = eqx.tree_deserialise_leaves(f, like)
+    meta_path, path = run_dir / CHECKPOINT_META, run_dir / CHECKPOINT_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+            raise ValueError("no step")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{meta_path} is missing or damaged ({exc})") from None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the checkpoint {path}: {exc.strerror or exc}") from None
+    if "sha256" in meta:  # checkpoints written before checksums have none
+        if len(data) != meta.get("bytes") or hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise CheckpointError(
+                f"the checkpoint {path} is damaged (its size or SHA-256 differs from {CHECKPOINT_META}); "
+                "restore it from a copy or start the run again"
+            )
+    try:
+        state = eqx.tree_deserialise_leaves(io.BytesIO(data), like)
+    except Exception as exc:  # truncated, or written by another configuration
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"the checkpoint {path} does not fit this run's configuration (was config.toml changed "
+            f"after the run?): {first}"
+        ) from None
+    step = getattr(state, "step", None)
+    if step is not None and int(step) != meta["step"]:
+        raise CheckpointError(
+            f"{CHECKPOINT_META} says step {meta['step']} but the checkpoint {path} holds step {int(step)}; "
+            "the two files do not belong together"
+        )
     return state, meta
 
 
@@ -137,15 +208,45 @@ def load_run_state(run_dir, like):
     return jax.tree.map(lambda a: jax.numpy.asarray(a) if isinstance(a, np.ndarray) else a, state), meta
 
 
-def read_log(run_dir) -> list[dict[str, Any]]:
+def read_log(run_dir, events: bool = False) -> list[dict[str, Any]]:
+    """The records of `run_dir/log.jsonl`, one per step attempt (`null` values
+    back as NaN; a rejected step has a `"rejected"` reason). `events=True`
+    also returns the event records (`{"event": "resume", "set": ...}`).
+
+    **Raises:** `ValueError` naming the line when the file is not JSON lines.
+    """
     path = pathlib.Path(run_dir) / LOG_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    lines = path.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i == len(lines):
+                continue  # a last line cut off by a kill
+            raise ValueError(f"{path} line {i} is not a JSON record; the log is damaged") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise ValueError(f"{path} line {i} is not a log record (no integer 'step'); the log is damaged")
+        for k in record.get("non_finite", ()):
+            if record.get(k) is None:
+                record[k] = math.nan
+        if events or "event" not in record:
+            out.append(record)
+    return out
 
 
 def truncate_log(run_dir, n_steps: int) -> None:
     """Keep only the records of steps `< n_steps` (used when resuming from a
     checkpoint taken at step `n_steps`)."""
-    records = [r for r in read_log(run_dir) if r.get("step", 0) < n_steps]
-    write_text(pathlib.Path(run_dir) / LOG_FILE, "".join(json.dumps(r) + "\n" for r in records))
+    records = [r for r in read_log(run_dir, events=True) if r["step"] < n_steps]
+    write_text(pathlib.Path(run_dir) / LOG_FILE, "".join(json_line(r) + "\n" for r in records))
+
+
+def append_log(run_dir, record: dict[str, Any]) -> None:
+    """Append one record (e.g. an event) to `run_dir/log.jsonl`."""
+    with open(pathlib.Path(run_dir) / LOG_FILE, "a") as f:
+        f.write(json_line(record) + "\n")

@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "optimizer": "optax optimizers that apply the update",
     "driver": "the loop that runs a calculation",
     "exact": "exact reference solvers: f(system, max_states) -> ground-state energy or None",
+    "observable": "quantities measured on a state with error bars (magnetisation, correlations, S(q), operators)",
     "command": "extra `nqs` subcommands: a typer.Typer (a command group) or a function (one command)",
 }
 
@@ -148,7 +149,7 @@ class Registry:
         try:
             fn(registry=self)
             self.plugins.append(name)
-        except Exception as exc:  # a broken plugin must not take the others down
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             self._entries = before  # nor leave half of itself registered
             self.failures.append(
                 PluginFailure(name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -190,7 +191,7 @@ def load_registry(autoload: bool | None = None) -> Registry:
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit / KeyboardInterrupt at import too: reported and skipped
             registry.failures.append(
                 PluginFailure(ep.name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             )

@@ -5,17 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 from typing import Any
 
 import jax
 
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
-from ._config import ConfigError, build, load_config, resolved_toml
+from ._config import ConfigError, apply_overrides, build, load_config, resolved_toml
 from ._distributed import is_root, python_comm
 from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_parameters, load_run_state, truncate_log, write_text
 from ._tree import parameters
 from ._stats import Stats
+from ._validate import check_int
 
 DEFAULT_CONFIG = """\
 # nqs default problem: transverse-field Ising chain, L = 16, h = J = 1, periodic,
@@ -84,77 +86,159 @@ class RunResult:
         return abs((float(self.energy.mean.real) - self.exact_energy) / self.exact_energy)
 
 
+#: `[table] field`s that `resume(..., overrides=...)` may change between stages
+#: of a run: they change how it continues, not what the checkpoint holds.
+RESUME_FIELDS = (
+    "run.n_steps", "run.checkpoint_every", "run.n_eval_batches", "run.divergence_factor", "run.max_r_hat",
+    "run.max_retries", "run.retry_scale", "run.max_memory_gb", "optimizer.learning_rate", "preconditioner.diag_shift",
+)
+
+
 def _new_run_dir(calc) -> pathlib.Path:
     out = pathlib.Path(calc.run["output"])
     name = calc.run["name"] or f"{calc.config['system']['name']}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = out / name
     i = 1
-    while run_dir.exists() and any(run_dir.iterdir()):
+    while run_dir.is_dir() and any(run_dir.iterdir()):
         run_dir = out / f"{name}-{i}"
         i += 1
-    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
-def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=None, n_steps: int | None = None) -> RunResult:
-    """Build the calculation in `config`, run it into a fresh run directory
-    (`config.toml`, `log.jsonl`, checkpoints, `result.json`) and return the
-    final energy estimate. `n_steps` overrides `[run] n_steps`."""
-    calc = build(config)
-    params = None  # read before anything is written: a bad init_from leaves no run directory behind
+def _make_dir(run_dir: pathlib.Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".nqs-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the run directory {run_dir}: {exc.strerror or exc}; choose another output "
+            "(--output or [run] output)"
+        ) from None
+
+
+def _initial_state(calc):
+    """The state a fresh run starts from (parameters from `[run] init_from` if set)."""
+    params = None
     if calc.run["init_from"]:
         try:
             params = load_parameters(calc.run["init_from"], parameters(calc.driver.ansatz)[0])
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(f"[run] init_from: {exc}") from None
+    key = jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000)
+    try:
+        return calc.driver.init(key) if params is None else calc.driver.init(key, params=params)
+    except (TypeError, ValueError) as exc:  # e.g. a sampler that does not fit the ansatz
+        raise ConfigError(f"cannot start the run: {exc}") from None
+
+
+def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=None, n_steps: int | None = None) -> RunResult:
+    """Build the calculation in `config`, run it into a fresh run directory
+    (`config.toml`, `log.jsonl`, checkpoints, `result.json`) and return the
+    final energy estimate. `n_steps` overrides `[run] n_steps`.
+
+    Everything that can fail before the first step (the build, `init_from`,
+    the initial state, the run directory) is checked before anything is
+    written; a run that fails before its first step leaves nothing behind."""
+    calc = build(config)
+    if n_steps is not None:
+        calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
+    state = _initial_state(calc)  # before anything is written
     # under MPI only rank 0 touches the run directory
-    error = None
+    error, created = None, False
     if is_root():
         if run_dir is None:
             run_dir = _new_run_dir(calc)
         run_dir = pathlib.Path(run_dir)
         if (run_dir / LOG_FILE).exists() or (run_dir / CHECKPOINT_META).exists():
             error = f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output"
+        elif run_dir.exists() and not run_dir.is_dir():
+            error = f"the output {run_dir} is a file, not a directory; choose another output (--output or [run] output)"
+        else:
+            created = not run_dir.exists()
+            try:
+                _make_dir(run_dir)
+            except ConfigError as exc:
+                error = str(exc)
     comm = python_comm()
     if comm is not None:
         run_dir, error = comm.bcast((run_dir, error), root=0)
     if error:
         raise ConfigError(error)
     run_dir = pathlib.Path(run_dir)
-    if n_steps is not None:
-        calc.config["run"]["n_steps"] = calc.run["n_steps"] = int(n_steps)
     if is_root():
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
-    driver = calc.driver
-    key = jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000)
-    state = driver.init(key) if params is None else driver.init(key, params=params)
-    return _continue(calc, run_dir, state, progress, console)
+    try:
+        return _continue(calc, run_dir, state, progress, console)
+    except BaseException:
+        if is_root() and not read_log(run_dir, events=True) and not (run_dir / CHECKPOINT_META).exists():
+            _remove_run(run_dir, created)  # failed before its first step
+        raise
 
 
-def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=None) -> RunResult:
+def _remove_run(run_dir: pathlib.Path, created: bool) -> None:
+    for name in (CONFIG_FILE, LOG_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:  # something else is in it: leave it
+            pass
+
+
+def check_steps(n_steps) -> int:
+    """A requested total number of steps as an `int` >= 1 (else `ConfigError`)."""
+    try:
+        return check_int("n_steps", n_steps, minimum=1)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{exc} (the total number of steps of the run)") from None
+
+
+def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=None, overrides: list[str] | None = None) -> RunResult:
     """Continue the run in `run_dir` from its last checkpoint up to `n_steps`
     (default: the `n_steps` of its config). The trajectory equals that of an
     uninterrupted run: parameters, optimizer, sampler chains and keys are all
-    restored, and the log is cut back to the checkpoint."""
+    restored, and the log is cut back to the checkpoint.
+
+    `overrides` (`table.field=value`, see `RESUME_FIELDS`) change how the run
+    continues (learning rate, diagonal shift, steps, ...); they are written to
+    `config.toml` and recorded in the log as an event. A run killed before its
+    first checkpoint starts again from step 0. The checkpoint is read and
+    verified before anything in the run directory is rewritten.
+    """
     run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"not a run directory: {run_dir}")
     if not (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"not a run directory (no {CONFIG_FILE}): {run_dir}")
-    if not (run_dir / CHECKPOINT_META).exists():
-        raise ConfigError(f"run directory has no checkpoint to resume from: {run_dir}")
-    config = load_config(run_dir / CONFIG_FILE)
+    overrides = list(overrides or [])
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or key not in RESUME_FIELDS:
+            raise ConfigError(
+                f"resume --set {item!r}: only these fields may change between stages of a run: {', '.join(RESUME_FIELDS)}"
+            )
+    config = apply_overrides(load_config(run_dir / CONFIG_FILE), overrides)
     calc = build(config)
     if n_steps is not None:
-        calc.config["run"]["n_steps"] = calc.run["n_steps"] = int(n_steps)
-        if is_root():
-            write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
-    like = calc.driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
-    try:
-        state, meta = load_run_state(run_dir, like)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
+    if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
+        like = calc.driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
+        try:
+            state, meta = load_run_state(run_dir, like)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        step = int(meta["step"])
+    else:  # killed before its first checkpoint: start again (the same trajectory)
+        state, step = _initial_state(calc), 0
+    # verified: from here on the run directory may change
     if is_root():
-        truncate_log(run_dir, int(meta["step"]))
+        truncate_log(run_dir, step)
+        if overrides or n_steps is not None:
+            write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+        if overrides:
+            append_log(run_dir, {"step": step, "event": "resume", "set": dict(o.split("=", 1) for o in overrides)})
     return _continue(calc, run_dir, state, progress, console)
 
 
@@ -172,11 +256,12 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     if calc.run["n_eval_batches"] > 0 and guard.tripped_at is None:
         energy, _ = driver.evaluate(state, calc.run["n_eval_batches"])
     exact = driver.exact_energy
-    result = RunResult(run_dir, energy, exact, state, calc, stopped_early=guard.tripped_at is not None)
-    payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at}
+    stopped = guard.tripped_at is not None
+    result = RunResult(run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=guard.reason)
+    payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": guard.reason}
     if energy is not None:
         payload["energy"] = energy.to_dict()
         payload["relative_error"] = result.relative_error
     if is_root():
-        write_text(run_dir / RESULT_FILE, json.dumps(payload, indent=1))
+        write_text(run_dir / RESULT_FILE, json.dumps(strict_json(payload), indent=1, allow_nan=False))
     return result

@@ -14,7 +14,7 @@ from ._ansatz import AbstractAnsatz
 from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
 from ._tree import batch_apply
-from ._validate import check_int
+from ._validate import check_chains, check_int, check_memory
 
 
 class AbstractDistribution(eqx.Module):
@@ -103,6 +103,7 @@ class DirectSampler(AbstractSampler):
         for name, v in (("n_samples", n_samples), ("n_chains", n_chains)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_chains(n_samples, n_chains)
         self.space = space
         self.n_samples = n_samples
         self.n_chains = n_chains
@@ -178,6 +179,7 @@ class ExactSampler(AbstractSampler):
     ):
         for name, v in (("n_samples", n_samples), ("n_chains", n_chains), ("max_states", max_states)):
             check_int(name, v, minimum=1)
+        check_chains(n_samples, n_chains)
         if chunk_size is not None:
             check_int("chunk_size", chunk_size, minimum=1)
         if not isinstance(space, AbstractDiscreteSpace):
@@ -190,6 +192,8 @@ class ExactSampler(AbstractSampler):
                 f"ExactSampler: the space has {n} states, more than max_states = {max_states}; "
                 "use a Metropolis sampler (or raise max_states if the memory allows)"
             )
+        # the states, their log p and the categorical draw's work arrays (8 bytes a number)
+        check_memory(8.0 * n * (int(space.size) + 4), f"ExactSampler over {n} states")
         self.space = space
         self.states = jnp.asarray(space.all_states())
         self.n_samples = n_samples

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import os
 import pathlib
 import sys
 from typing import List, Optional
@@ -12,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from ._doctor import version_callback
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,19 +31,67 @@ class _UserError(Exception):
     pass
 
 
-def _fail(message: str) -> None:
+#: Exit codes: 2 for a problem with the input (config, command line, files,
+#: sizes), 3 for a run that stopped at a divergence, 1 for an internal error.
+EXIT_USER, EXIT_DIVERGED, EXIT_INTERNAL = 2, 3, 1
+#: `NQS_DEBUG=1` (or `--verbose`) prints the traceback of an internal error.
+DEBUG_ENV = "NQS_DEBUG"
+_VERBOSE = {"on": False}
+
+
+def _verbose() -> bool:
+    return _VERBOSE["on"] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _fail(message: str, code: int = EXIT_USER) -> None:
+    message = " ".join(str(message).split())  # one line, whatever the exception held
     err_console.print(f"[bold red]nqs: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+def _os_message(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{what}{where}"
 
 
 def _guard(fn):
-    """Run a command body; user errors become one line on stderr and exit code 2."""
-    from nqs_core import ConfigError, RegistryError
+    """Run a command body: the one error path of the CLI.
+
+    Expected failures (config, command line, files, sizes and memory,
+    checkpoints, plugins) become one line on stderr naming the problem and exit
+    code 2; anything else is an internal error: one line, exit code 1, and the
+    traceback with `--verbose` or `NQS_DEBUG=1`.
+    """
+    from nqs_core import ConfigError, MemoryLimitError, RegistryError
+    from nqs_core._io import CheckpointError
 
     try:
         return fn()
-    except (ConfigError, RegistryError, _UserError, FileNotFoundError) as exc:
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except (ConfigError, RegistryError, _UserError, MemoryLimitError, CheckpointError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(_os_message(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except Exception as exc:
+        if _verbose():
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if _verbose() else f"; run with --verbose (or {DEBUG_ENV}=1) for the traceback"
+        _fail(f"internal error: {type(exc).__name__}: {exc}{hint}", code=EXIT_INTERNAL)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", "-V", callback=version_callback, is_eager=True, help="Print the nqs version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", help=f"Print the traceback of internal errors (also {DEBUG_ENV}=1)."),
+):
+    """nqs: neural quantum states and neural Monte Carlo in JAX. Run `nqs run` for the default calculation."""
+    _VERBOSE["on"] = verbose
 
 
 def _registry():
@@ -70,9 +122,14 @@ def _report(result) -> None:
                 f"[bold]Exact[/]:  {result.exact_energy:.10f}   relative error {result.relative_error:.2e}",
                 highlight=False,
             )
-    if result.stopped_early:
-        console.print("[red]The run stopped early: the energy became NaN/inf (see log.jsonl).[/]")
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
+    if result.stopped_early:
+        _fail(
+            f"the run diverged at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
+            f"step {int(result.state.step)}: continue with a smaller step, e.g. "
+            f"`nqs resume {result.run_dir} --set optimizer.learning_rate=...`",
+            code=EXIT_DIVERGED,
+        )
 
 
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
@@ -105,41 +162,30 @@ def run(
 def resume(
     run_dir: pathlib.Path = typer.Argument(..., help="A run directory made by `nqs run`."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Run up to this many steps in total (default: the config's n_steps)."),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", "-s",
+        help="Change a field between stages (repeatable): run.n_steps, optimizer.learning_rate, preconditioner.diag_shift, ...",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Continue a run from its last checkpoint."""
+    """Continue a run from its last checkpoint (or from step 0 if it was stopped before its first one)."""
 
     def body():
         import nqs_core
 
         _registry()
-        result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console)
+        result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
         if nqs_core.is_root():
             _report(result)
 
     _guard(body)
 
 
-@app.command("list")
-def list_(kind: Optional[str] = typer.Argument(None, help="Only this kind (system, ansatz, sampler, ...).")):
-    """List the registered components and the plugin that provides each."""
+from ._doctor import doctor as _doctor  # noqa: E402  (command bodies in their own modules)
+from ._list import list_ as _list  # noqa: E402
 
-    def body():
-        from nqs_core import KINDS
-
-        reg = _registry()
-        if kind is not None and kind not in KINDS:
-            raise _UserError(f"unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-        table = Table(title="nqs components")
-        table.add_column("kind")
-        table.add_column("name", style="bold")
-        table.add_column("plugin")
-        table.add_column("summary")
-        for e in reg.entries(kind):
-            table.add_row(e.kind, e.name, escape(e.plugin), escape(e.summary))
-        console.print(table)
-
-    _guard(body)
+app.command("list")(_list)
+app.command("doctor")(_doctor)
 
 
 @app.command()
@@ -166,7 +212,10 @@ def info(
             for col in ("field", "type", "default"):
                 table.add_column(col)
             for fname, p in fields.items():
-                default = "(required)" if p.default is inspect.Parameter.empty else repr(p.default)
+                value = p.default
+                if isinstance(value, typer.models.ParameterInfo):  # a command's typer option
+                    value = value.default
+                default = "(required)" if value in (inspect.Parameter.empty, ...) else repr(value)
                 table.add_row(fname, escape(describe_type(p.annotation)), escape(default))
             console.print(table)
 
@@ -177,21 +226,27 @@ def info(
 def exact(
     config: pathlib.Path = typer.Argument(..., help="TOML config; its lattice, space and system tables are used."),
     set_: Optional[List[str]] = SetOption,
+    digits: Optional[int] = typer.Option(None, "--digits", min=0, max=17, help="Decimals to print (default: the full float64 value, repr)."),
 ):
     """Exact ground-state energy of the config's system (Lanczos exact diagonalisation)."""
 
     def body():
         from nqs_core import build, exact_energy
 
+        from nqs_core import memory_limit
+        from nqs_core._config import run_memory_limit
+
         reg = _registry()
         calc = build(_load(config, set_ or []), registry=reg, exact=False, stop_after="system")
         system = calc["system"]
-        value = exact_energy(system, reg)
+        with memory_limit(run_memory_limit(calc.run)):
+            value = exact_energy(system, reg)
         if value is None:
             raise _UserError(f"no exact solver applies to system {calc.config['system']['name']!r}")
         n = getattr(system.space, "size", None)
-        per = f"   per site {value / n:.10f}" if n else ""
-        console.print(f"E0 = {value:.10f}{per}", highlight=False)
+        show = repr if digits is None else (lambda v: f"{v:.{digits}f}")
+        per = f"   per site {show(float(value) / n)}" if n else ""
+        console.print(f"E0 = {show(float(value))}{per}", highlight=False)
 
     _guard(body)
 
@@ -206,13 +261,24 @@ def plot(
     def body():
         from nqs_core import read_log
 
-        records = read_log(run_dir)
+        try:
+            records = read_log(run_dir)
+        except ValueError as exc:
+            raise _UserError(str(exc)) from None
+        # accepted steps with a finite energy; a step redone after a rejection counts once (its last record)
+        kept = {r["step"]: r for r in records if "rejected" not in r and math.isfinite(r.get("energy", math.nan))}
+        records = [kept[k] for k in sorted(kept)]
         if not records:
-            raise _UserError(f"no log records in {run_dir} (is it a run directory?)")
+            raise _UserError(f"no finite energies in the log of {run_dir} (is it a run directory?)")
         exact_value = None
         result_file = pathlib.Path(run_dir) / "result.json"
         if result_file.exists():
-            exact_value = json.loads(result_file.read_text()).get("exact_energy")
+            try:
+                exact_value = json.loads(result_file.read_text()).get("exact_energy")
+            except (ValueError, AttributeError):
+                raise _UserError(f"{result_file} is not a JSON object; the run directory is damaged") from None
+            if not isinstance(exact_value, (int, float)) or not math.isfinite(exact_value):
+                exact_value = None
         path = output or pathlib.Path(run_dir) / "energy.png"
         plot_energy(records, exact_value, path)
         console.print(f"Wrote {path}", highlight=False)
@@ -256,6 +322,11 @@ def plot_energy(records, exact_value, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+from ._measure import measure as _measure  # noqa: E402  (the command body lives in its own module)
+
+app.command("measure")(_measure)
 
 
 def _attach_plugin_commands(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 from typing import Optional
 
@@ -93,5 +94,6 @@ def deuteron(
     console.print(f"energy        {result.energy:.7f} MeV   (exact on the mesh {result.exact.energy:.7f} MeV, "
                   f"difference {1e3 * (result.energy - result.exact.energy):.4f} keV)")
     console.print(f"D-state prob. {100 * result.d_probability:.3f} %   (exact {100 * result.exact.d_probability:.3f} %)")
-    console.print(f"fidelity      {result.fidelity:.8f}   (S {result.fidelity_s:.8f}, D {result.fidelity_d:.8f})")
+    d = f"D {result.fidelity_d:.8f}" if math.isfinite(result.fidelity_d) else "no D wave for this potential"
+    console.print(f"fidelity      {result.fidelity:.8f}   (S {result.fidelity_s:.8f}, {d})")
     console.print(f"plot          {plot_wave_functions(result, plot)}   ({result.wall_time:.1f} s)")

@@ -102,6 +102,7 @@ class HMC(nqs_core.AbstractSampler):
         self.space = space
         self.n_samples = nqs_core.check_int("n_samples", n_samples)
         self.n_chains = nqs_core.check_int("n_chains", n_chains)
+        nqs_core.check_chains(self.n_samples, self.n_chains)
         self.n_leapfrog = nqs_core.check_int("n_leapfrog", n_leapfrog)
         self.step_size = _positive("step_size", step_size)
         self.target_acceptance = _prob("target_acceptance", target_acceptance)
