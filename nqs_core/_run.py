@@ -78,6 +78,8 @@ class RunResult:
     state: Any
     calculation: Any
     stopped_early: bool = False
+    #: why the run stopped early (a divergence the retries did not cure), else `None`
+    stop_reason: str | None = None
 
     @property
     def relative_error(self) -> float | None:
