@@ -14,7 +14,10 @@ import jax
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, apply_overrides, build, load_config, resolved_toml
 from ._distributed import is_root, python_comm
-from ._io import CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, load_parameters, load_run_state, truncate_log, write_text
+from ._io import (
+    CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
+    read_log, strict_json, truncate_log, write_text,
+)
 from ._tree import parameters
 from ._stats import Stats
 from ._validate import check_int
