@@ -1,5 +1,7 @@
-"""A third-party plugin package, loaded through a real `nqs.plugins` entry
-point, shows in `nqs list` and runs from a config (the docs' example plugin)."""
+"""Third-party plugin packages, loaded through a real `nqs.plugins` entry
+point, show in `nqs list` and run from a config: the docs' two example plugins
+(an ansatz, `docs/example_plugin`, and a Hamiltonian, `docs/example_hamiltonian_plugin`,
+whose own tests run here with the plugin installed)."""
 
 import os
 import pathlib
@@ -9,29 +11,40 @@ import sys
 
 import pytest
 
-EXAMPLE = pathlib.Path(__file__).parents[2] / "docs" / "example_plugin"
+DOCS = pathlib.Path(__file__).parents[2] / "docs"
+EXAMPLE = DOCS / "example_plugin"
+HAMILTONIAN_EXAMPLE = DOCS / "example_hamiltonian_plugin"
 
 
-@pytest.fixture
-def plugin_path(tmp_path):
-    """'Install' the example plugin: its module plus a dist-info with the entry
-    point from its pyproject.toml, on a directory put on PYTHONPATH."""
+def install(example, site):
+    """'Install' an example plugin: its package (named in its pyproject.toml) plus a
+    dist-info with the entry points from its pyproject.toml, into `site` (put on PYTHONPATH)."""
     import tomllib
 
-    meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
-    site = tmp_path / "site"
-    shutil.copytree(EXAMPLE / "nqs_mean_field", site / "nqs_mean_field")
-    info = site / "nqs_mean_field-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nqs-mean-field\nVersion: 0.1.0\n")
+    meta = tomllib.loads((example / "pyproject.toml").read_text())
+    (package,) = meta["tool"]["setuptools"]["packages"]
+    name, version = meta["project"]["name"], meta["project"]["version"]
+    shutil.copytree(example / package, site / package)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     eps = meta["project"]["entry-points"]["nqs.plugins"]
     (info / "entry_points.txt").write_text("[nqs.plugins]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
     return site
 
 
-def nqs(*args, site, cwd):
+@pytest.fixture
+def plugin_path(tmp_path):
+    return install(EXAMPLE, tmp_path / "site")
+
+
+def run_python(*args, site, cwd):
     env = dict(os.environ, PYTHONPATH=str(site) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "nqs_cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def nqs(*args, site, cwd):
+    return run_python("-m", "nqs_cli", *args, site=site, cwd=cwd)
 
 
 def test_example_plugin_lists_and_runs(plugin_path, tmp_path, small_config_file):
@@ -60,3 +73,27 @@ def test_plugin_autoload_can_be_disabled(plugin_path, tmp_path):
         env=dict(os.environ, PYTHONPATH=str(env_site), NQS_DISABLE_PLUGIN_AUTOLOAD="1"),
     )
     assert r.returncode == 0 and "mean_field" not in r.stdout and "rbm" in r.stdout
+
+
+@pytest.mark.slow
+def test_hamiltonian_example_plugin(tmp_path, small_config_file):
+    site = install(HAMILTONIAN_EXAMPLE, tmp_path / "site")
+    # the plugin's own tests (closed forms, agreement with the built-in heisenberg), installed
+    r = run_python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", HAMILTONIAN_EXAMPLE,
+                   HAMILTONIAN_EXAMPLE / "tests", site=site, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " passed" in r.stdout and "skipped" not in r.stdout
+    r = nqs("list", "system", site=site, cwd=tmp_path)
+    assert r.returncode == 0 and "failed" not in r.stderr
+    assert any(line.split()[:2] == ["xxz", "xxz"] for line in r.stdout.splitlines()), r.stdout
+    # a config that uses it: the Heisenberg chain as XXZ at delta = 1 (L = 6, PBC, S^z = 0)
+    cfg = small_config_file.read_text().replace('name = "ising"\nh = 0.8', 'name = "xxz"\ndelta = 1.0')
+    cfg = cfg.replace('name = "spin_half"', 'name = "spin_half"\ntotal_sz = 0.0').replace('"metropolis_local"', '"metropolis_exchange"')
+    (tmp_path / "xxz.toml").write_text(cfg)
+    r = nqs("exact", tmp_path / "xxz.toml", site=site, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    e_xxz = float(r.stdout.split("E0 = ")[1].split()[0])
+    assert e_xxz == pytest.approx(-2.8027756377319946, abs=1e-10)  # 6-site Heisenberg ring, S units (ED)
+    r = nqs("run", tmp_path / "xxz.toml", "-q", "-o", tmp_path / "run", "--set", "run.n_steps=3", site=site, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Energy" in r.stdout
