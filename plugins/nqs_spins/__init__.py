@@ -14,7 +14,8 @@ from ._exact import (
     to_dense as to_dense,
     to_sparse as to_sparse,
 )
-from ._system import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2
+from ._system import Heisenberg as Heisenberg, Ising as Ising, J1J2 as J1J2, SpinModel as SpinModel
+from . import operators as operators
 from ._space import SpinHalf as SpinHalf
 from nqs_core import AbstractLattice as AbstractLattice
 from ._lattice import (

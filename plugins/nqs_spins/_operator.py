@@ -345,6 +345,26 @@ class Operator:
             terms[key] = c * phase
         return self._new(terms, self.scale)
 
+    def relabel(self, mapping) -> Operator:
+        """The operator with site `i` moved to `mapping[i]` (a dict or a
+        sequence; sites not in a dict stay). The images must be distinct.
+
+        **Arguments:**
+
+        - `mapping`: e.g. `(3, 4)` puts sites 0, 1 on sites 3, 4.
+
+        **Returns:** the relabelled `Operator`.
+        """
+        if not isinstance(mapping, dict):
+            mapping = dict(enumerate(mapping))
+        image = {s: _site(mapping.get(s, s)) for s in self.sites}
+        if len(set(image.values())) != len(image):
+            raise ValueError(f"relabel: sites must map to distinct sites, got {image}")
+        terms = {}
+        for key, c in self._terms.items():
+            terms[tuple(sorted((image[s], a, b) for s, a, b in key))] = c
+        return self._new(terms, self.scale)
+
     # -- spaces ----------------------------------------------------------------
     def _need_spin_half(self, what: str) -> None:
         if self._d != 2:
@@ -750,7 +770,10 @@ class SpinOperator(AbstractSpinHamiltonian):
 
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)
-        cdtype = jnp.result_type(self.off_coeffs.dtype, x.dtype)
+        if jnp.iscomplexobj(self.off_coeffs):
+            cdtype = jnp.complex128 if x.dtype == jnp.float64 else jnp.complex64
+        else:
+            cdtype = x.dtype
         x1 = jnp.concatenate([x, jnp.ones((1,), x.dtype)])
         xps, mels = [], []
         if self.has_diagonal:

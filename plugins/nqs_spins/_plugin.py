@@ -4,7 +4,7 @@ Metropolis samplers and the exact-diagonalisation reference solver with nqs."""
 import nqs_core
 
 from ._exact import exact_solver
-from ._system import Heisenberg, Ising, J1J2
+from ._system import Heisenberg, Ising, J1J2, SpinModel
 from ._space import SpinHalf
 from ._lattice import Chain, Graph, Honeycomb, Kagome, Ladder, Square, Triangular
 from ._sampler import MetropolisExchange, MetropolisLocal
@@ -22,6 +22,7 @@ COMPONENTS = (
     ("system", "ising", Ising),
     ("system", "heisenberg", Heisenberg),
     ("system", "j1j2", J1J2),
+    ("system", "spin_model", SpinModel),
     ("sampler", "metropolis_local", MetropolisLocal),
     ("sampler", "metropolis_exchange", MetropolisExchange),
     ("exact", "exact_diagonalization", exact_solver),

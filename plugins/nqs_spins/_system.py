@@ -11,7 +11,7 @@ from jaxtyping import Array
 
 import nqs_core
 
-from ._operator import AbstractSpinHamiltonian, Operator, X, Z, sx, sy, sz
+from ._operator import AbstractSpinHamiltonian, Operator, SpinOperator, X, Z, parse, sx, sy, sz
 from ._space import check_sizes, check_spin_space
 from nqs_core import AbstractLattice
 
@@ -292,3 +292,152 @@ class J1J2(_AbstractExchange):
 
     def _bond_couplings(self, dtype):
         return jnp.where(self.bond_order == 1, self.J1, self.J2).astype(dtype)
+
+
+_TERM_FIELDS = ("op", "coupling", "bonds", "color", "sites")
+
+
+def _term_sites(where: str, term: dict, lattice: AbstractLattice) -> list[tuple[int, ...]]:
+    """The site tuples a `spin_model` term acts on."""
+    n = lattice.n_sites
+    if ("bonds" in term) == ("sites" in term):
+        raise ValueError(f"{where} needs exactly one of 'bonds' (a neighbour order) or 'sites'")
+    if "bonds" in term:
+        order = nqs_core.check_int(f"{where}: bonds", term["bonds"])
+        edges = list(lattice.edges(order))
+        if "color" in term:
+            color = nqs_core.check_int(f"{where}: color", term["color"], minimum=0)
+            colors = lattice.edge_colors(order)
+            edges = [e for e, c in zip(edges, colors) if c == color]
+            if not edges:
+                raise ValueError(
+                    f"{where}: no bond of order {order} has color {color} "
+                    f"(colors present: {sorted(set(colors))})"
+                )
+        if not edges:
+            raise ValueError(f"{where}: the lattice has no bonds of order {order}")
+        return [tuple(e) for e in edges]
+    if "color" in term:
+        raise ValueError(f"{where}: 'color' selects bonds and needs 'bonds'")
+    spec = term["sites"]
+    if spec == "all":
+        return [(i,) for i in range(n)]
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise ValueError(f"{where}: sites must be \"all\", a list of sites or a list of site lists, got {spec!r}")
+    tuples = [tuple(t) if isinstance(t, (list, tuple)) else (t,) for t in spec]
+    for t in tuples:
+        for i in t:
+            i = nqs_core.check_int(f"{where}: a site", i, minimum=0)
+            if i >= n:
+                raise ValueError(f"{where}: site {i} is out of range for {n} sites (0..{n - 1})")
+    if len({len(t) for t in tuples}) != 1:
+        raise ValueError(f"{where}: every site list must have the same length, got {spec!r}")
+    return tuples
+
+
+def _term_operator(where: str, term, lattice: AbstractLattice) -> Operator:
+    if not isinstance(term, dict):
+        raise ValueError(f"{where} must be a table like {{ op = \"SzSz\", bonds = 1 }}, got {term!r}")
+    unknown = sorted(set(term) - set(_TERM_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)}; valid fields: {', '.join(_TERM_FIELDS)}")
+    if not isinstance(term.get("op"), str):
+        raise ValueError(f"{where} needs op = \"...\" (a string such as \"SxSx + SySy\"), got {term.get('op')!r}")
+    coupling = term.get("coupling", 1.0)
+    if isinstance(coupling, bool) or not isinstance(coupling, (int, float)):
+        raise ValueError(f"{where}: coupling must be a number, got {coupling!r}")
+    tuples = _term_sites(where, term, lattice)
+    try:
+        first = parse(term["op"], tuples[0])
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    total = Operator({})
+    for t in tuples:
+        # relabel the parsed first tuple (the same text on other sites); parse again
+        # when a tuple repeats a site
+        if len(set(t)) == len(t) and len(set(tuples[0])) == len(t):
+            total = total + first.relabel(dict(zip(tuples[0], t)))
+        else:
+            total = total + parse(term["op"], t)
+    return float(coupling) * total
+
+
+class SpinModel(AbstractSpinHamiltonian):
+    """A spin-1/2 Hamiltonian written as bond and site terms (the TOML form of
+    the operator language), e.g.
+
+    ```toml
+    [system]
+    name = "spin_model"
+    terms = [ { op = "SxSx + SySy + 0.5 SzSz", bonds = 1, coupling = 1.0 },
+              { op = "Sz", sites = "all", coupling = -0.3 },
+              { op = "SzSz", sites = [[0, 3], [1, 2]], coupling = 0.2 } ]
+    ```
+
+    Each term is `coupling * sum_t op(t)` over site tuples `t`: `bonds = k`
+    takes `lattice.edges(k)` (with `color = c` only the bonds whose
+    `lattice.edge_colors(k)` is `c`, e.g. legs 0 and rungs 1 of a ladder),
+    `sites = "all"` every single site, `sites = [[0, 3], ...]` explicit
+    tuples (`[0, 3]` means the single sites 0 and 3). In `op` the `i`-th
+    symbol of a product acts on `t[i]`; symbols `Sx Sy Sz Sp Sm` (spin units),
+    `X Y Z` (Pauli), `I`; numbers (`1j` for imaginary), `+`, `-`, `*`.
+    The sum must be Hermitian.
+
+    With `marshall_sign = true` the basis is rotated by `Z` on sublattice 1
+    (as `Heisenberg(marshall_sign=True)`): `Sx, Sy, Sp, Sm` change sign there;
+    needs a bipartite lattice. Connected elements are those of the compiled
+    `SpinOperator` (one per distinct flip pattern).
+
+    **Arguments:**
+
+    - `space`: a `SpinHalf` space (with `total_sz` the terms must conserve S^z).
+    - `lattice`: the lattice whose bonds the terms use.
+    - `terms`: the list of term tables.
+    - `marshall_sign`: apply the Marshall basis rotation (default `False`).
+    """
+
+    space: nqs_core.AbstractDiscreteSpace
+    lattice: AbstractLattice
+    marshall_sign: bool = eqx.field(static=True)
+    operator: SpinOperator
+
+    def __init__(self, space, lattice, terms: list, marshall_sign: bool = False):
+        _check_space("spin_model", space, lattice)
+        if not isinstance(terms, (list, tuple)) or not terms:
+            raise ValueError(
+                "spin_model needs terms = [ { op = \"SzSz\", bonds = 1, coupling = 1.0 }, ... ] "
+                f"(a non-empty list of tables), got {terms!r}"
+            )
+        parts = [_term_operator(f"term {k} ({t.get('op')!r})" if isinstance(t, dict) else f"term {k}", t, lattice)
+                 for k, t in enumerate(terms)]
+        h = sum(parts, Operator({}))
+        if not h.is_hermitian():
+            bad = [k for k, p in enumerate(parts) if not p.is_hermitian()]
+            hint = f" (term {bad[0]} {terms[bad[0]]['op']!r} is not)" if bad else ""
+            raise ValueError(
+                f"spin_model: the Hamiltonian is not Hermitian{hint}; write Hermitian sums such as "
+                "\"SpSm + SmSp\""
+            )
+        self.space = space
+        self.lattice = lattice
+        self.marshall_sign = bool(marshall_sign)
+        self.operator = SpinOperator(space, h.rotate_z(self.marshall_sites))
+
+    @property
+    def marshall_sites(self) -> tuple[int, ...]:
+        """The sublattice-1 sites with `marshall_sign=True`, else empty."""
+        if not self.marshall_sign:
+            return ()
+        if not self.lattice.is_bipartite:
+            raise ValueError(f"spin_model: marshall_sign=True needs a bipartite lattice, got {self.lattice!r}")
+        return _sublattice_one(self.lattice)
+
+    def to_operator(self) -> Operator:
+        return self.operator.operator
+
+    @property
+    def max_conn_size(self) -> int:
+        return self.operator.max_conn_size
+
+    def connected(self, x):
+        return self.operator.connected(x)
