@@ -1,4 +1,4 @@
-"""Benchmark of the phi^4 neural control variates (seed 001): HMC cost per decorrelated
+"""Benchmark of the phi^4 neural control variates (Bedaque and Oh 2024): HMC cost per decorrelated
 configuration, CV training time per epoch, and the break-even analysis of Sec. IV
 (cost of training a control variate vs cost of generating the configurations that
 would give the same error reduction).

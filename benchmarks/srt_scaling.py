@@ -7,7 +7,7 @@ residual eps are drawn and the update direction is computed by
 - dense SR : S = X^T X (P x P), Cholesky  -> O(M P^2 + P^3) time, O(P^2) memory
 - SRt      : T = X X^T (2M x 2M), Cholesky -> O(M^2 P + M^3) time, O(M P) memory
 
-with X = [Re Y; Im Y] (Eqs. 7-10 of seed 000). Every (method, P) runs in a fresh
+with X = [Re Y; Im Y] (Eqs. 7-10 of Rende et al. 2024). Every (method, P) runs in a fresh
 subprocess so that its peak resident memory (ru_maxrss) is its own.
 
     python benchmarks/srt_scaling.py --m 1024 --p 1000 2000 5000 10000 20000 50000 100000 \

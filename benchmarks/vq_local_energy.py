@@ -1,4 +1,4 @@
-"""VQ-NQS local-energy cost, dense vs reuse (seed 002, Table 1 and Fig. 2).
+"""VQ-NQS local-energy cost, dense vs reuse (Sharir et al. 2022, Table 1 and Fig. 2).
 
     python benchmarks/vq_local_energy.py heisenberg --L 4 [--models runs/vq/models]
     python benchmarks/vq_local_energy.py scaling --sizes 16 32 64 128

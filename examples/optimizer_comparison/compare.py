@@ -1,4 +1,4 @@
-"""Optimiser comparison on two trapped fermions (seed 003): A = 2, V0 = -10, sigma0 = 0.5.
+"""Optimiser comparison on two trapped fermions (Drissi et al. 2024): A = 2, V0 = -10, sigma0 = 0.5.
 
 Adam, SR, KFAC and DGD, each with and without the optimal alpha*/mu* step
 (`OptimalStep`, with sgd(1)); same ansatz, same initial parameters, same
@@ -38,7 +38,7 @@ def setups(system, trust=0.1, curvature="energy", kfac_lr=0.05, kfac_damping=1e-
         "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
         # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
         # curvature="energy": the 2x2 model is the Hessian of the sampled energy in the plane of
-        # the direction and the previous update (the Fisher model of the slides over-steps: README)
+        # the direction and the previous update (the Fisher model of Drissi et al. 2024 over-steps: README)
         "gd+opt": (OptimalStep(inner=identity, **opt), optax.sgd(1.0)),
         "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3), **opt), optax.sgd(1.0)),
         "kfac+opt": (OptimalStep(inner=KFAC(damping=kfac_damping), **opt), optax.sgd(1.0)),

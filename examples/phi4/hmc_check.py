@@ -13,7 +13,7 @@ import numpy as np
 
 import nqs_phi4 as p4
 
-REFERENCE = {  # shared/reference.md: t -> (C, err)
+REFERENCE = {  # tests/data/README.md: t -> (C, err)
     0: (0.25650, 0.00083), 1: (0.21139, 0.00082), 2: (0.17437, 0.00081), 4: (0.11889, 0.00078),
     10: (0.03864, 0.00085), 20: (0.01076, 0.00104),
 }

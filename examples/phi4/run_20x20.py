@@ -1,4 +1,4 @@
-"""Seed 001, Fig. 1: 20x20, m^2 = 0.1, lambda = 0.5 and 24, observable O(t = 10).
+"""Bedaque and Oh 2024, Fig. 1: 20x20, m^2 = 0.1, lambda = 0.5 and 24, observable O(t = 10).
 
 sigma_raw / sigma_CV on held-out configurations for a linear g0 (no hidden layer, exact
 least-squares optimum of Eq. 13) and a 5x4 network (5 hidden layers of 4 arcsinh neurons,
@@ -6,7 +6,7 @@ Adam + exact output-layer refits every 5 epochs).
 
 The recipe of the README (section 3):
     python examples/phi4/run_20x20.py --n-train 10000 --init random --schedule cosine --lr 1e-3 --epochs 60
-(1e4 training + 1e3 held-out configurations at both couplings; the paper used 1e4 / 1e3
+(1e4 training + 1e3 held-out configurations at both couplings; Bedaque and Oh 2024 used 1e4 / 1e3
 training configurations at lambda = 0.5 / 24). `--init linear` starts the network at the
 linear optimum instead (`linear_start`, the earlier recipe).
 Writes results_20x20{tag}.json and phi4_fig1{tag}.png under --out-dir (default runs/phi4/;

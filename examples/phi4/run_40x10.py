@@ -1,4 +1,4 @@
-"""Seed 001, Fig. 3 / Table II: 40x10, m^2 = 0.01, lambda = 0.1, N = 2000 (1000 for training).
+"""Bedaque and Oh 2024, Fig. 3 / Table II: 40x10, m^2 = 0.01, lambda = 0.1, N = 2000 (1000 for training).
 
 1. HMC: 2000 decorrelated configurations.
 2. One control variate at t = 20 (1 hidden layer of 16 arcsinh neurons, odd).

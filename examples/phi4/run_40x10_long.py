@@ -1,10 +1,10 @@
-"""Seed 001, Fig. 3 check at t = 20 with longer training (40x10, m^2 = 0.01, lambda = 0.1).
+"""Bedaque and Oh 2024, Fig. 3 check at t = 20 with longer training (40x10, m^2 = 0.01, lambda = 0.1).
 
 Same configurations, training set and seeds as `run_40x10.py` (first 1000 of the 2000 cached
 configurations for training), but only the t = 20 control variate, trained for more epochs.
 Records the held-out ratio sigma_raw/sigma_CV during training and, at the end, the ratio on
 the training set, on the held-out set and the error ratio of C(20) on all 2000 configurations
-(footnote 1 of the paper).
+(footnote 1 of Bedaque and Oh 2024).
 
 Usage: python examples/phi4/run_40x10_long.py [--epochs 200] [--reflect] [--seed 0]
 Writes results_40x10_long[_reflect][_seedS].json under --out-dir (default runs/phi4/).

@@ -1,4 +1,4 @@
-"""VQ-NQS on the 2D Heisenberg antiferromagnet with open boundaries (seed 002, Table 1).
+"""VQ-NQS on the 2D Heisenberg antiferromagnet with open boundaries (Sharir et al. 2022, Table 1).
 
 Stages (run in order; models are saved under --out):
 
@@ -7,14 +7,14 @@ Stages (run in order; models are saved under --out):
     python examples/vq/heisenberg_obc.py finetune --L 4 --steps 100
     python examples/vq/heisenberg_obc.py evaluate --L 4
 
-`--final` uses the networks of Table 1 of seed 002: a last half-block of
+`--final` uses the networks of Table 1 of Sharir et al. 2022: a last half-block of
 attention without a quantiser before the output head (`final_attention`);
 models `{L}x{L}_fa_*.eqx`. `extend --final` turns the saved baseline into one
 with that half-block, initialised to the identity (same wave function), so it
 can be trained further and distilled.
 
 H = sum_<ij> S_i . S_j (S units) with the Marshall sign rule, Sz = 0; the wave
-function is positive (amplitude decoder only, as in seed 002). The baseline is
+function is positive (amplitude decoder only, as in Sharir et al. 2022). The baseline is
 trained by VMC with exact autoregressive sampling and MinSR; the 6-bit VQ-NQS
 (1 head x 64 codes) is distilled from it and fine-tuned by VMC with compressed
 local energies. `evaluate` gives the exact variational energy by enumerating

@@ -1,4 +1,4 @@
-"""Autoregressive RNN wave functions: normalisation, exact sampling, U(1), symmetrisation (seed 004)."""
+"""Autoregressive RNN wave functions: normalisation, exact sampling, U(1), symmetrisation (Roth 2020)."""
 
 import equinox as eqx
 import jax

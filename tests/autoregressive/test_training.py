@@ -1,4 +1,4 @@
-"""Annealed objective (seed Eq. 24), VMC with direct sampling and iterative retraining (`nqs grow`)."""
+"""Annealed objective (Roth 2020, Eq. 24), VMC with direct sampling and iterative retraining (`nqs grow`)."""
 
 import json
 

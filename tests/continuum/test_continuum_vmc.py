@@ -22,7 +22,7 @@ def test_config_builds_and_finds_the_exact_reference():
 
 
 def test_vmc_reaches_grid_energy_a2_attractive():
-    """A = 2, V0 = -10 (seed 003's optimiser benchmark): 80 SR steps of 512 samples
+    """A = 2, V0 = -10 (Drissi et al. 2024's optimiser benchmark): 80 SR steps of 512 samples
     reach the grid energy 0.595906 within 1e-3 relative (full runs: examples/continuum)."""
     exact = grid_energy_two_body(-10.0, 0.5)
     calc = nqs_core.build(CONFIG)

@@ -1,4 +1,4 @@
-"""Symmetry projection (seed 000, Eq. 12): group structure, invariance, dense projector, exact ground-state sector."""
+"""Symmetry projection (Rende et al. 2024, Eq. 12): group structure, invariance, dense projector, exact ground-state sector."""
 
 import equinox as eqx
 import jax

@@ -1,4 +1,4 @@
-"""Deep ViT (seed 000, Eq. 11 and Algorithm 1): direct formula, parameter count, patch-translation invariance."""
+"""Deep ViT (Rende et al. 2024, Eq. 11 and Algorithm 1): direct formula, parameter count, patch-translation invariance."""
 
 import equinox as eqx
 import jax
@@ -112,7 +112,7 @@ def test_parameter_count_formula_matches_model():
 
 
 def test_parameter_count_against_paper():
-    """Seed 000: b=2, n_l=8, d=72, h=12 on 10x10 has 267720 real parameters.
+    """Rende et al. 2024: b=2, n_l=8, d=72, h=12 on 10x10 has 267720 real parameters.
 
     Algorithm 1 as printed gives 4d = 288 fewer; the difference is one
     LayerNorm (scale + bias) on each of the real and imaginary parts of the

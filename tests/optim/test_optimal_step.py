@@ -1,4 +1,4 @@
-"""OptimalStep: alpha*, mu* are the minimum of the quadratic model of the slides."""
+"""OptimalStep: alpha*, mu* are the minimum of the quadratic model of Drissi et al. 2024."""
 
 import equinox as eqx
 import jax

@@ -1,4 +1,4 @@
-"""VQ-NQS (seed 002): autoregressive normalisation and sampling, the quantiser,
+"""VQ-NQS (Sharir et al. 2022): autoregressive normalisation and sampling, the quantiser,
 compressed == dense local energies, distillation."""
 
 import equinox as eqx
