@@ -72,25 +72,54 @@ def json_line(record: dict[str, Any]) -> str:
     return json.dumps(record, allow_nan=False)
 
 
+#: The end of a checkpoint file: the JSON meta (step, size and SHA-256 of the
+#: data before it), this marker and the meta's length as 8 bytes. Readers of the
+#: leaves (`equinox.tree_deserialise_leaves`) stop before it.
+_TRAILER = b"\nNQS-CHECKPOINT-META"
+
+
 def save_checkpoint(run_dir, state: Any, meta: dict[str, Any]) -> None:
     """Save a pytree of arrays (parameters, optimizer, sampler and RNG state)
     with `equinox.tree_serialise_leaves` (NumPy `.npy` records, no pickle) and
-    a JSON file with `meta` (step, ...) plus the checkpoint's size and SHA-256.
-    Both writes are atomic; the JSON is written last, so it never points at a
-    checkpoint that is not there."""
+    a JSON file with `meta` (step, ...) plus the data's size and SHA-256.
+
+    Both writes are atomic; the JSON is written last. The checkpoint file also
+    ends with its own copy of the meta, so a kill between the two writes (a new
+    checkpoint, the previous `checkpoint.json`) is recognised on load."""
     run_dir = pathlib.Path(run_dir)
     buf = io.BytesIO()
     eqx.tree_serialise_leaves(buf, state)
     data = buf.getvalue()
     meta = {**meta, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write(run_dir / CHECKPOINT_FILE, lambda f: f.write(data))
+    trailer = json.dumps(meta).encode()
+    blob = data + _TRAILER + trailer + len(trailer).to_bytes(8, "little")
+    atomic_write(run_dir / CHECKPOINT_FILE, lambda f: f.write(blob))
     write_text(run_dir / CHECKPOINT_META, json.dumps(meta, indent=1))
+
+
+def _split(blob: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """`(data, own meta)` of a checkpoint file (`None`: no trailer, or a damaged one)."""
+    if len(blob) < 8:
+        return blob, None
+    n = int.from_bytes(blob[-8:], "little")
+    start = len(blob) - 8 - n - len(_TRAILER)
+    if n <= 0 or start < 0 or blob[start : start + len(_TRAILER)] != _TRAILER:
+        return blob, None
+    try:
+        own = json.loads(blob[start + len(_TRAILER) : len(blob) - 8])
+    except ValueError:
+        return blob, None
+    return blob[:start], own if isinstance(own, dict) else None
 
 
 def load_checkpoint(run_dir, like: Any) -> tuple[Any, dict[str, Any]]:
     """Load a checkpoint into the structure of `like` (a freshly initialised
-    state of the same run), verifying it against `checkpoint.json`: the size
-    and SHA-256 of the file and, for a driver state, its step.
+    state of the same run), verified: the size and SHA-256 of its data against
+    the meta it carries and `checkpoint.json`, and, for a driver state, its step.
+
+    A `checkpoint.json` of an *earlier* step than a checkpoint that verifies
+    itself is the trace of a kill between the two writes of `save_checkpoint`:
+    the checkpoint's own meta is used. Any other disagreement is an error.
 
     **Raises:** `CheckpointError` (a `ValueError`) naming what is wrong.
     """
@@ -103,15 +132,25 @@ def load_checkpoint(run_dir, like: Any) -> tuple[Any, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{meta_path} is missing or damaged ({exc})") from None
     try:
-        data = path.read_bytes()
+        blob = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read the checkpoint {path}: {exc.strerror or exc}") from None
+    data, own = _split(blob)
+    damaged = CheckpointError(
+        f"the checkpoint {path} is damaged (its size or SHA-256 differs from what was written); "
+        "restore it from a copy or start the run again"
+    )
     if "sha256" in meta:  # checkpoints written before checksums have none
-        if len(data) != meta.get("bytes") or hashlib.sha256(data).hexdigest() != meta["sha256"]:
-            raise CheckpointError(
-                f"the checkpoint {path} is damaged (its size or SHA-256 differs from {CHECKPOINT_META}); "
-                "restore it from a copy or start the run again"
-            )
+        if own is None or len(data) != own.get("bytes") or hashlib.sha256(data).hexdigest() != own.get("sha256"):
+            raise damaged
+        if own.get("sha256") != meta["sha256"] or own.get("step") != meta["step"]:
+            if isinstance(own.get("step"), int) and own["step"] > meta["step"]:
+                meta = own  # killed between writing the checkpoint and checkpoint.json
+            else:
+                raise CheckpointError(
+                    f"{CHECKPOINT_META} says step {meta['step']} but the checkpoint {path} holds step "
+                    f"{own.get('step')}; the two files do not belong together"
+                )
     try:
         state = eqx.tree_deserialise_leaves(io.BytesIO(data), like)
     except Exception as exc:  # truncated, or written by another configuration

@@ -239,6 +239,8 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
         state, step = _initial_state(calc), 0
     # verified: from here on the run directory may change
     if is_root():
+        for tmp in run_dir.glob(".*.tmp"):  # a write that a kill interrupted (see atomic_write)
+            tmp.unlink()
         truncate_log(run_dir, step)
         if overrides or n_steps is not None:
             write_text(run_dir / CONFIG_FILE, resolved_toml(calc))

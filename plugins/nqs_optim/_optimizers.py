@@ -7,6 +7,8 @@ from typing import Any
 
 import optax
 
+import nqs_core
+
 SCHEDULES = {
     "constant": optax.constant_schedule,
     "linear": optax.linear_schedule,
@@ -23,7 +25,7 @@ def make_schedule(spec: float | dict[str, Any]):
     `exponential_decay`, `warmup_cosine_decay`, `polynomial`) with its
     arguments, e.g. `{name = "cosine_decay", init_value = 0.05, decay_steps = 500}`."""
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return float(spec)
+        return nqs_core.check_positive("learning_rate", spec)
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"learning_rate must be a number or a table with a 'name', got {spec!r}")
     spec = dict(spec)
