@@ -14,8 +14,8 @@ import optax
 
 from ._ansatz import AbstractAnsatz
 from ._distributed import concat_over_ranks, fold_rank
-from ._estimator import AbstractEstimator
-from ._preconditioner import AbstractPreconditioner
+from ._estimator import AbstractEstimator, EnergyEstimator
+from ._preconditioner import AbstractPreconditioner, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
