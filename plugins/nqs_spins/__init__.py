@@ -23,7 +23,9 @@ from ._lattice import (
     Graph as Graph,
     Honeycomb as Honeycomb,
     Kagome as Kagome,
+    LEG as LEG,
     Ladder as Ladder,
+    RUNG as RUNG,
     Square as Square,
     Triangular as Triangular,
 )

@@ -123,8 +123,9 @@ class Triangular(_AbstractPlanar):
     Primitive vectors `a_1 = (1, 0)`, `a_2 = (1/2, sqrt(3)/2)`; the site of cell
     `(x, y)` is at `x a_1 + y a_2` and has index `x * width + y`. Every site has
     6 neighbours of order 1 (distance 1), 6 of order 2 (sqrt 3) and 6 of order
-    3 (distance 2); with PBC and sizes >= 3 (order 1, 2) or >= 5 (order 3) the
-    cluster has `3 N` bonds of each order. Point group: C6v about a site for
+    3 (distance 2); with PBC the cluster has `3 N` bonds of order 1, 2, 3 when
+    both sizes are at least 3, 4, 5 respectively (smaller ones wrap images onto
+    each other). Point group: C6v about a site for
     `length = width` with PBC; smaller (C2v, C2, ...) otherwise (see the
     lattice reference).
 
@@ -177,8 +178,8 @@ class Kagome(_AbstractPlanar):
     Primitive vectors `a_1 = (2, 0)`, `a_2 = (1, sqrt 3)`; basis sites at `0`,
     `a_1 / 2` and `a_2 / 2` (`b = 0, 1, 2`, the corners of an up-triangle).
     Site `3 (x * width + y) + b`. Every site has 4 neighbours of order 1
-    (distance 1), 4 of order 2 (sqrt 3) and 2 of order 3 (distance 2, across a
-    hexagon). Point group: C6v about a hexagon centre for `length = width`
+    (distance 1), 4 of order 2 (sqrt 3) and 6 of order 3 (distance 2: 4 along
+    the two lines through the site, 2 across the hexagons). Point group: C6v about a hexagon centre for `length = width`
     with PBC.
 
     **Arguments:**
