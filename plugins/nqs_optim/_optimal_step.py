@@ -114,8 +114,8 @@ class OptimalStep(AbstractPreconditioner):
     - `trust_radius`: optional trust region (Drissi et al. 2024), `delta^T F delta <= r^2`:
       when the model minimum lies outside, `(alpha*, mu*)` are scaled onto its
       boundary. The quadratic model uses the Fisher, not the energy Hessian, so
-      far from the minimum its unconstrained step can be much too long (on the
-      A = 2 trap, SR + alpha* alone diverged from the harmonic-oscillator start).
+      far from the minimum its unconstrained step can be much too long (see
+      docs/components/optim.md, "KFAC, DGD and the optimal step").
     - `trust_decay`: optional decay of the trust radius, `r_n = r / (1 + n / trust_decay)`
       at step `n`: near the minimum the sampled model is dominated by noise and
       a fixed radius keeps taking full-length steps (a stochastic-approximation
@@ -129,12 +129,6 @@ class OptimalStep(AbstractPreconditioner):
       the Fisher model is used for that step.
     - `system`: the Hamiltonian (injected from the config; only used with
       `curvature = "energy"`).
-
-    Why the Fisher model over-steps: with `F = 4 S` (`S` the QGT) and
-    `grad E = 2 Re Cov(O, E_L)`, its minimum along the SR direction is
-    `delta = -S^{-1} f / 2`, an imaginary-time step `tau = 1/2` of the
-    linearised `1 - tau H`, far beyond the stable range `tau < 1/E_max` when
-    the local energies spread; the energy Hessian has no such fixed scale.
 
     `info` reports `alpha` and `mu`.
 
