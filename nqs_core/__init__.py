@@ -101,3 +101,7 @@ from ._driver import VMC as VMC, DivergenceGuard as DivergenceGuard, VMCState as
 from ._io import load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
 from ._distributed import is_root as is_root, n_ranks as n_ranks, rank as rank
+from ._fullsum import FullSumEstimator as FullSumEstimator, FullSumSampler as FullSumSampler, FullSumState as FullSumState
+from ._observable import AbstractObservable as AbstractObservable, AbstractOperatorObservable as AbstractOperatorObservable
+from ._observable import AbstractSampleObservable as AbstractSampleObservable, OperatorObservable as OperatorObservable
+from ._observable import expect as expect, expect_many as expect_many, measure as measure, stats_dict as stats_dict

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._driver import VMC
 from ._estimator import EnergyEstimator
+from ._fullsum import FullSumEstimator, FullSumSampler
 from ._preconditioner import IdentityPreconditioner
 from ._registry import hookimpl
 from ._sampler import DirectSampler, ExactSampler
@@ -16,6 +17,8 @@ COMPONENTS = (
     ("preconditioner", "identity", IdentityPreconditioner),
     ("sampler", "direct", DirectSampler),
     ("sampler", "exact", ExactSampler),
+    ("sampler", "full_sum", FullSumSampler),
+    ("estimator", "full_sum", FullSumEstimator),
 )
 
 

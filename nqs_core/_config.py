@@ -43,6 +43,7 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
     "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
     "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
+    "observe_every": (0, "steps between measurements of the [observables] into log.jsonl (0: only at the end, into result.json)"),
     "divergence_factor": (1e4, "reject a step whose energy variance or direction norm exceeds this times its running median (inf: off)"),
     "max_r_hat": (math.inf, "reject a step whose energy R-hat exceeds this (inf: off)"),
     "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
@@ -175,14 +176,17 @@ class Calculation:
 
     **Attributes:** `components` (table name -> object), `driver`, `run`
     (the `[run]` options), `config` (the full config with every default filled
-    in, as written to the run directory), `registry`.
+    in, as written to the run directory), `registry`, `observables` (the
+    `[observables.NAME]` tables: name -> observable).
     """
 
-    def __init__(self, components, run, config, registry):
+    def __init__(self, components, run, config, registry, observables=None):
         self.components = components
         self.run = run
         self.config = config
         self.registry = registry
+        #: the `[observables]` tables: config name -> built observable
+        self.observables = dict(observables or {})
 
     @property
     def driver(self):
@@ -259,11 +263,11 @@ def run_memory_limit(run: dict[str, Any]) -> float | None:
 
 
 def _build(config, registry, exact, stop_after) -> Calculation:
-    unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run"})
+    unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run", OBSERVABLES_TABLE})
     if unknown_tables:
         raise ConfigError(
             f"unknown table(s) {', '.join('[' + t + ']' for t in unknown_tables)}; "
-            f"valid tables: {', '.join('[' + t + ']' for t in ('run',) + COMPONENT_TABLES)}"
+            f"valid tables: {', '.join('[' + t + ']' for t in ('run',) + COMPONENT_TABLES + (OBSERVABLES_TABLE,))}"
         )
     last = COMPONENT_TABLES.index(stop_after) if stop_after else len(COMPONENT_TABLES)
     for t in REQUIRED_TABLES:
@@ -277,11 +281,11 @@ def _build(config, registry, exact, stop_after) -> Calculation:
     for index, table in enumerate(COMPONENT_TABLES[: last + 1]):
         if table not in config and table not in DEFAULT_NAMES:
             continue
-        spec = config.get(table, {"name": DEFAULT_NAMES.get(table)})
+        spec = config.get(table, {"name": _default_name(table, built)})
         if not isinstance(spec, dict):
             raise ConfigError(f"[{table}] must be a table with a 'name' field")
         spec = dict(spec)
-        name = spec.pop("name", DEFAULT_NAMES.get(table))
+        name = spec.pop("name", _default_name(table, built))
         if name is None:
             raise ConfigError(f"[{table}] needs a 'name'; valid names: {', '.join(registry.names(table)) or '(none)'}")
         try:
@@ -294,7 +298,71 @@ def _build(config, registry, exact, stop_after) -> Calculation:
         built[table] = obj
         resolved[table] = {"name": name, **fields}
     resolved["run"]["exact_energy"] = run["exact_energy"] if run["exact_energy"] is not None else "none"
-    return Calculation(built, run, resolved, registry)
+    _check_full_sum(built)
+    observables = {}
+    if stop_after is None:
+        observables, resolved_obs = _build_observables(config, registry, built, root, run)
+        if resolved_obs:
+            resolved[OBSERVABLES_TABLE] = resolved_obs
+    return Calculation(built, run, resolved, registry, observables)
+
+
+# -- full sums and observables ----------------------------------------------
+
+#: The table of named observables, `[observables.NAME]` with a `name` (registry kind `observable`) and fields.
+OBSERVABLES_TABLE = "observables"
+
+
+def _default_name(table, built):
+    """The component name used when a table gives none: the `full_sum`
+    estimator goes with the `full_sum` sampler, else `DEFAULT_NAMES`."""
+    from ._fullsum import FullSumSampler
+
+    if table == "estimator" and isinstance(built.get("sampler"), FullSumSampler):
+        return "full_sum"
+    return DEFAULT_NAMES.get(table)
+
+
+def _check_full_sum(built):
+    from ._fullsum import FullSumEstimator, FullSumSampler
+
+    sampler, estimator = built.get("sampler"), built.get("estimator")
+    if isinstance(sampler, FullSumSampler) and estimator is not None and not isinstance(estimator, FullSumEstimator):
+        raise ConfigError(
+            f"[estimator] {type(estimator).__name__} averages samples with equal weights, but the full_sum sampler "
+            "returns every state once: use the full_sum estimator (omit [estimator] or set name = \"full_sum\")"
+        )
+
+
+def _build_observables(config, registry, built, root, run):
+    """Build the `[observables.NAME]` tables (after every component, so that
+    observables receive `lattice`, `space`, `system` by argument name)."""
+    every = run.get("observe_every", 0)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"[run] observe_every must be a non-negative integer, got {every!r}")
+    tables = config.get(OBSERVABLES_TABLE, {})
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise ConfigError(
+            "[observables] must hold one table per observable, e.g. [observables.mz] with name = \"magnetization\""
+        )
+    out, resolved = {}, {}
+    for i, (label, table) in enumerate(tables.items()):
+        spec = dict(table)
+        name = spec.pop("name", None)
+        where = f"[{OBSERVABLES_TABLE}.{label}]"
+        if name is None:
+            raise ConfigError(f"{where} needs a 'name'; valid names: {', '.join(registry.names('observable')) or '(none)'}")
+        try:
+            entry = registry.get("observable", name)
+        except RegistryError as exc:
+            raise ConfigError(f"{where} {exc}") from None
+        try:
+            obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, 1000 + i), run)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} {exc}") from None
+        out[label] = obj
+        resolved[label] = {"name": name, **fields}
+    return out, resolved
 
 
 def _construct(entry, spec, built, key, run):

@@ -18,6 +18,7 @@ from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
     read_log, strict_json, truncate_log, write_text,
 )
+from ._observable import ObservableLog, measure, stats_dict
 from ._tree import parameters
 from ._stats import Stats
 from ._validate import check_int
@@ -83,6 +84,8 @@ class RunResult:
     stopped_early: bool = False
     #: why the run stopped early (a divergence the retries did not cure), else `None`
     stop_reason: str | None = None
+    #: the `[observables]` measured on the final evaluation samples: name -> `Stats`
+    observables: dict[str, Stats] = dataclasses.field(default_factory=dict)
 
     @property
     def relative_error(self) -> float | None:
@@ -258,17 +261,22 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
         callbacks.insert(0, JsonlLog(run_dir))
         if progress:
             callbacks.append(ProgressBar(n_steps, console=console))
+    if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
+        callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
     state = driver.run(state, n_steps, callbacks)
-    energy = None
+    energy, observed = None, {}
     if calc.run["n_eval_batches"] > 0 and guard.tripped_at is None:
-        energy, _ = driver.evaluate(state, calc.run["n_eval_batches"])
+        # the energy and the observables on the same final samples (exact for a full_sum run)
+        energy, observed, _ = measure(driver, state, calc.observables, calc.run["n_eval_batches"])
     exact = driver.exact_energy
     stopped = guard.tripped_at is not None
-    result = RunResult(run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=guard.reason)
+    result = RunResult(run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=guard.reason, observables=observed)
     payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": guard.reason}
     if energy is not None:
         payload["energy"] = energy.to_dict()
         payload["relative_error"] = result.relative_error
+    if observed:
+        payload["observables"] = {k: stats_dict(v, calc.observables[k]) for k, v in observed.items()}
     if is_root():
         write_text(run_dir / RESULT_FILE, json.dumps(strict_json(payload), indent=1, allow_nan=False))
     return result

@@ -34,3 +34,11 @@ from ._sampler import (
     MetropolisLocal as MetropolisLocal,
     MetropolisState as MetropolisState,
 )
+from ._observables import (
+    Correlation as Correlation,
+    Dimer as Dimer,
+    Magnetization as Magnetization,
+    StaggeredMagnetization as StaggeredMagnetization,
+    StructureFactor as StructureFactor,
+    UserOperator as UserOperator,
+)

@@ -8,6 +8,7 @@ from ._system import Heisenberg, Ising, J1J2, SpinModel
 from ._space import SpinHalf
 from ._lattice import Chain, Graph, Honeycomb, Kagome, Ladder, Square, Triangular
 from ._sampler import MetropolisExchange, MetropolisLocal
+from ._observables import Correlation, Dimer, Magnetization, StaggeredMagnetization, StructureFactor, UserOperator
 
 #: `(kind, config name, class)` for everything this plugin provides.
 COMPONENTS = (
@@ -26,6 +27,12 @@ COMPONENTS = (
     ("sampler", "metropolis_local", MetropolisLocal),
     ("sampler", "metropolis_exchange", MetropolisExchange),
     ("exact", "exact_diagonalization", exact_solver),
+    ("observable", "magnetization", Magnetization),
+    ("observable", "staggered_magnetization", StaggeredMagnetization),
+    ("observable", "correlation", Correlation),
+    ("observable", "structure_factor", StructureFactor),
+    ("observable", "dimer", Dimer),
+    ("observable", "operator", UserOperator),
 )
 
 

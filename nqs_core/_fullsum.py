@@ -1,0 +1,260 @@
+"""Exact sums over every configuration of a small discrete space (the full-sum state).
+
+Instead of drawing samples from `|psi|^2`, a full sum evaluates the ansatz on
+every configuration `x` of the space and weighs each with
+`p(x) = |psi(x)|^2 / sum_y |psi(y)|^2`. Energies, gradients, the quantum
+geometric tensor and observables are then exact (no Monte Carlo noise): the
+energy is `<psi|H|psi> / <psi|psi>` to rounding.
+
+Three pieces, one convention:
+
+- `FullSumState(space)`: the enumerated configurations (this MPI rank's share),
+  for `nqs_core.expect`.
+- `FullSumSampler` (config `[sampler] name = "full_sum"`): returns every
+  configuration once, as one "chain".
+- `FullSumEstimator` (config `[estimator] name = "full_sum"`, the default with
+  that sampler): exact energy, gradient and natural-gradient data weighted by
+  `p(x)`.
+
+Under MPI the configurations are split into equal blocks over the ranks (the
+last block padded with copies of the last configuration, which get weight 0),
+and every sum is reduced over ranks.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from ._ansatz import AbstractAnsatz
+from ._distributed import gather_over_ranks, n_ranks, rank, sum_over_ranks
+from ._estimator import AbstractEstimator, Estimate, _flat, _sum_over_chunks, log_derivatives
+from ._sampler import AbstractDistribution, AbstractSampler, DirectState, legacy_key
+from ._space import AbstractDiscreteSpace, AbstractSpace
+from ._stats import Stats
+from ._tree import batch_apply, parameters, real_ravel
+from ._validate import check_int
+
+#: Default largest number of configurations a full sum enumerates.
+DEFAULT_MAX_STATES = 1 << 20
+
+
+def _block(n_states: int) -> tuple[int, int]:
+    """`(start, size)` of this rank's block of the enumeration (equal sizes on
+    every rank; rows past `n_states` are padding)."""
+    size = -(-n_states // n_ranks())
+    return rank() * size, size
+
+
+def _real_rows(n_local: int, n_states: int) -> np.ndarray:
+    """`True` for the rows of this rank's block that are configurations of the
+    space, `False` for the padding of the last block."""
+    start, _ = _block(n_states)
+    return (start + np.arange(n_local)) < n_states
+
+
+def check_enumerable(space: AbstractSpace, max_states: int, what: str) -> int:
+    """The number of configurations of `space`, or a one-line error when it is
+    not a discrete space or has more than `max_states` configurations."""
+    check_int("max_states", max_states, minimum=1)
+    if not isinstance(space, AbstractDiscreteSpace):
+        raise TypeError(f"{what} needs a discrete space that can list its states; got {type(space).__name__}")
+    n = int(space.n_states)
+    if n > max_states:
+        raise ValueError(
+            f"{what}: the space has {n} states, more than max_states = {max_states}; "
+            "use a Monte Carlo sampler (or raise max_states if the memory allows)"
+        )
+    return n
+
+
+class FullSumState(eqx.Module):
+    """Every configuration of a small discrete space, for exact expectation values.
+
+    Pass it to `nqs_core.expect` instead of samples: the expectation value is
+    then the exact sum `sum_x p(x) O_loc(x)` with `p(x) = |psi(x)|^2 / Z`.
+
+    **Arguments:**
+
+    - `space`: a discrete space that can enumerate its configurations.
+    - `max_states`: refuse spaces with more configurations than this (default
+      2^20), with a one-line error naming both numbers.
+
+    **Fields:** `states` (this rank's configurations, `(n_local, *shape)`),
+    `n_states` (configurations of the whole space), `space`.
+    """
+
+    space: AbstractDiscreteSpace
+    states: Array
+    n_states: int = eqx.field(static=True)
+
+    def __init__(self, space: AbstractSpace, max_states: int = DEFAULT_MAX_STATES):
+        n = check_enumerable(space, max_states, "full sum")
+        states = np.asarray(space.all_states())
+        start, size = _block(n)
+        block = states[start : start + size]
+        if len(block) < size:  # padding rows: copies of the last state, weight 0
+            block = np.concatenate([block, np.repeat(states[-1:], size - len(block), axis=0)])
+        self.space = space
+        self.states = jnp.asarray(block)
+        self.n_states = n
+
+    def probabilities(self, ansatz: AbstractAnsatz, chunk_size: int | None = None) -> Array:
+        """`p(x) = |psi(x)|^2 / Z` of this rank's configurations (`Z` over all
+        ranks; padding rows 0)."""
+        return born_weights(batch_apply(ansatz, self.states, chunk_size), _real_rows(self.states.shape[0], self.n_states))
+
+
+def born_weights(log_psi: Array, real_rows) -> Array:
+    """Normalised `|psi|^2` from `log psi` of this rank's rows (padding rows get
+    0), stable for large `|log psi|`; `Z` is summed over ranks."""
+    log_w = jnp.where(jnp.asarray(real_rows), 2.0 * jnp.real(log_psi), -jnp.inf)
+    top = jnp.max(gather_over_ranks(jnp.max(log_w)))
+    w = jnp.exp(log_w - top)
+    return w / sum_over_ranks(jnp.sum(w))
+
+
+def exact_statistics(p: Array, values: Array) -> Stats:
+    """`Stats` of an exact average `sum_x p(x) v(x)` over ranks: the mean, the
+    variance `sum_x p(x) |v(x) - mean|^2`, error of the mean 0, tau 0, R-hat 1.
+
+    `values` has shape `(n, *value_shape)`; the fields have shape `value_shape`.
+    Rows with `p = 0` do not contribute (even when their values are not finite).
+    """
+    w = p.reshape(p.shape + (1,) * (values.ndim - 1))
+    live = w > 0
+    dtype = values.dtype
+    mean = sum_over_ranks(jnp.sum(jnp.where(live, w.astype(dtype) * values, jnp.zeros((), dtype)), axis=0))
+    dev = jnp.where(live, jnp.abs(values - mean) ** 2, 0.0)
+    variance = sum_over_ranks(jnp.sum(w * dev, axis=0))
+    zero = jnp.zeros(variance.shape, variance.dtype)
+    return Stats(mean=mean, error_of_mean=zero, variance=variance, tau_corr=zero, R_hat=zero + 1.0)
+
+
+class FullSumSampler(AbstractSampler):
+    """Every configuration of a small discrete space, once (no randomness): the
+    sampler of exact, full-sum calculations.
+
+    `sample` returns the enumeration as one chain, shape
+    `(1, n_states, *shape)` (this rank's block under MPI). The samples are not
+    drawn from `|psi|^2`: they must be weighed by `p(x)`, which the
+    `full_sum` estimator does (the config builder pairs the two and refuses
+    this sampler with another estimator).
+
+    **Arguments:**
+
+    - `space`: a discrete space that can enumerate its configurations.
+    - `max_states`: refuse larger spaces (default 2^20) with a one-line error
+      naming the number of states and the limit.
+    """
+
+    space: AbstractDiscreteSpace
+    full_sum: FullSumState
+    n_samples: int = eqx.field(static=True)
+    n_chains: int = eqx.field(static=True)
+
+    def __init__(self, space: AbstractSpace, max_states: int = DEFAULT_MAX_STATES):
+        self.full_sum = FullSumState(space, max_states=max_states)
+        self.space = space
+        self.n_samples = int(self.full_sum.states.shape[0])
+        self.n_chains = 1
+
+    def init(self, distribution: AbstractDistribution, key: PRNGKeyArray) -> DirectState:
+        return DirectState(key=legacy_key(key))
+
+    def sample(self, distribution: AbstractDistribution, state: DirectState):
+        states = self.full_sum.states
+        return states[None], state, {"acceptance": jnp.ones((), dtype=jnp.result_type(float))}
+
+
+class FullSumEstimator(AbstractEstimator):
+    """Exact energy, energy gradient and natural-gradient data from a sum over
+    every configuration (the samples of the `full_sum` sampler).
+
+    With `p(x) = |psi(x)|^2 / Z`: the energy is `E = sum_x p(x) E_loc(x)`
+    (equal to `<psi|H|psi> / <psi|psi>`), its `Stats` have error 0, tau 0,
+    R-hat 1 and the exact variance `<H^2> - <H>^2`; the gradient is
+    `2 Re sum_x p(x) (E_loc(x) - E)^* O(x)`; `natural_gradient_data` returns
+    `Y = sqrt(p) (O - <O>)` and `eps = -2 sqrt(p) (E_loc - E)^*`, so that
+    SR, SRt and MinSR solve with the exact quantum geometric tensor
+    `S = Re[Y^H Y]`.
+
+    **Arguments:**
+
+    - `chunk_size`: evaluate at most this many configurations at once
+      (`None`: all together).
+    - `sampler`: the `FullSumSampler` whose samples this estimator receives
+      (injected from the `[sampler]` table; needed under MPI, where it tells
+      the padding rows of the last block; any other sampler is refused).
+    """
+
+    chunk_size: int | None = eqx.field(static=True)
+    n_states: int | None = eqx.field(static=True)
+
+    def __init__(self, chunk_size: int | None = None, sampler: AbstractSampler | None = None):
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, minimum=1)
+        if sampler is not None and not isinstance(sampler, FullSumSampler):
+            raise ValueError(
+                f"the full_sum estimator sums over every state and needs the full_sum sampler "
+                f"([sampler] name = \"full_sum\"), not {type(sampler).__name__}"
+            )
+        self.chunk_size = chunk_size
+        # the padding rows of the last MPI block are known from the number of states
+        self.n_states = None if sampler is None else sampler.full_sum.n_states
+
+    def _weights(self, ansatz, flat):
+        n_states = self.n_states if self.n_states is not None else flat.shape[0] * n_ranks()
+        lx = batch_apply(ansatz, flat, self.chunk_size)
+        return lx, born_weights(lx, _real_rows(flat.shape[0], n_states))
+
+    def __call__(self, ansatz, system, samples):
+        ndim = len(system.space.shape)
+        flat = _flat(samples, ndim)
+        n_states = int(system.space.n_states)
+        if samples.ndim != ndim + 2 or samples.shape[0] != 1 or flat.shape[0] != _block(n_states)[1]:
+            raise ValueError(
+                f"the full_sum estimator needs every state of the space once (the full_sum sampler), "
+                f"got samples of shape {samples.shape} for a space of {n_states} states"
+            )
+        if self.n_states is None and n_ranks() > 1:
+            raise ValueError("under MPI the full_sum estimator needs its sampler: FullSumEstimator(sampler=FullSumSampler(space))")
+        lx, p = self._weights(ansatz, flat)
+        eloc = system.local_energies(ansatz, flat, log_psi_xs=lx, chunk_size=self.chunk_size)
+        return Estimate(stats=exact_statistics(p, eloc), local_values=eloc.reshape(samples.shape[:2]))
+
+    def _centred(self, ansatz, samples, estimate):
+        """`(flat samples, p, (E_loc - E) with 0 where p = 0)`."""
+        eloc = estimate.local_values.reshape(-1)
+        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
+        _, p = self._weights(ansatz, flat)
+        return flat, p, jnp.where(p > 0, eloc - estimate.stats.mean, jnp.zeros((), eloc.dtype))
+
+    def gradient(self, ansatz, samples, estimate):
+        flat, p, d = self._centred(ansatz, samples, estimate)
+        coeff = 2.0 * p.astype(d.dtype) * jnp.conj(d)
+        params, static = parameters(ansatz)
+        vec, unravel = real_ravel(params)
+
+        def chunk_grad(batch):
+            xs, c = batch
+
+            def loss(v):
+                model = eqx.combine(unravel(v), static)
+                return jnp.sum(jnp.real(c * jax.vmap(model)(xs)))
+
+            return jax.grad(loss)(vec)
+
+        return unravel(sum_over_ranks(_sum_over_chunks(chunk_grad, (flat, coeff), self.chunk_size)))
+
+    def natural_gradient_data(self, ansatz, samples, estimate):
+        flat, p, d = self._centred(ansatz, samples, estimate)
+        jac = log_derivatives(ansatz, flat, self.chunk_size)
+        o_mean = sum_over_ranks(jnp.sum(p[:, None].astype(jac.dtype) * jac, axis=0))
+        sqrt_p = jnp.sqrt(p)
+        y = sqrt_p[:, None].astype(jac.dtype) * (jac - o_mean)
+        eps = -2.0 * sqrt_p.astype(d.dtype) * jnp.conj(d)
+        return y, eps

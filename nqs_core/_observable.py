@@ -1,0 +1,282 @@
+"""Observables: the protocol, `expect` (samples or full sum -> Stats) and the
+measurements a run makes (at the end into result.json, every k steps into the log)."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Scalar
+
+from ._distributed import concat_over_ranks
+from ._fullsum import FullSumSampler, FullSumState, _real_rows, born_weights, exact_statistics
+from ._sampler import BornDistribution
+from ._stats import Stats, statistics
+from ._system import AbstractHamiltonian
+from ._tree import batch_apply
+
+
+class AbstractObservable(eqx.Module):
+    """A quantity measured on a wave function: the `|psi|^2` average of local
+    values `O_loc(x)`, with the error bars of `nqs_core.statistics`.
+
+    Scalar observables have `shape == ()`; array-valued ones (a correlation
+    function `C(r)`, a structure factor `S(q)`) have `shape == (n,)` and
+    describe their entries with `coordinates()`. Two kinds implement this
+    protocol: `AbstractOperatorObservable` (operators, local values from their
+    connected elements) and `AbstractSampleObservable` (functions of the
+    configuration alone).
+    """
+
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one measurement: `()` or `(n,)`."""
+
+    @abc.abstractmethod
+    def local_values(
+        self, log_psi: Callable[[Array], Scalar], xs: Array, log_psi_xs: Array | None = None, chunk_size: int | None = None
+    ) -> Array:
+        """`O_loc` of a batch of configurations `xs` (shape `(n, *space.shape)`),
+        shape `(n, *self.shape)`; `log_psi_xs` is `log_psi(xs)` when the caller
+        has it, `chunk_size` a memory bound."""
+
+    def coordinates(self) -> dict[str, np.ndarray]:
+        """What each entry of an array-valued observable is, e.g.
+        `{"r": (n, ndim), "distance": (n,)}` (leading axis `n`). Default: `{}`."""
+        return {}
+
+
+class AbstractOperatorObservable(AbstractObservable):
+    """Observables made of quantum operators: the local value of each operator,
+    `O_loc(x) = sum_x' <x|O|x'> psi(x') / psi(x)` (from its connected elements,
+    compacted as for the energy), followed by an optional real linear map.
+
+    `operators` are Hamiltonian-like objects (`AbstractHamiltonian`, usually
+    discrete operators from the spins operator language); `transform`, of
+    shape `(n_out, n_operators)`, turns their local values into the entries
+    (averages over pairs, Fourier sums); `None` keeps them as they are. A single
+    operator without transform is a scalar observable.
+    """
+
+    operators: eqx.AbstractVar[tuple[AbstractHamiltonian, ...]]
+    transform: eqx.AbstractVar[Array | None]
+
+    @property
+    def shape(self):
+        if self.transform is not None:
+            return (int(self.transform.shape[0]),)
+        return () if len(self.operators) == 1 else (len(self.operators),)
+
+    def local_values(self, log_psi, xs, log_psi_xs=None, chunk_size=None):
+        if log_psi_xs is None:
+            log_psi_xs = batch_apply(log_psi, xs, chunk_size)
+        values = jnp.stack(
+            [op.local_energies(log_psi, xs, log_psi_xs=log_psi_xs, chunk_size=chunk_size) for op in self.operators], axis=-1
+        )
+        if self.transform is not None:
+            return values @ self.transform.T.astype(values.dtype)
+        return values[:, 0] if len(self.operators) == 1 else values
+
+
+class AbstractSampleObservable(AbstractObservable):
+    """Observables that are functions of the configuration alone (diagonal in
+    the computational basis): `O_loc(x) = f(x)`; the wave function is not
+    evaluated."""
+
+    @abc.abstractmethod
+    def function(self, x: Array) -> Array:
+        """`f(x)` of one configuration, shape `self.shape`."""
+
+    def local_values(self, log_psi, xs, log_psi_xs=None, chunk_size=None):
+        return batch_apply(self.function, xs, chunk_size)
+
+
+class OperatorObservable(AbstractOperatorObservable):
+    """Expectation value of one operator (a scalar) or of several (a vector).
+
+    **Arguments:**
+
+    - `operator`: an `AbstractHamiltonian` (any discrete operator, e.g. from
+      `nqs_spins.operators`, bound to a space) or a sequence of them.
+    """
+
+    operators: tuple[AbstractHamiltonian, ...]
+    transform: Array | None
+
+    def __init__(self, operator: AbstractHamiltonian | Sequence[AbstractHamiltonian]):
+        ops = (operator,) if isinstance(operator, AbstractHamiltonian) else tuple(operator)
+        if not ops or not all(isinstance(o, AbstractHamiltonian) for o in ops):
+            raise TypeError(f"OperatorObservable needs operators (AbstractHamiltonian), got {operator!r}")
+        self.operators = ops
+        self.transform = None
+
+
+def as_observable(obj) -> AbstractObservable:
+    """`obj` itself if it is an observable; an operator becomes an `OperatorObservable`."""
+    if isinstance(obj, AbstractObservable):
+        return obj
+    if isinstance(obj, AbstractHamiltonian):
+        return OperatorObservable(obj)
+    raise TypeError(f"expected an observable or an operator, got {type(obj).__name__}")
+
+
+def sample_statistics(values: Array) -> Stats:
+    """`nqs_core.statistics` of Monte Carlo values shaped
+    `(n_chains, n_per_chain, *value_shape)`, over every rank's chains, entry by
+    entry: the fields of the result have shape `value_shape`."""
+    values = concat_over_ranks(values)
+    vshape = values.shape[2:]
+    flat = values.reshape(values.shape[:2] + (-1,))
+    stats = jax.vmap(statistics, in_axes=2)(flat)
+    return jax.tree.map(lambda a: a.reshape(vshape), stats)
+
+
+@eqx.filter_jit
+def _expect_samples(ansatz, observables, samples, chunk_size):
+    lead = samples.shape[:2]
+    xs = samples.reshape((-1,) + samples.shape[2:])
+    lx = None if all(isinstance(o, AbstractSampleObservable) for o in observables) else batch_apply(ansatz, xs, chunk_size)
+    out = []
+    for obs in observables:
+        v = obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
+        out.append(sample_statistics(v.reshape(lead + v.shape[1:])))
+    return out
+
+
+@eqx.filter_jit
+def _expect_full_sum(ansatz, observables, full_sum, chunk_size):
+    xs = full_sum.states
+    lx = batch_apply(ansatz, xs, chunk_size)
+    p = born_weights(lx, _real_rows(xs.shape[0], full_sum.n_states))
+    return [exact_statistics(p, obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)) for obs in observables]
+
+
+def expect_many(ansatz, observables: Mapping[str, Any], samples, chunk_size: int | None = None) -> dict[str, Stats]:
+    """`expect` of several observables on the same samples (or full sum), with
+    `log psi` evaluated once. **Returns:** `{name: Stats}`."""
+    names = list(observables)
+    obs = [as_observable(observables[n]) for n in names]
+    if isinstance(samples, FullSumState):
+        stats = _expect_full_sum(ansatz, obs, samples, chunk_size)
+    else:
+        samples = jnp.asarray(samples)
+        if samples.ndim < 3:
+            raise ValueError(
+                f"samples must be shaped (n_chains, n_per_chain, *configuration_shape), got {samples.shape}"
+            )
+        stats = _expect_samples(ansatz, obs, samples, chunk_size)
+    return dict(zip(names, stats))
+
+
+def expect(ansatz, observable, samples, chunk_size: int | None = None) -> Stats:
+    """The expectation value of an observable or operator in the state `ansatz`.
+
+    **Arguments:**
+
+    - `ansatz`: the wave function (`log psi` of one configuration).
+    - `observable`: an `AbstractObservable` or an operator (`AbstractHamiltonian`:
+      a spin operator from `nqs_spins.operators` bound to a space, a system).
+    - `samples`: Monte Carlo samples from `|psi|^2`, shaped
+      `(n_chains, n_per_chain, *space.shape)` (a sampler's output; under MPI
+      this rank's chains), or a `FullSumState` for the exact sum over every
+      configuration.
+    - `chunk_size`: evaluate at most this many configurations at once.
+
+    **Returns:** `Stats`. From samples: mean, error (autocorrelation-corrected),
+    variance, tau and R-hat of the local values over every rank's chains, as
+    for the energy. From a full sum: the exact mean and variance, error 0,
+    tau 0, R-hat 1. For array-valued observables every field is an array of
+    the observable's shape (one statistic per entry).
+    """
+    return expect_many(ansatz, {"value": observable}, samples, chunk_size)["value"]
+
+
+# -- measurements of a run -------------------------------------------------
+
+
+def _plain(a: Array):
+    """A float or nested list of floats; non-finite values become `None` (strict JSON)."""
+    a = np.asarray(a, dtype=float)
+    out = np.where(np.isfinite(a), a, np.nan).astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist() if a.ndim else out.item()
+
+
+def stats_dict(stats: Stats, observable: AbstractObservable | None = None) -> dict[str, Any]:
+    """A JSON-ready dict of `Stats` (scalar or array fields): `mean` (real
+    part), `error`, `variance`, `tau_corr`, `R_hat`, `mean_imag` when the mean
+    has an imaginary part, and the observable's `coordinates()` as lists."""
+    mean = np.asarray(stats.mean)
+    out = {
+        "mean": _plain(np.real(mean)),
+        "error": _plain(stats.error_of_mean),
+        "variance": _plain(stats.variance),
+        "tau_corr": _plain(stats.tau_corr),
+        "R_hat": _plain(stats.R_hat),
+    }
+    if np.iscomplexobj(mean) and np.any(np.imag(mean) != 0):
+        out["mean_imag"] = _plain(np.imag(mean))
+    if observable is not None:
+        for k, v in observable.coordinates().items():
+            out[k] = np.asarray(v).tolist()
+    return out
+
+
+def _target(driver, samples):
+    """What to average over: the full sum of a `full_sum` run, else the samples."""
+    return driver.sampler.full_sum if isinstance(driver.sampler, FullSumSampler) else samples
+
+
+@eqx.filter_jit
+def _draw(sampler, model, sampler_state):
+    return sampler.sample(BornDistribution(model), sampler_state)
+
+
+def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batches: int = 10):
+    """The energy and the observables of a driver state, on the same samples:
+    `n_batches` sampler calls, chains continued between calls (as
+    `VMC.evaluate`), or one exact sum for a `full_sum` run.
+
+    **Returns:** `(energy Stats, {name: Stats}, state with the advanced sampler)`.
+    """
+    model = driver.model(state)
+    sampler_state = state.sampler_state
+    batches = []
+    for _ in range(1 if isinstance(driver.sampler, FullSumSampler) else max(1, int(n_batches))):
+        samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
+        batches.append(samples)
+    samples = jnp.concatenate(batches, axis=1)
+    estimate = driver.estimator(model, driver.system, samples)
+    if isinstance(driver.sampler, FullSumSampler):
+        energy = estimate.stats
+    else:  # as VMC.evaluate: the statistics of every local energy of every rank
+        energy = sample_statistics(estimate.local_values)
+    values = expect_many(model, observables, _target(driver, samples)) if observables else {}
+    return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
+
+
+class ObservableLog:
+    """Driver callback: every `every` steps, measure `observables` on the
+    parameters after the step's update (one sampler call from the current
+    chains, which are not advanced; or the exact sum) and add them to the
+    step's log record under `"observables"`. Place it before `JsonlLog`; it is
+    collective under MPI (run it on every rank)."""
+
+    def __init__(self, observables: Mapping[str, AbstractObservable], every: int):
+        self.observables = dict(observables)
+        self.every = int(every)
+
+    def __call__(self, driver, state, record):
+        if not self.observables or self.every < 1 or int(state.step) % self.every != 0:
+            return None
+        model = driver.model(state)
+        samples, _, _ = _draw(driver.sampler, model, state.sampler_state)
+        values = expect_many(model, self.observables, _target(driver, samples))
+        record["observables"] = {k: stats_dict(v) for k, v in values.items()}
+        record["observables_step"] = int(state.step)
+        return None

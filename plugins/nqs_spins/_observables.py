@@ -1,0 +1,361 @@
+"""Built-in spin-1/2 observables: magnetisations, correlation functions C(r),
+the static structure factor S(q), dimer-dimer correlations and any user operator.
+
+Operators are written in the operator language (`nqs_spins.operators`) and
+measured in the basis of the Hamiltonian: for a system with a Marshall
+rotation (`marshall_sites`), every operator `O` is measured as
+`O.rotate_z(marshall_sites)`, so expectation values equal those of the
+unrotated model. Spin units throughout: `S = sigma / 2`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+import nqs_core
+from nqs_core import AbstractLattice
+
+from ._operator import AbstractSpinHamiltonian, Operator, SpinOperator, sx, sy, sz
+from ._space import check_spin_space
+from ._system import _term_operator
+
+COMPONENTS = ("zz", "ss")
+_DECIMALS = 6  # displacements equal to 1e-6 belong to the same class
+
+
+def _marshall_sites(system) -> tuple[int, ...]:
+    return tuple(system.marshall_sites) if isinstance(system, AbstractSpinHamiltonian) else ()
+
+
+def _bind(op: Operator, system) -> SpinOperator:
+    """`op` in the basis of `system` (Marshall-rotated where it is), bound to its space."""
+    return op.rotate_z(_marshall_sites(system)).on(system.space)
+
+
+def _pair(i: int, j: int, component: str) -> Operator:
+    if component == "zz":
+        return sz(i) * sz(j)
+    return sx(i) * sx(j) + sy(i) * sy(j) + sz(i) * sz(j)
+
+
+def _static(a: np.ndarray) -> tuple:
+    """A NumPy array as nested tuples of floats (hashable static data)."""
+    return tuple(map(_static, a)) if np.ndim(a) else float(a)
+
+
+def _check_component(owner: str, component: str) -> None:
+    if component not in COMPONENTS:
+        raise ValueError(f"{owner}: component must be one of {', '.join(COMPONENTS)}, got {component!r}")
+
+
+def _displacements(owner: str, lattice: AbstractLattice) -> np.ndarray:
+    if not isinstance(lattice, AbstractLattice):
+        raise TypeError(f"{owner} needs a lattice, got {lattice!r}")
+    if lattice.positions is None:
+        raise ValueError(
+            f"{owner} needs site positions to define displacements r, but the lattice "
+            f"{type(lattice).__name__} has none (a graph without coordinates)"
+        )
+    return np.round(np.asarray(lattice.site_displacements(), dtype=np.float64), _DECIMALS) + 0.0
+
+
+def _classes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique vectors sorted by length, then lexicographically, and the class
+    index of every input vector."""
+    flat = vectors.reshape(-1, vectors.shape[-1])
+    uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
+    order = np.lexsort(tuple(uniq[:, k] for k in range(uniq.shape[1] - 1, -1, -1)) + (np.round(np.linalg.norm(uniq, axis=1), _DECIMALS),))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return uniq[order], rank[inverse.reshape(-1)].reshape(vectors.shape[:-1])
+
+
+def _pair_class_operators(system, lattice, component, owner):
+    """One operator per displacement class `r`: `sum_{(i, j): d_ij = r} O_ij`
+    over ordered pairs (`i = j` included), with its number of pairs."""
+    disp = _displacements(owner, lattice)
+    vectors, cls = _classes(disp)
+    n = lattice.n_sites
+    ops = [Operator({}) for _ in vectors]
+    for i in range(n):
+        for j in range(n):
+            ops[cls[i, j]] = ops[cls[i, j]] + _pair(i, j, component)
+    counts = np.bincount(cls.ravel(), minlength=len(vectors)).astype(np.float64)
+    return tuple(_bind(o, system) for o in ops), vectors, counts
+
+
+class Magnetization(nqs_core.AbstractSampleObservable):
+    """Magnetisation per site `m = (1/N) sum_i S^z_i` and its square `m^2`.
+
+    A vector of two entries, `[m, m^2]` (`coordinates()["quantity"]`). Diagonal
+    in the spin basis, so it needs no evaluation of the wave function. In a
+    space with fixed `total_sz` it is the constant `total_sz / N`.
+
+    **Arguments:**
+
+    - `space`: the spin-1/2 space.
+    """
+
+    n_sites: int = eqx.field(static=True)
+
+    def __init__(self, space):
+        check_spin_space("magnetization", space)
+        self.n_sites = int(space.size)
+
+    @property
+    def shape(self):
+        return (2,)
+
+    def function(self, x):
+        m = 0.5 * jnp.sum(x) / self.n_sites
+        return jnp.stack([m, m * m])
+
+    def coordinates(self):
+        return {"quantity": np.array(["m", "m^2"])}
+
+
+class StaggeredMagnetization(nqs_core.AbstractSampleObservable):
+    """Staggered magnetisation per site `m_s = (1/N) sum_i eps_i S^z_i` with
+    `eps_i = +1` on sublattice 0 and `-1` on sublattice 1, and its square
+    `m_s^2`.
+
+    A vector `[m_s, m_s^2]` of the z component. For an SU(2)-symmetric state
+    the full order parameter `<(sum_i eps_i S_i)^2> / N^2` is `3 m_s^2`, which
+    is also `S(pi, pi) / N` of the `structure_factor`. Needs a bipartite lattice.
+
+    **Arguments:**
+
+    - `space`: the spin-1/2 space.
+    - `lattice`: a bipartite lattice (its `sublattice(i)`).
+    """
+
+    signs: Array
+
+    def __init__(self, space, lattice):
+        check_spin_space("staggered_magnetization", space)
+        if not lattice.is_bipartite:
+            raise ValueError(
+                f"staggered_magnetization needs a bipartite lattice; {type(lattice).__name__} "
+                "with these boundary conditions is not (an odd cycle of nearest-neighbour bonds)"
+            )
+        self.signs = jnp.asarray([1.0 - 2.0 * lattice.sublattice(i) for i in range(lattice.n_sites)])
+
+    @property
+    def shape(self):
+        return (2,)
+
+    def function(self, x):
+        m = 0.5 * jnp.sum(self.signs.astype(x.dtype) * x) / x.shape[-1]
+        return jnp.stack([m, m * m])
+
+    def coordinates(self):
+        return {"quantity": np.array(["m_s", "m_s^2"])}
+
+
+class Correlation(nqs_core.AbstractOperatorObservable):
+    """Spin-spin correlation function `C(r) = (1/N_r) sum_{(i,j): r_j - r_i = r} <S^z_i S^z_j>`
+    (`component = "zz"`) or `<S_i . S_j>` (`component = "ss"`).
+
+    The average runs over the `N_r` ordered pairs of sites whose minimum-image
+    displacement is `r` (`lattice.site_displacements()`; `i = j` is the class
+    `r = 0`, with `C(0) = 1/4` for zz and `3/4` for ss). Entries are sorted by
+    `|r|`; `coordinates()` gives `r` (vectors), `distance` (`|r|`) and
+    `n_pairs` (`N_r`). Measured in the basis of the Hamiltonian (Marshall
+    rotation applied to `S^x S^x + S^y S^y`).
+
+    **Arguments:**
+
+    - `system`: the Hamiltonian (its space and basis rotation).
+    - `lattice`: a lattice with site positions.
+    - `component`: `"zz"` (default) or `"ss"`.
+    """
+
+    operators: tuple[SpinOperator, ...]
+    transform: Array
+    vectors: tuple = eqx.field(static=True)
+    counts: tuple = eqx.field(static=True)
+
+    def __init__(self, system, lattice, component: str = "zz"):
+        _check_component("correlation", component)
+        self.operators, vectors, counts = _pair_class_operators(system, lattice, component, "correlation")
+        self.transform = jnp.diag(jnp.asarray(1.0 / counts))
+        self.vectors, self.counts = _static(vectors), _static(counts)
+
+    def coordinates(self):
+        r = np.asarray(self.vectors)
+        return {"r": r, "distance": np.linalg.norm(r, axis=1), "n_pairs": np.asarray(self.counts)}
+
+
+def _q_vectors(q, lattice, owner) -> np.ndarray:
+    ndim = lattice.ndim
+    if q is None:
+        try:
+            return np.asarray(lattice.momenta(), dtype=np.float64).reshape(-1, ndim)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: {exc}; give q explicitly") from None
+    arr = np.asarray(q, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != ndim:
+        raise ValueError(f"{owner}: q must be a vector of {ndim} numbers (in units of pi) or a list of them, got {q!r}")
+    return np.pi * arr
+
+
+class StructureFactor(nqs_core.AbstractOperatorObservable):
+    """Static structure factor `S(q) = (1/N) sum_{i,j} exp(i q . d_ij) <S_i . S_j>`
+    (`component = "ss"`, default) or with `S^z_i S^z_j` (`"zz"`).
+
+    `d_ij = r_j - r_i` is the minimum-image displacement, so at the momenta of
+    the cluster this is the usual `(1/N) <S_q . S_-q>`. `q` in units of pi:
+    `q = [1, 1]` is `(pi, pi)`, a list of vectors gives several, and no `q`
+    gives every allowed momentum of the cluster (`lattice.momenta()`, folded
+    into the first Brillouin zone). Always an array (one entry per `q`);
+    `coordinates()` gives `q` (absolute) and `q_over_pi`. Needs site positions.
+
+    **Arguments:**
+
+    - `system`: the Hamiltonian (its space and basis rotation).
+    - `lattice`: a lattice with site positions.
+    - `q`: wave vector(s) in units of pi, or `None` for the whole zone.
+    - `component`: `"ss"` (default) or `"zz"`.
+    """
+
+    operators: tuple[SpinOperator, ...]
+    transform: Array
+    q: tuple = eqx.field(static=True)
+
+    def __init__(self, system, lattice, q: list | None = None, component: str = "ss"):
+        _check_component("structure_factor", component)
+        if lattice.positions is None:
+            raise ValueError(
+                "structure_factor needs site positions (S(q) sums exp(i q . r)), but the lattice "
+                f"{type(lattice).__name__} has none (a graph without coordinates)"
+            )
+        qs = _q_vectors(q, lattice, "structure_factor")
+        self.operators, vectors, _ = _pair_class_operators(system, lattice, component, "structure_factor")
+        self.transform = jnp.asarray(np.cos(qs @ vectors.T) / lattice.n_sites)
+        self.q = _static(qs)
+
+    def coordinates(self):
+        q = np.asarray(self.q)
+        return {"q": q, "q_over_pi": q / np.pi}
+
+
+class Dimer(nqs_core.AbstractOperatorObservable):
+    """Dimer-dimer correlation `D_a(r) = (1/N_{a,r}) sum <(S_i . S_j)(S_k . S_l)>`
+    of nearest-neighbour bonds.
+
+    Bonds are `lattice.edges(1)`; a bond `(i, j)` has the direction
+    `a = d_ij` (minimum image, sign fixed so that its first non-zero component
+    is positive, swapping `i` and `j`) and sits at its first site `i`. The sum
+    runs over the ordered pairs of bonds `b = (i, j)`, `b' = (k, l)` with the
+    same direction `a` and bond displacement `d_ik = r` (overlapping bonds
+    included: `r = 0` gives `<(S_i . S_j)^2>`), `N_{a,r}` of them. The
+    connected correlation is `D_a(r) - <S_i . S_j>_a^2`, where the bond
+    energy `<S_i . S_j>_a` is `C(a)` of the `correlation` observable with
+    `component = "ss"` (for a translation-invariant state). `coordinates()`
+    gives `direction` (`a`), `r` and `n_pairs`.
+
+    **Arguments:**
+
+    - `system`: the Hamiltonian (its space and basis rotation).
+    - `lattice`: a lattice with site positions.
+    """
+
+    operators: tuple[SpinOperator, ...]
+    transform: Array
+    directions: tuple = eqx.field(static=True)
+    vectors: tuple = eqx.field(static=True)
+    counts: tuple = eqx.field(static=True)
+
+    def __init__(self, system, lattice):
+        disp = _displacements("dimer", lattice)
+        bonds, dirs = [], []
+        for i, j in lattice.edges(1):
+            d = disp[i, j]
+            nz = np.flatnonzero(d)
+            if nz.size and d[nz[0]] < 0:
+                i, j, d = j, i, -d
+            bonds.append((i, j))
+            dirs.append(d)
+        if not bonds:
+            raise ValueError("dimer: the lattice has no nearest-neighbour bonds")
+        directions, kind = _classes(np.asarray(dirs))
+        keys: dict[tuple, Operator] = {}
+        counts: dict[tuple, int] = {}
+        vec_of: dict[tuple, np.ndarray] = {}
+        energy = [_pair(i, j, "ss") for i, j in bonds]
+        for b, (i, _) in enumerate(bonds):
+            for c, (k, _) in enumerate(bonds):
+                if kind[b] != kind[c]:
+                    continue
+                r = disp[i, k]
+                key = (int(kind[b]), tuple(r))
+                keys[key] = keys.get(key, Operator({})) + energy[b] * energy[c]
+                counts[key] = counts.get(key, 0) + 1
+                vec_of[key] = r
+        # order: by direction, then |r|, then r
+        order = sorted(keys, key=lambda k: (k[0], round(float(np.linalg.norm(vec_of[k])), _DECIMALS), k[1]))
+        self.operators = tuple(_bind(keys[k], system) for k in order)
+        n = np.array([counts[k] for k in order], dtype=np.float64)
+        self.transform = jnp.diag(jnp.asarray(1.0 / n))
+        self.directions = _static(np.asarray([directions[k[0]] for k in order]))
+        self.vectors = _static(np.asarray([vec_of[k] for k in order]))
+        self.counts = _static(n)
+
+    def coordinates(self):
+        return {"direction": np.asarray(self.directions), "r": np.asarray(self.vectors), "n_pairs": np.asarray(self.counts)}
+
+
+class UserOperator(nqs_core.AbstractOperatorObservable):
+    """The expectation value of any operator written like the terms of the
+    `spin_model` system: `op` on `sites` or on the bonds of order `bonds`
+    (summed, times `coupling`), or a list `terms` of such tables.
+
+    ```toml
+    [observables.xx01]
+    name = "operator"
+    op = "SxSx"
+    sites = [[0, 1]]
+    ```
+
+    A scalar. The operator is measured in the basis of the Hamiltonian
+    (Marshall rotation applied), must be Hermitian, and with a fixed
+    `total_sz` must conserve S^z (one-line errors otherwise).
+
+    **Arguments:**
+
+    - `system`: the Hamiltonian (its space and basis rotation).
+    - `lattice`: the lattice whose bonds `bonds` refers to.
+    - `op`, `sites`, `bonds`, `color`, `coupling`: one term, as in `spin_model`.
+    - `terms`: instead, a list of term tables.
+    """
+
+    operators: tuple[SpinOperator, ...]
+    transform: Array | None
+
+    def __init__(
+        self,
+        system,
+        lattice,
+        op: str | None = None,
+        sites: str | list | None = None,
+        bonds: int | None = None,
+        color: int | None = None,
+        coupling: float = 1.0,
+        terms: list | None = None,
+    ):
+        given = {k: v for k, v in (("op", op), ("sites", sites), ("bonds", bonds), ("color", color)) if v is not None}
+        if (terms is None) == (op is None):
+            raise ValueError('operator needs either op = "..." (with sites or bonds) or terms = [...]')
+        if terms is not None and (given or coupling != 1.0):
+            raise ValueError("operator: give either terms = [...] or op/sites/bonds/coupling, not both")
+        tables = list(terms) if terms is not None else [{**given, "coupling": coupling}]
+        total = sum((_term_operator(f"operator term {k}", t, lattice) for k, t in enumerate(tables)), Operator({}))
+        if not total.is_hermitian():
+            raise ValueError("operator: the operator is not Hermitian; write Hermitian sums such as \"SpSm + SmSp\"")
+        self.operators = (_bind(total, system),)
+        self.transform = None

@@ -1,0 +1,183 @@
+"""Observables of a run (result.json, log.jsonl) and `nqs measure` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nqs_cli import app
+
+runner = CliRunner()
+
+RUN = """
+[run]
+n_steps = 4
+seed = 3
+checkpoint_every = 2
+n_eval_batches = 2
+exact_energy = "none"
+observe_every = 2
+
+[lattice]
+name = "chain"
+length = 6
+
+[space]
+name = "spin_half"
+
+[system]
+name = "ising"
+h = 0.8
+
+[ansatz]
+name = "rbm"
+alpha = 1
+
+[sampler]
+name = "metropolis_local"
+n_samples = 128
+n_chains = 8
+
+[optimizer]
+name = "sgd"
+learning_rate = 0.02
+
+[observables.mz]
+name = "magnetization"
+
+[observables.czz]
+name = "correlation"
+
+[observables.sq]
+name = "structure_factor"
+component = "zz"
+
+[observables.sx]
+name = "operator"
+op = "Sx"
+sites = "all"
+"""
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("measure")
+    cfg = path / "run.toml"
+    cfg.write_text(RUN)
+    r = invoke("run", cfg, "-o", path / "run", "-q")
+    assert r.exit_code == 0, r.output
+    return path / "run"
+
+
+def test_run_writes_observables_into_result_and_log(run_dir):
+    result = json.loads((run_dir / "result.json").read_text())
+    obs = result["observables"]
+    assert set(obs) == {"mz", "czz", "sq", "sx"}
+    assert len(obs["mz"]["mean"]) == 2 and obs["mz"]["quantity"] == ["m", "m^2"]
+    assert len(obs["czz"]["mean"]) == 6 and len(obs["czz"]["r"]) == 6 and obs["czz"]["mean"][0] == pytest.approx(0.25)
+    assert len(obs["sq"]["mean"]) == 6 and np.asarray(obs["sq"]["q_over_pi"]).shape == (6, 1)
+    assert isinstance(obs["sx"]["mean"], float) and obs["sx"]["error"] > 0
+    for key in ("error", "tau_corr", "R_hat", "variance"):
+        assert key in obs["sx"]
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "step" in r and "energy" in r]
+    with_obs = [r for r in steps if "observables" in r]
+    assert [r["observables_step"] for r in with_obs] == [2, 4]
+    assert set(with_obs[0]["observables"]) == {"mz", "czz", "sq", "sx"}
+
+
+def test_measure_json_by_sampling_and_exactly(run_dir):
+    r = invoke("measure", run_dir, "--json", "--n-samples", "512")
+    assert r.exit_code == 0, r.output
+    mc = json.loads(r.output)
+    assert set(mc) == {"energy", "mz", "czz", "sq", "sx"}
+    assert len(mc["czz"]["mean"]) == 6 and len(mc["czz"]["error"]) == 6
+    assert all(e > 0 for e in mc["czz"]["error"][1:])
+    r = invoke("measure", run_dir, "--exact", "--json", "-O", "czz", "-O", "sx")
+    assert r.exit_code == 0, r.output
+    ex = json.loads(r.output)
+    assert set(ex) == {"energy", "czz", "sx"}
+    assert ex["sx"]["error"] == 0.0 and ex["energy"]["error"] == 0.0
+    # the Monte Carlo values of the same parameters agree with the exact ones
+    for k in range(6):
+        assert abs(mc["czz"]["mean"][k] - ex["czz"]["mean"][k]) <= 4 * mc["czz"]["error"][k] + 1e-12
+    assert abs(mc["sx"]["mean"] - ex["sx"]["mean"]) < 4 * mc["sx"]["error"]
+    # a registered observable that the run did not configure, with its defaults
+    r = invoke("measure", run_dir, "--exact", "--json", "-O", "staggered_magnetization")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["staggered_magnetization"]["mean"][0] == pytest.approx(0.0, abs=1e-10)
+    r = invoke("measure", run_dir, "--exact")
+    assert r.exit_code == 0 and "exact full sum" in r.output and "q/pi=" in r.output
+
+
+def test_measure_plot(run_dir, tmp_path):
+    out = tmp_path / "sq.png"
+    r = invoke("measure", run_dir, "--exact", "--plot", out)
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+GRAPH = """
+[lattice]
+name = "graph"
+edges = [[0, 1], [1, 2], [2, 3], [3, 0]]
+[space]
+name = "spin_half"
+[system]
+name = "heisenberg"
+[ansatz]
+name = "rbm"
+[sampler]
+name = "metropolis_local"
+[observables.sq]
+name = "structure_factor"
+"""
+
+TOO_LARGE = """
+[lattice]
+name = "chain"
+length = 24
+[space]
+name = "spin_half"
+[system]
+name = "ising"
+[ansatz]
+name = "rbm"
+[sampler]
+name = "full_sum"
+"""
+
+
+@pytest.mark.parametrize(
+    "text, args, message",
+    [
+        (GRAPH, [], "structure_factor needs site positions"),
+        (TOO_LARGE, [], "16777216 states, more than max_states = 1048576"),
+        (RUN.replace('name = "correlation"', 'name = "corelation"'), [], "unknown observable 'corelation'; valid names:"),
+    ],
+)
+def test_bad_observable_input_is_one_line_exit_2(tmp_path, text, args, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    r = invoke("run", cfg, "-o", tmp_path / "out", "-q", *args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+def test_bad_measure_input_is_one_line_exit_2(run_dir, tmp_path):
+    for args, message in (
+        (["-O", "nope"], "unknown observable 'nope'; valid:"),
+        (["--exact", "--max-states", "10"], "64 states, more than max_states = 10"),
+        (["--n-samples", "0"], "--n-samples must be a positive integer"),
+    ):
+        r = invoke("measure", run_dir, *args)
+        assert r.exit_code == 2, (args, r.output)
+        assert message in r.output and len([x for x in r.output.splitlines() if x.strip()]) == 1
+    r = invoke("measure", tmp_path)
+    assert r.exit_code == 2 and "not a run directory" in r.output
