@@ -57,6 +57,16 @@ from ._sampler import (
     legacy_key as legacy_key,
     metropolis_sweep as metropolis_sweep,
 )
+from ._metropolis import (
+    AbstractFixedSymmetricRule as AbstractFixedSymmetricRule,
+    AbstractMetropolisRule as AbstractMetropolisRule,
+    AbstractMetropolisSampler as AbstractMetropolisSampler,
+    AbstractSymmetricRule as AbstractSymmetricRule,
+    MetropolisSampler as MetropolisSampler,
+    MetropolisState as MetropolisState,
+    adapt_width as adapt_width,
+    metropolis_counts as metropolis_counts,
+)
 from ._validate import (
     MemoryLimitError as MemoryLimitError,
     check_chains as check_chains,

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
-from ._ansatz import AbstractAnsatz
+from ._ansatz import AbstractAnsatz, AbstractAutoregressiveAnsatz
 from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
 from ._tree import batch_apply
@@ -27,7 +27,11 @@ class AbstractDistribution(eqx.Module):
 
 
 class BornDistribution(AbstractDistribution):
-    """`p(x) = |psi(x)|^2` of an ansatz: `log p = 2 Re log psi`."""
+    """`p(x) = |psi(x)|^2` of an ansatz: `log p = 2 Re log psi`.
+
+    Samplers that need the ansatz itself (`DirectSampler`) match this type
+    and read `ansatz`.
+    """
 
     ansatz: AbstractAnsatz
 
@@ -36,7 +40,11 @@ class BornDistribution(AbstractDistribution):
 
 
 class BoltzmannDistribution(AbstractDistribution):
-    """`p(phi) = exp(-S[phi])` of a classical action."""
+    """`p(phi) = exp(-S[phi])` of a classical action.
+
+    Samplers that need the action itself (its force or local terms) match
+    this type and read `action`.
+    """
 
     action: AbstractAction
 
@@ -119,16 +127,15 @@ class DirectSampler(AbstractSampler):
 
 
 def _ansatz_of(distribution):
-    from ._ansatz import AbstractAutoregressiveAnsatz
-
-    ansatz = getattr(distribution, "ansatz", None)
-    if not isinstance(ansatz, AbstractAutoregressiveAnsatz):
+    if not isinstance(distribution, BornDistribution):
+        raise TypeError(f"DirectSampler samples a BornDistribution of an ansatz, got {type(distribution).__name__}")
+    if not isinstance(distribution.ansatz, AbstractAutoregressiveAnsatz):
         raise TypeError(
             "DirectSampler needs an autoregressive ansatz (one implementing "
-            f"AbstractAutoregressiveAnsatz); got {type(ansatz).__name__}. "
+            f"AbstractAutoregressiveAnsatz); got {type(distribution.ansatz).__name__}. "
             "Use a Metropolis sampler for this ansatz."
         )
-    return ansatz
+    return distribution.ansatz
 
 
 @eqx.filter_jit

@@ -27,6 +27,6 @@ from ._observables import (
     plot_density as plot_density,
     plot_pair_distribution as plot_pair_distribution,
 )
-from ._sampler import GaussianMetropolis as GaussianMetropolis, GaussianMetropolisState as GaussianMetropolisState
+from ._sampler import GaussianMetropolis as GaussianMetropolis, GaussianMetropolisState as GaussianMetropolisState, GaussianRule as GaussianRule
 from ._space import Particles1D as Particles1D
 from ._system import TrappedFermions1D as TrappedFermions1D

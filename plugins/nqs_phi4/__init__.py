@@ -13,7 +13,7 @@ from ._observables import (
     load_configurations as load_configurations,
     save_configurations as save_configurations,
 )
-from ._samplers import HMC as HMC, HMCState as HMCState, MetropolisField as MetropolisField, MetropolisFieldState as MetropolisFieldState
+from ._samplers import HMC as HMC, HMCState as HMCState, MetropolisField as MetropolisField, MetropolisFieldState as MetropolisFieldState, CheckerboardRule as CheckerboardRule
 from ._cv import (
     ControlVariate as ControlVariate,
     CVNetwork as CVNetwork,

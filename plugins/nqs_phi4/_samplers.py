@@ -186,24 +186,66 @@ def _hmc_sample(sampler: HMC, distribution, state: HMCState):
     return samples, new, {"acceptance": call_acc.astype(phi.dtype), "step_size": state.step_size}
 
 
-class MetropolisFieldState(eqx.Module):
-    """State of `MetropolisField`: configurations, key, proposal width, counters."""
-
-    phi: Array
-    key: Array
-    width: Array
-    n_accepted: Array
-    n_steps: Array
+#: The state of `MetropolisField`: the core `MetropolisState`, whose
+#: `rule_state` is the proposal half-width (a scalar array).
+MetropolisFieldState = nqs_core.MetropolisState
 
 
-class MetropolisField(nqs_core.AbstractSampler):
-    """Local (single-site) Metropolis for the phi^4 action, checkerboard-vectorised.
+class CheckerboardRule(nqs_core.AbstractMetropolisRule):
+    """Local (single-site) Metropolis step for the phi^4 action, checkerboard-vectorised.
+
+    One step proposes `phi_x -> phi_x + width * U(-1, 1)` on all sites of one
+    colour of the checkerboard at once (their local actions do not interact)
+    and accepts each site with `min(1, exp(-dS_x))`, then does the same on the
+    other colour. Needs a `BoltzmannDistribution` of a `Phi4Action` (its
+    `local_action`) and even `L0, L1`. The width (the rule state) adapts to
+    `target_acceptance` with gain `adapt_rate` (`nqs_core.adapt_width`).
+
+    **Arguments:**
+
+    - `width`: initial proposal half-width (> 0).
+    - `target_acceptance`: in (0, 1).
+    - `adapt_rate`: gain of the width adaptation (default 0.05).
+    """
+
+    width: float = eqx.field(static=True)
+    target_acceptance: float = eqx.field(static=True)
+    adapt_rate: float = eqx.field(static=True, default=0.05)
+
+    def init_state(self, distribution, x):
+        _action_of(distribution)
+        return jnp.asarray(self.width, dtype=x.dtype)
+
+    def transition(self, distribution, x, log_prob, rule_state, key, n):
+        action = _action_of(distribution)
+
+        def body(carry, key):
+            phi, acc = carry
+            phi, a = _sweep(action, key, phi, rule_state)
+            return (phi, acc + a), None
+
+        (x, acc), _ = jax.lax.scan(body, (x, jnp.zeros(x.shape[0], jnp.int64)), jax.random.split(key, n))
+        return x, -action(x), acc
+
+    def adapt(self, rule_state, acceptance):
+        return nqs_core.adapt_width(rule_state, acceptance, self.target_acceptance, self.adapt_rate)
+
+    def info(self, rule_state):
+        return {"width": rule_state}
+
+    def proposals_per_step(self, x):
+        return x.shape[-1] * x.shape[-2]
+
+
+class MetropolisField(nqs_core.AbstractMetropolisSampler):
+    """Local (single-site) Metropolis for the phi^4 action, checkerboard-vectorised
+    (the core Metropolis engine with a `CheckerboardRule`).
 
     A sweep proposes `phi_x -> phi_x + width * U(-1, 1)` on all sites of one colour
     of the checkerboard at once (their local actions do not interact), then on the
-    other colour. The width is tuned during thermalisation to `target_acceptance`
-    and then fixed. Needs a `Phi4Action` (its `local_action`) and even `L0, L1`.
-    Mainly a cross-check of `HMC`.
+    other colour. The width is tuned during the `n_thermalize` sweeps that the
+    first `sample` call runs on fresh chains, then fixed. Needs a `Phi4Action`
+    (its `local_action`) and even `L0, L1`. Mainly a cross-check of `HMC`.
 
     **Arguments:**
 
@@ -211,17 +253,20 @@ class MetropolisField(nqs_core.AbstractSampler):
     - `n_samples`, `n_chains`: as for every sampler (defaults 1024, 16).
     - `width`: initial proposal half-width (default 1.0).
     - `target_acceptance`: default 0.5.
-    - `n_thermalize`: sweeps of thermalisation in `init` (default 1000).
+    - `n_thermalize`: sweeps of thermalisation on fresh chains (default 1000; run
+      in blocks of `n_sweeps`, so rounded up to a multiple of it).
     - `n_sweeps`: sweeps between stored configurations (default 10).
+
+    `info` reports `acceptance` (per site) and `width`.
     """
 
     space: nqs_core.AbstractContinuousSpace
+    rule: CheckerboardRule
     n_samples: int = eqx.field(static=True)
     n_chains: int = eqx.field(static=True)
-    width: float = eqx.field(static=True)
-    target_acceptance: float = eqx.field(static=True)
+    n_discard_per_chain: int = eqx.field(static=True)
+    sweep_size: int = eqx.field(static=True)
     n_thermalize: int = eqx.field(static=True)
-    n_sweeps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -236,34 +281,36 @@ class MetropolisField(nqs_core.AbstractSampler):
         _check_space("MetropolisField", space)
         if any(n % 2 for n in space.shape):
             raise ValueError(f"MetropolisField needs even lattice sizes (checkerboard), got {space.shape}")
+        n_sweeps = nqs_core.check_int("n_sweeps", n_sweeps)
+        n_thermalize = nqs_core.check_int("n_thermalize", n_thermalize, 0)
         self.space = space
-        self.n_samples = nqs_core.check_int("n_samples", n_samples)
-        self.n_chains = nqs_core.check_int("n_chains", n_chains)
-        self.width = _positive("width", width)
-        self.target_acceptance = _prob("target_acceptance", target_acceptance)
-        self.n_thermalize = nqs_core.check_int("n_thermalize", n_thermalize, 0)
-        self.n_sweeps = nqs_core.check_int("n_sweeps", n_sweeps)
+        # the engine thermalises in blocks of n_sweeps sweeps and adapts after each
+        # block: n_sweeps times the gain 0.05 that one update per sweep would have
+        self.rule = CheckerboardRule(
+            _positive("width", width), _prob("target_acceptance", target_acceptance), adapt_rate=0.05 * n_sweeps
+        )
+        (
+            self.n_samples,
+            self.n_chains,
+            self.n_discard_per_chain,
+            self.sweep_size,
+            self.n_thermalize,
+        ) = nqs_core.metropolis_counts(space, n_samples, n_chains, 0, n_sweeps, -(-n_thermalize // n_sweeps))
 
-    def init(self, distribution, key: PRNGKeyArray) -> MetropolisFieldState:
-        _action_of(distribution)
-        key = _legacy_key(key)
-        key, sub = jax.random.split(key)
-        phi = self.space.random_state(sub, self.n_chains)
-        return _metro_thermalize(self, distribution, phi, key)
-
-    def sample(self, distribution, state: MetropolisFieldState):
-        _action_of(distribution)
-        return _metro_sample(self, distribution, state)
+    @property
+    def n_sweeps(self) -> int:
+        """Sweeps between stored configurations."""
+        return self.sweep_size
 
 
 def _action_of(distribution) -> Phi4Action:
-    action = getattr(distribution, "action", None)
-    if not isinstance(action, Phi4Action):
+    if not (isinstance(distribution, nqs_core.BoltzmannDistribution) and isinstance(distribution.action, Phi4Action)):
+        action = distribution.action if isinstance(distribution, nqs_core.BoltzmannDistribution) else None
         raise TypeError(
             "MetropolisField needs a BoltzmannDistribution of a Phi4Action, "
             f"got {type(distribution).__name__} ({type(action).__name__})"
         )
-    return action
+    return distribution.action
 
 
 def _sweep(action: Phi4Action, key, phi, width):
@@ -280,50 +327,3 @@ def _sweep(action: Phi4Action, key, phi, width):
         phi = jnp.where(accept, prop, phi)
         n_acc = n_acc + jnp.sum(accept, axis=(-2, -1)).astype(jnp.int64)
     return phi, n_acc
-
-
-@eqx.filter_jit
-def _metro_thermalize(sampler: MetropolisField, distribution, phi, key):
-    action = _action_of(distribution)
-    half_sites = phi.shape[-1] * phi.shape[-2] / 2.0
-
-    def body(carry, _):
-        phi, key, logw = carry
-        key, sub = jax.random.split(key)
-        phi, acc = _sweep(action, sub, phi, jnp.exp(logw))
-        rate = jnp.mean(acc) / (2.0 * half_sites)
-        logw = logw + 0.05 * (rate - sampler.target_acceptance)
-        return (phi, key, logw), None
-
-    logw0 = jnp.log(jnp.asarray(sampler.width, dtype=phi.dtype))
-    (phi, key, logw), _ = jax.lax.scan(body, (phi, key, logw0), None, length=sampler.n_thermalize)
-    return MetropolisFieldState(
-        phi=phi,
-        key=key,
-        width=jnp.exp(logw),
-        n_accepted=jnp.zeros(phi.shape[0], dtype=jnp.int64),
-        n_steps=jnp.asarray(0, dtype=jnp.int64),
-    )
-
-
-@eqx.filter_jit
-def _metro_sample(sampler: MetropolisField, distribution, state: MetropolisFieldState):
-    action = _action_of(distribution)
-    per = sampler.n_samples_per_chain
-
-    def sweep(carry, _):
-        phi, key, acc = carry
-        key, sub = jax.random.split(key)
-        phi, a = _sweep(action, sub, phi, state.width)
-        return (phi, key, acc + a), None
-
-    def store(carry, _):
-        carry, _ = jax.lax.scan(sweep, carry, None, length=sampler.n_sweeps)
-        return carry, carry[0]
-
-    (phi, key, acc), samples = jax.lax.scan(store, (state.phi, state.key, state.n_accepted), None, length=per)
-    n_new = per * sampler.n_sweeps
-    new = MetropolisFieldState(phi=phi, key=key, width=state.width, n_accepted=acc, n_steps=state.n_steps + n_new)
-    n_sites = phi.shape[-1] * phi.shape[-2]
-    call_acc = jnp.sum(acc - state.n_accepted) / (n_new * phi.shape[0] * n_sites)
-    return jnp.swapaxes(samples, 0, 1), new, {"acceptance": call_acc.astype(phi.dtype), "width": state.width}

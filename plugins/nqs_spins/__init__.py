@@ -30,6 +30,8 @@ from ._lattice import (
     Triangular as Triangular,
 )
 from ._sampler import (
+    ExchangeRule as ExchangeRule,
+    LocalFlipRule as LocalFlipRule,
     MetropolisExchange as MetropolisExchange,
     MetropolisLocal as MetropolisLocal,
     MetropolisState as MetropolisState,

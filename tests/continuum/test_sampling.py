@@ -41,9 +41,9 @@ def test_width_adapts_to_target_and_samples_are_exact():
         samples, state, info = sample(dist, state)
     assert samples.shape == (32, 32, 3)
     # started far too small (acceptance ~1), adapted to the target
-    assert float(state.step_size) > 1.0
+    assert float(state.rule_state) > 1.0
     assert abs(float(info["acceptance"]) - 0.4) < 0.08
-    assert float(info["step_size"]) == float(state.step_size)
+    assert float(info["step_size"]) == float(state.rule_state)
     xs = []
     for _ in range(3):
         samples, state, _ = sample(dist, state)
@@ -62,7 +62,7 @@ def test_width_is_fixed_while_storing():
     sampler = GaussianMetropolis(space, n_samples=64, n_chains=4, step_size=0.3, n_discard_per_chain=0)
     state = sampler.init(dist, jax.random.PRNGKey(1))
     _, new, info = sampler.sample(dist, state)
-    assert float(new.step_size) == 0.3 == float(info["step_size"])
+    assert float(new.rule_state) == 0.3 == float(info["step_size"])
 
 
 def test_sampler_argument_errors():
