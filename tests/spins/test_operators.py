@@ -131,7 +131,7 @@ def flip_patterns(dense, n, atol):
     return len(set((rows ^ cols).tolist()))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_operator())
 def test_random_operators_rebuild_their_dense_matrix(case):
     n, op, ref = case

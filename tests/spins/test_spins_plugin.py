@@ -10,7 +10,12 @@ from nqs_spins import _plugin
 EXPECTED = {
     "lattice": {"chain": nqs_spins.Chain, "square": nqs_spins.Square},
     "space": {"spin_half": nqs_spins.SpinHalf},
-    "system": {"ising": nqs_spins.Ising, "heisenberg": nqs_spins.Heisenberg, "j1j2": nqs_spins.J1J2},
+    "system": {
+        "ising": nqs_spins.Ising,
+        "heisenberg": nqs_spins.Heisenberg,
+        "j1j2": nqs_spins.J1J2,
+        "spin_model": nqs_spins.SpinModel,
+    },
     "sampler": {
         "metropolis_local": nqs_spins.MetropolisLocal,
         "metropolis_exchange": nqs_spins.MetropolisExchange,
@@ -40,7 +45,7 @@ def test_in_process_registration():
     registry = nqs_core.Registry()
     registry.register_plugin(_plugin, name="spins-test")
     assert not registry.failures
-    assert registry.names("system") == ["heisenberg", "ising", "j1j2"]
+    assert registry.names("system") == ["heisenberg", "ising", "j1j2", "spin_model"]
 
 
 @pytest.mark.parametrize("kind", list(BASES))
