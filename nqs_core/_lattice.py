@@ -360,17 +360,17 @@ class AbstractBravaisLattice(AbstractLattice):
         reflections by increasing angle of the mirror line in `[0, 180)` degrees
         from the x axis. In one dimension: the identity, then `x -> -x`.
         """
-        return self._point_group()[0]
+        return self._point_group()[0].copy()
 
     def point_group_matrices(self) -> np.ndarray:
         """The orthogonal matrices `R` of `point_group()`, `(n_P, ndim, ndim)`: the
         element moves the site at `r` to `R (r - c) + c` with `c = point_group_centre`."""
-        return self._point_group()[1]
+        return self._point_group()[1].copy()
 
     @property
     def point_group_centre(self) -> np.ndarray:
         """The fixed point `c` of `point_group()`, `(ndim,)`."""
-        return self._point_group()[2]
+        return self._point_group()[2].copy()
 
     @_cached
     def _point_group(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

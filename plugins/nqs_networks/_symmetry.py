@@ -28,6 +28,8 @@ GROUPS = (
     "translations+c4v",
     "patch_translations+c4",
     "patch_translations+c4v",
+    "point_group",
+    "translations+point_group",
     "none",
 )
 
@@ -106,14 +108,16 @@ def symmetry_group(
 
     **Arguments:**
 
-    - `lattice`: the lattice (`chain` or `square`; C4v needs a square `L x L`).
+    - `lattice`: a Bravais lattice (C4v needs a square `L x L`).
     - `symmetries`: `"translations"` (all periodic translations), `"patch_translations"`
       (the `b^d` translations inside a `b`-patch, for a model already exactly
       invariant under patch translations), `"c4v"` (8 point-group elements),
       `"c4"` (its 4 rotations), `"translations+c4v"` (`8 L^2` elements `T R`),
       `"patch_translations+c4v"` (`8 b^2`, the sum of Rende et al. 2024, Eq. 12),
-      likewise `"translations+c4"` and `"patch_translations+c4"`, and `"none"`
-      (identity only).
+      likewise `"translations+c4"` and `"patch_translations+c4"`,
+      `"point_group"` (the whole `lattice.point_group()`, e.g. C6v of a
+      triangular, honeycomb or kagome cluster; trivial character only),
+      `"translations+point_group"`, and `"none"` (identity only).
     - `character`: a one-dimensional irrep: `"A1"` (alias `"trivial"`), `"A2"`,
       `"B1"`, `"B2"` of C4v (see `C4V_CHARACTERS`); on the `c4` groups its
       restriction to the rotations is used (A1, A2: +1 under C4; B1, B2: -1).
@@ -141,8 +145,13 @@ def symmetry_group(
         trans = translation_maps(lattice)
     else:
         trans = identity
-    point = identity if point_part is None else point_group_maps(lattice)[: 4 if point_part == "c4" else 8]
-    chi_point = np.asarray(C4V_CHARACTERS[character][: len(point)], dtype=np.int32)
+    if point_part is not None:
+        point = point_group_maps(lattice)[: 4 if point_part == "c4" else 8]
+    elif symmetries.endswith("point_group"):
+        point = _bravais(lattice, "the point group").point_group()
+    else:
+        point = identity
+    chi_point = np.asarray(C4V_CHARACTERS[character][: len(point)] if point_part else np.ones(len(point)), dtype=np.int32)
     # element (t, r) moves site i to t(r(i)); its character is chi(r) (momentum zero)
     maps = trans[:, point]  # (T, R, n): maps[t, r, i] = t(r(i))
     chars = np.broadcast_to(chi_point[None, :], maps.shape[:2])
@@ -182,7 +191,8 @@ class Symmetrized(AbstractAnsatz):
     - `lattice`: the lattice (injected from `[lattice]`).
     - `symmetries`: the group, see `symmetry_group`: `"translations"` (default),
       `"patch_translations"`, `"c4"`, `"c4v"`, `"translations+c4"`,
-      `"translations+c4v"`, `"patch_translations+c4"`, `"patch_translations+c4v"`, `"none"`.
+      `"translations+c4v"`, `"patch_translations+c4"`, `"patch_translations+c4v"`,
+      `"point_group"`, `"translations+point_group"`, `"none"`.
     - `character`: `"trivial"` (= `"A1"`, default), `"A2"`, `"B1"`, `"B2"` (C4v irreps:
       B1 is even under the axis reflections and odd under the diagonal ones, like
       `x^2 - y^2`; B2 the reverse, like `x y`; A2 odd under all reflections).

@@ -18,7 +18,7 @@ from nqs_networks import (
     with_inner_params,
 )
 from nqs_networks._symmetry import _signed_logsumexp
-from nqs_spins import J1J2, Chain, SpinHalf, Square, ground_state
+from nqs_spins import J1J2, Chain, Honeycomb, Kagome, SpinHalf, Square, Triangular, ground_state
 
 L4 = Square(4)
 SZ0 = SpinHalf(lattice=L4, total_sz=0.0)
@@ -292,3 +292,21 @@ def test_with_inner_params_and_init_from(tmp_path):
     bad = config({"name": "symmetrized", "init_from": str(tmp_path / "stage0"), "inner": dict(VIT, d_model=4)})
     with pytest.raises(Exception, match="does not fit"):
         build(bad, exact=False, stop_after="ansatz")
+
+
+@pytest.mark.parametrize("lattice,size", [(Triangular(3), 108), (Honeycomb(2), 48), (Kagome(2), 48), (Chain(6), 12)], ids=repr)
+def test_lattice_point_group_projection(lattice, size):
+    """`translations+point_group` takes the whole space group from the lattice: a
+    group of permutations, and the projected ansatz is invariant under every element."""
+    perms, chars = symmetry_group(lattice, "translations+point_group")
+    assert perms.shape == (size, lattice.n_sites) and np.all(chars == 1)
+    assert len({p.tobytes() for p in perms}) == size
+    index = {p.tobytes() for p in perms}
+    assert all(perms[h][perms[g]].tobytes() in index for g in range(0, size, 5) for h in range(0, size, 3))
+    space = SpinHalf(lattice.n_sites)
+    model = Symmetrized(rbm(space=space, seed=4), lattice, "translations+point_group")
+    x = space.random_state(jax.random.PRNGKey(2), 1)[0]
+    out = jax.jit(jax.vmap(model))(x[perms])
+    np.testing.assert_allclose(np.exp(out - out[0]), 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="only the trivial character"):
+        symmetry_group(lattice, "point_group", "B1")
