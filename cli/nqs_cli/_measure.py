@@ -192,6 +192,15 @@ def _heat_map(ax, fig, q, values) -> None:
 
     xs, ys = np.unique(np.round(q[:, 0], 8)), np.unique(np.round(q[:, 1], 8))
     if len(xs) * len(ys) == len(q):
+        # a zone folded to [-pi, pi): repeat the q = -pi edge at +pi (the same
+        # momentum on a lattice of unit spacing) so that the picture is symmetric
+        for axis in (0, 1):
+            edge = np.isclose(q[:, axis], -1.0)
+            if edge.any() and not np.isclose(q[:, axis], 1.0).any():
+                shifted = q[edge].copy()
+                shifted[:, axis] = 1.0
+                q, values = np.concatenate([q, shifted]), np.concatenate([values, values[edge]])
+        xs, ys = np.unique(np.round(q[:, 0], 8)), np.unique(np.round(q[:, 1], 8))
         grid = np.full((len(ys), len(xs)), np.nan)
         for (x, y), v in zip(np.round(q[:, :2], 8), values):
             grid[np.searchsorted(ys, y), np.searchsorted(xs, x)] = v
