@@ -237,6 +237,32 @@ class Operator:
         out._hash = None
         return out
 
+    @staticmethod
+    def sum(operators, local_dim: int = 2) -> Operator:
+        """The sum of many operators in one pass (`sum(ops)` copies the
+        accumulated terms at every step, quadratic in the number of terms).
+
+        **Arguments:**
+
+        - `operators`: an iterable of `Operator`s (and numbers).
+        - `local_dim`: local dimension of the result (when it is empty).
+
+        **Returns:** the `Operator`.
+        """
+        terms: dict = {}
+        scale = 0.0
+        d = local_dim
+        for op in operators:
+            if not isinstance(op, Operator):
+                op = Operator({}, d)._coerce(op)
+                if op is None:
+                    raise TypeError("Operator.sum needs operators or numbers")
+            d = op._d
+            scale = max(scale, op.scale)
+            for key, c in op._terms.items():
+                terms[key] = terms.get(key, 0) + c
+        return Operator._raw(terms, d, scale)
+
     def _new(self, terms: dict, scale: float) -> Operator:
         return Operator._raw(terms, self._d, scale)
 

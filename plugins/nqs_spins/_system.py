@@ -100,8 +100,8 @@ class Ising(AbstractSpinHamiltonian):
     def to_operator(self) -> Operator:
         """`-J sum_<ij> Z_i Z_j - h sum_i X_i` as an `Operator`."""
         bonds = np.asarray(self.bonds).tolist()
-        zz = sum((Z(i) * Z(j) for i, j in bonds), Operator({}))
-        return -self.J * zz - self.h * sum((X(i) for i in range(self.space.size)), Operator({}))
+        zz = Operator.sum(Z(i) * Z(j) for i, j in bonds)
+        return -self.J * zz - self.h * Operator.sum(X(i) for i in range(self.space.size))
 
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)
@@ -146,7 +146,7 @@ class _AbstractExchange(AbstractSpinHamiltonian):
         scale = _UNITS[self.units]
         bonds = np.asarray(self.bonds).tolist()
         couplings = np.asarray(self._bond_couplings(jnp.float64)).tolist()
-        h = sum((scale * c * _exchange(i, j) for (i, j), c in zip(bonds, couplings)), Operator({}))
+        h = Operator.sum(scale * c * _exchange(i, j) for (i, j), c in zip(bonds, couplings))
         return h.rotate_z(self.marshall_sites)
 
     def connected(self, x):
@@ -351,14 +351,13 @@ def _term_operator(where: str, term, lattice: AbstractLattice) -> Operator:
         first = parse(term["op"], tuples[0])
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-    total = Operator({})
-    for t in tuples:
-        # relabel the parsed first tuple (the same text on other sites); parse again
-        # when a tuple repeats a site
-        if len(set(t)) == len(t) and len(set(tuples[0])) == len(t):
-            total = total + first.relabel(dict(zip(tuples[0], t)))
-        else:
-            total = total + parse(term["op"], t)
+    # relabel the parsed first tuple (the same text on other sites); parse again
+    # when a tuple repeats a site
+    distinct = len(set(tuples[0])) == len(tuples[0])
+    total = Operator.sum(
+        first.relabel(dict(zip(tuples[0], t))) if distinct and len(set(t)) == len(t) else parse(term["op"], t)
+        for t in tuples
+    )
     return float(coupling) * total
 
 
@@ -410,7 +409,7 @@ class SpinModel(AbstractSpinHamiltonian):
             )
         parts = [_term_operator(f"term {k} ({t.get('op')!r})" if isinstance(t, dict) else f"term {k}", t, lattice)
                  for k, t in enumerate(terms)]
-        h = sum(parts, Operator({}))
+        h = Operator.sum(parts)
         if not h.is_hermitian():
             bad = [k for k, p in enumerate(parts) if not p.is_hermitian()]
             hint = f" (term {bad[0]} {terms[bad[0]]['op']!r} is not)" if bad else ""

@@ -175,6 +175,7 @@ def test_algebra_identities():
     assert local_operator(np.diag([1.0, -1.0]), 5) == Z(5)
     assert local_operator(np.kron(np.diag([1.0, -1.0]), [[0, 1], [1, 0]]), (2, 0)) == Z(2) * X(0)
     assert (sx(0) * sz(1)).relabel((4, 2)) == sx(4) * sz(2)
+    assert Operator.sum([sx(0), 1, sz(1), -sx(0)]) == 1 + sz(1) and len(Operator.sum([])) == 0
 
 
 def test_rotate_z_is_conjugation_by_z():
