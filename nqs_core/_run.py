@@ -196,9 +196,10 @@ def _remove_run(run_dir: pathlib.Path, created: bool) -> None:
 
 
 def check_steps(n_steps) -> int:
-    """A requested total number of steps as an `int` >= 1 (else `ConfigError`)."""
+    """A requested total number of steps as an `int` >= 0 (else `ConfigError`;
+    0 steps: only the final evaluation)."""
     try:
-        return check_int("n_steps", n_steps, minimum=1)
+        return check_int("n_steps", n_steps, minimum=0)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{exc} (the total number of steps of the run)") from None
 

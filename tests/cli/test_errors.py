@@ -162,8 +162,7 @@ RESUME_CASES = [
     (_wrong_step, [], "checkpoint.json says step 52 but the checkpoint"),
     (_edit_config, [], "does not fit this run's configuration"),
     (_corrupt_meta, [], "missing or damaged"),
-    (None, ["--steps", "-5"], "n_steps must be an integer >= 1, got -5"),
-    (None, ["--steps", "0"], "n_steps must be an integer >= 1, got 0"),
+    (None, ["--steps", "-5"], "n_steps must be an integer >= 0, got -5"),
     (None, ["--set", "ansatz.alpha=2"], "only these fields may change between stages of a run"),
     (None, ["--set", "optimizer.learning_rate=-1"], "learning_rate must be a finite number > 0"),
 ]

@@ -335,7 +335,7 @@ def test_resume_rules(tmp_path, small_config):
     before = (run_dir / "config.toml").read_text()
     with pytest.raises(ConfigError, match="only these fields may change"):
         nqs_core.resume(run_dir, progress=False, overrides=["ansatz.alpha=2"])
-    with pytest.raises(ConfigError, match="n_steps must be an integer >= 1, got -5"):
+    with pytest.raises(ConfigError, match="n_steps must be an integer >= 0, got -5"):
         nqs_core.resume(run_dir, n_steps=-5, progress=False)
     assert (run_dir / "config.toml").read_text() == before and sorted(p.name for p in run_dir.iterdir()) == ["config.toml"]
     again = nqs_core.resume(run_dir, progress=False)
