@@ -29,7 +29,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import nqs_core  # noqa: F401  (float64)
 from nqs_networks import RBM

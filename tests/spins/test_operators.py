@@ -12,13 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
-import nqs_core
 import nqs_spins as ns
 from nqs_cli import app
 from nqs_networks import RBM
 from nqs_spins.operators import (
     Operator,
-    SpinOperator,
     X,
     Y,
     Z,
