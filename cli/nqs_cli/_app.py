@@ -141,6 +141,9 @@ def run(
     set_: Optional[List[str]] = SetOption,
     output: Optional[pathlib.Path] = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<system>-<time>)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    profile: bool = typer.Option(
+        False, "--profile", help="After the run, time each part of one step (sampling, local energies, log-derivatives, solve, update) and print the split; also RUN_DIR/profile.json."
+    ),
 ):
     """Run a calculation from a TOML config and print the final energy."""
 
@@ -154,6 +157,12 @@ def run(
         result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)
         if nqs_core.is_root():
             _report(result)
+        if profile:
+            from nqs_core._profile import profile_run
+
+            table = profile_run(result)
+            if nqs_core.is_root():
+                console.print(table, highlight=False, markup=False)
 
     _guard(body)
 
