@@ -22,7 +22,7 @@ from jaxtyping import Array, PRNGKeyArray, Scalar
 
 from ._sampler import AbstractDistribution, AbstractSampler, legacy_key, metropolis_sweep
 from ._space import AbstractSpace
-from ._validate import check_int
+from ._validate import check_chains, check_int
 
 
 class MetropolisState(eqx.Module):
@@ -189,8 +189,8 @@ def metropolis_counts(space: AbstractSpace, n_samples, n_chains, n_discard_per_c
     n_thermalize)`; `None` defaults: `max(n_samples_per_chain // 10,
     min_discard)` discarded sweeps, `space.size` steps per sweep."""
     n_samples = check_int("n_samples", n_samples, 1)
-    n_chains = check_int("n_chains", n_chains, 1)
-    per_chain = -(-n_samples // n_chains)
+    n_samples, n_chains = check_chains(n_samples, n_chains)
+    per_chain = n_samples // n_chains
     if n_discard_per_chain is None:
         n_discard_per_chain = max(per_chain // 10, min_discard)
     n_discard_per_chain = check_int("n_discard_per_chain", n_discard_per_chain, 0)
@@ -207,7 +207,7 @@ class MetropolisSampler(AbstractMetropolisSampler):
     - `space`: the configuration space (initial chains from `random_state`).
     - `rule`: an `AbstractMetropolisRule`.
     - `n_samples`: total samples per call, over all chains (default 1024);
-      each chain gives `ceil(n_samples / n_chains)`.
+      a multiple of `n_chains` (`nqs_core.check_chains`): each chain gives `n_samples / n_chains`.
     - `n_chains`: number of parallel chains (default 16).
     - `n_discard_per_chain`: sweeps thrown away (the rule adapts during them)
       at the start of each call (default: `n_samples_per_chain // 10`).

@@ -66,7 +66,7 @@ class GaussianMetropolis(nqs_core.AbstractMetropolisSampler):
 
     - `space`: a continuous space (e.g. `Particles1D`).
     - `n_samples`: total samples per call, over all chains (default 1024);
-      each chain gives `ceil(n_samples / n_chains)`.
+      a multiple of `n_chains` (`nqs_core.check_chains`): each chain gives `n_samples / n_chains`.
     - `n_chains`: number of parallel chains (default 16).
     - `step_size`: initial proposal width (default 0.5).
     - `target_acceptance`: acceptance rate the width adapts to, in (0, 1)

@@ -70,7 +70,7 @@ class MetropolisLocal(nqs_core.AbstractMetropolisSampler):
 
     - `space`: a spin-1/2 space without magnetisation constraint.
     - `n_samples`: total samples per call, over all chains (default 1024);
-      each chain gives `ceil(n_samples / n_chains)`.
+      a multiple of `n_chains` (`nqs_core.check_chains`): each chain gives `n_samples / n_chains`.
     - `n_chains`: number of parallel chains (default 16).
     - `n_discard_per_chain`: sweeps thrown away at the start of each call
       (default: `n_samples_per_chain // 10`).

@@ -118,7 +118,7 @@ def test_exchange_conserves_magnetisation(key):
 
 def test_state_contents_and_jit_roundtrip(key, tmp_path):
     space = ns.SpinHalf(N, total_sz=0.0)
-    sampler = ns.MetropolisExchange(space, lattice=ns.Chain(N), n_samples=100, n_chains=8)
+    sampler = ns.MetropolisExchange(space, lattice=ns.Chain(N), n_samples=104, n_chains=8)
     assert sampler.n_samples_per_chain == 13
     assert sampler.n_discard_per_chain == 1 and sampler.sweep_size == N
     dist = nqs_core.BornDistribution(ansatz())
@@ -171,7 +171,9 @@ def test_sampler_validation():
         ns.MetropolisLocal(ns.SpinHalf(N), n_chains=0)
     with pytest.raises(ValueError):
         ns.MetropolisLocal(ns.SpinHalf(N), sweep_size=0)
-    sampler = ns.MetropolisLocal(ns.SpinHalf(N), n_samples=1000, n_chains=16)
+    with pytest.raises(ValueError, match="use n_samples = 992 or 1008"):  # refused, not rounded up
+        ns.MetropolisLocal(ns.SpinHalf(N), n_samples=1000, n_chains=16)
+    sampler = ns.MetropolisLocal(ns.SpinHalf(N), n_samples=1008, n_chains=16)
     assert sampler.n_samples_per_chain == 63 and sampler.n_discard_per_chain == 6
     assert isinstance(sampler, nqs_core.AbstractSampler)
 
