@@ -20,7 +20,8 @@ from ._doctor import version_callback
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="nqs: neural quantum states and neural Monte Carlo in JAX. Run `nqs run` for the default calculation.",
+    help="nqs: neural quantum states and neural Monte Carlo in JAX. Run `nqs run` for the default calculation; "
+    "`nqs list command` lists the commands that plugins add.",
     pretty_exceptions_enable=False,
 )
 console = Console()
@@ -364,7 +365,24 @@ def _attach_plugin_commands(app: typer.Typer) -> None:
         builtin.add(entry.name)
 
 
-_attach_plugin_commands(app)
+def _names_plugin_command(argv: list[str]) -> bool:
+    """Whether the command line names a command that is not built in.
+
+    Attaching plugin commands loads every plugin (and with them jax), which
+    takes seconds; `nqs --help` and the built-in commands do without, so the
+    plugins load only when the first word on the command line is some other
+    command (a plugin's, or a typo that the error message then lists).
+    """
+    if os.path.basename(argv[0]) not in ("nqs", "__main__.py", "-m"):
+        return True  # not the console script (e.g. a test runner driving the app): attach
+    builtin = {c.name or c.callback.__name__ for c in app.registered_commands}
+    builtin |= {g.name for g in app.registered_groups}
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    return bool(words) and words[0] not in builtin
+
+
+if _names_plugin_command(sys.argv):
+    _attach_plugin_commands(app)
 
 
 def main() -> None:
