@@ -234,7 +234,7 @@ class FullSumEstimator(AbstractEstimator):
         eloc = estimate.local_values.reshape(-1)
         flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
         _, p = self._weights(ansatz, flat)
-        return flat, p, jnp.where(p > 0, eloc - estimate.stats.mean, jnp.zeros((), eloc.dtype))
+        return flat, p, jnp.where(p > 0, eloc - estimate.stats.mean.astype(eloc.dtype), jnp.zeros((), eloc.dtype))
 
     def gradient(self, ansatz, samples, estimate):
         flat, p, d = self._centred(ansatz, samples, estimate)

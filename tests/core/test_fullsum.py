@@ -60,7 +60,7 @@ def test_energy_equals_the_dense_expectation(setup):
     var = np.vdot(h @ psi, h @ psi).real / norm - e.real**2
     stats = estimate.stats
     assert abs(complex(stats.mean) - e) < 1e-10
-    assert abs(float(stats.variance) - var) < 1e-10 and var > 0.1
+    assert abs(float(stats.variance) - var) < 1e-10 and var > 0.01  # not an eigenstate
     assert float(stats.error_of_mean) == 0.0 and float(stats.tau_corr) == 0.0 and float(stats.R_hat) == 1.0
     # the same value through nqs_core.expect on a FullSumState, chunked
     s = nqs_core.expect(rbm, system, FullSumState(space), chunk_size=7)
