@@ -36,7 +36,7 @@ from ._space import (
 )
 from ._lattice import AbstractLattice as AbstractLattice
 from ._lattice import AbstractBravaisLattice as AbstractBravaisLattice
-from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner, IdentityPreconditioner as IdentityPreconditioner
+from ._preconditioner import AbstractPreconditioner as AbstractPreconditioner, IdentityPreconditioner as IdentityPreconditioner, StepContext as StepContext
 from ._registry import (
     KINDS as KINDS,
     Registry as Registry,

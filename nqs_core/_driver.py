@@ -15,7 +15,7 @@ import optax
 from ._ansatz import AbstractAnsatz
 from ._distributed import concat_over_ranks, fold_rank
 from ._estimator import AbstractEstimator, EnergyEstimator
-from ._preconditioner import AbstractPreconditioner, IdentityPreconditioner
+from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
@@ -161,7 +161,8 @@ class _Step(eqx.Module):
         estimator = self.estimator.at_step(state.step)
         samples, sampler_state, sinfo = self.sampler.sample(BornDistribution(ansatz), state.sampler_state)
         estimate = estimator(ansatz, self.system, samples)
-        direction, precond_state, pinfo = self.preconditioner(ansatz, samples, estimate, estimator, state.precond_state)
+        context = StepContext(self.system, ansatz, samples, estimate, estimator)
+        direction, precond_state, pinfo = self.preconditioner(context, state.precond_state)
         dnorm = optax.tree.norm(direction)
         pinfo = {**pinfo, **estimator.step_info(), "direction_norm": dnorm}
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
@@ -269,10 +270,19 @@ class VMC:
             params=params,
             opt_state=self.optimizer.init(params),
             sampler_state=sampler_state,
-            precond_state=self.preconditioner.init(params),
+            precond_state=self.preconditioner.init(eqx.combine(params, self.static), self.example_samples(key)),
             step=jnp.asarray(0, dtype=jnp.int64),
             guard=self.divergence.init(),
         )
+
+    def example_samples(self, key: jax.Array) -> jax.Array:
+        """Valid configurations shaped like one step's samples,
+        `(n_chains, n_samples_per_chain, *shape)`, from `space.random_state`
+        (what preconditioners build their state from at `init`)."""
+        sampler = self.sampler
+        n = sampler.n_chains * sampler.n_samples_per_chain
+        x = sampler.space.random_state(jax.random.fold_in(key, 0x5EED), n)
+        return x.reshape((sampler.n_chains, sampler.n_samples_per_chain) + x.shape[1:])
 
     def model(self, state: VMCState) -> AbstractAnsatz:
         """The ansatz with the parameters of `state`."""

@@ -10,6 +10,36 @@ from jaxtyping import Array
 
 from ._ansatz import AbstractAnsatz
 from ._estimator import AbstractEstimator, Estimate
+from ._system import AbstractHamiltonian
+
+
+class StepContext(eqx.Module):
+    """What a preconditioner sees at one optimisation step.
+
+    **Fields:**
+
+    - `system`: the Hamiltonian being minimised.
+    - `ansatz`: the variational state with the current parameters.
+    - `samples`: the configurations of this step, `(n_chains, n_per_chain, *shape)`.
+    - `estimate`: the estimator's result on them (local values, statistics).
+    - `estimator`: the (scheduled) estimator of this step, which gives the
+      gradient (`estimator.gradient`) and the natural-gradient data.
+    """
+
+    system: AbstractHamiltonian
+    ansatz: AbstractAnsatz
+    samples: Array
+    estimate: Estimate
+    estimator: AbstractEstimator
+
+    def gradient(self):
+        """The energy gradient, shaped like the parameters."""
+        return self.estimator.gradient(self.ansatz, self.samples, self.estimate)
+
+    @property
+    def flat_samples(self) -> Array:
+        """The samples as one batch `(n_samples, *shape)`."""
+        return self.samples.reshape((-1,) + self.samples.shape[self.estimate.local_values.ndim :])
 
 
 class AbstractPreconditioner(eqx.Module):
@@ -20,22 +50,28 @@ class AbstractPreconditioner(eqx.Module):
     (`sgd(lr)` then gives `theta <- theta - lr * direction`). The identity
     preconditioner returns the energy gradient; SR returns
     `(S + lambda I)^{-1} grad E`.
+
+    `init` sees the initial ansatz and example samples shaped like a step's
+    (so a state that depends on the network structure and the batch, such as
+    KFAC's curvature blocks, is built there and checkpoints match the
+    template); `__call__` gets the whole step in a `StepContext`.
     """
 
     @abc.abstractmethod
-    def init(self, params) -> Any:
-        """Initial state (a pytree; `None` for stateless preconditioners)."""
+    def init(self, ansatz: AbstractAnsatz, samples: Array) -> Any:
+        """Initial state (a pytree; `None` for stateless preconditioners).
+
+        **Arguments:** the initial `ansatz` and `samples` shaped like those of
+        one step, `(n_chains, n_per_chain, *shape)` (valid configurations, not
+        necessarily from the target distribution).
+
+        **Raises:** `ValueError` / `TypeError` for a problem the preconditioner
+        cannot handle (e.g. a metric that needs continuous configurations).
+        """
         raise NotImplementedError
 
     @abc.abstractmethod
-    def __call__(
-        self,
-        ansatz: AbstractAnsatz,
-        samples: Array,
-        estimate: Estimate,
-        estimator: AbstractEstimator,
-        state: Any,
-    ) -> tuple[Any, Any, dict[str, Array]]:
+    def __call__(self, context: StepContext, state: Any) -> tuple[Any, Any, dict[str, Array]]:
         """`(direction, new_state, info)`."""
         raise NotImplementedError
 
@@ -43,8 +79,8 @@ class AbstractPreconditioner(eqx.Module):
 class IdentityPreconditioner(AbstractPreconditioner):
     """No preconditioning: the direction is the energy gradient."""
 
-    def init(self, params):
+    def init(self, ansatz, samples):
         return None
 
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        return estimator.gradient(ansatz, samples, estimate), state, {}
+    def __call__(self, context, state):
+        return context.gradient(), state, {}

@@ -30,19 +30,19 @@ A, V0, SIGMA0 = 2, -10.0, 0.5
 
 def setups(system, trust=0.1, curvature="energy", kfac_lr=0.05, kfac_damping=1e-2, trust_decay=20.0):
     identity = nqs_core.IdentityPreconditioner()
-    opt = dict(trust_radius=trust, trust_decay=trust_decay, curvature=curvature, system=system)
+    opt = dict(trust_radius=trust, trust_decay=trust_decay, curvature=curvature)
     return {
         "adam": (identity, optax.adam(1e-2)),
         "sr": (SR(diag_shift=1e-3), optax.sgd(0.05)),
         "kfac": (KFAC(damping=kfac_damping), optax.sgd(kfac_lr)),
-        "dgd": (DGD(system, diag_shift=1e-3), optax.sgd(0.05)),
+        "dgd": (DGD(diag_shift=1e-3), optax.sgd(0.05)),
         # alpha*/mu* on top (sgd(1): the step sets its own length); "gd" = plain gradient direction
         # curvature="energy": the 2x2 model is the Hessian of the sampled energy in the plane of
         # the direction and the previous update (the Fisher model of Drissi et al. 2024 over-steps: README)
         "gd+opt": (OptimalStep(inner=identity, **opt), optax.sgd(1.0)),
         "sr+opt": (OptimalStep(inner=SR(diag_shift=1e-3), **opt), optax.sgd(1.0)),
         "kfac+opt": (OptimalStep(inner=KFAC(damping=kfac_damping), **opt), optax.sgd(1.0)),
-        "dgd+opt": (OptimalStep(inner=DGD(system, diag_shift=1e-3), **opt), optax.sgd(1.0)),
+        "dgd+opt": (OptimalStep(inner=DGD(diag_shift=1e-3), **opt), optax.sgd(1.0)),
     }
 
 

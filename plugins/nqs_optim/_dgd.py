@@ -49,7 +49,6 @@ class DGD(AbstractPreconditioner):
 
     **Arguments:**
 
-    - `system` (injected): the Hamiltonian; its space must be continuous, else `ValueError`.
     - `diag_shift`: `lambda` added to the diagonal.
     - `diag_scale`: additionally `diag_scale * diag(G)`.
     - `solver`: `"cholesky"` or `"cg"`.
@@ -61,13 +60,7 @@ class DGD(AbstractPreconditioner):
     solver: str = eqx.field(default="cholesky", static=True)
     chunk_size: int | None = eqx.field(default=None, static=True)
 
-    def __init__(self, system=None, diag_shift: float = 1e-3, diag_scale: float = 0.0, solver: str = "cholesky", chunk_size: int | None = None):
-        if system is not None:
-            space = getattr(system, "space", system)
-            if not isinstance(space, AbstractContinuousSpace):
-                raise ValueError(
-                    f"DGD needs a continuum system (its metric uses d/dx log psi); the space {type(space).__name__} is discrete"
-                )
+    def __init__(self, diag_shift: float = 1e-3, diag_scale: float = 0.0, solver: str = "cholesky", chunk_size: int | None = None):
         if solver not in SOLVERS:
             raise ValueError(f"unknown DGD solver {solver!r}; valid: {', '.join(SOLVERS)}")
         if diag_shift < 0 or diag_scale < 0:
@@ -77,16 +70,20 @@ class DGD(AbstractPreconditioner):
         self.solver = solver
         self.chunk_size = chunk_size
 
-    def init(self, params):
+    def init(self, ansatz, samples):
         return None
 
-    def __call__(self, ansatz, samples, estimate, estimator, state):
+    def __call__(self, context, state):
         if n_ranks() > 1:
             raise NotImplementedError("DGD runs in one process only")
-        if not jnp.issubdtype(samples.dtype, jnp.floating):
-            raise ValueError(f"DGD needs real-valued (continuum) configurations, got samples of dtype {samples.dtype}")
-        xs = samples.reshape((-1,) + samples.shape[estimate.local_values.ndim :])
-        grad = estimator.gradient(ansatz, samples, estimate)
+        if not isinstance(context.system.space, AbstractContinuousSpace):
+            raise ValueError(
+                "DGD needs a continuum system (its metric uses d/dx log psi); "
+                f"the space {type(context.system.space).__name__} is discrete"
+            )
+        ansatz = context.ansatz
+        xs = context.flat_samples
+        grad = context.gradient()
         g, unravel = real_ravel(grad)
         b = score_jacobian(ansatz, xs, self.chunk_size)
         b = b.reshape(-1, b.shape[-1]) / jnp.sqrt(xs.shape[0])

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.extend
-import kfac_jax
 
 from nqs_core import AbstractPreconditioner, parameters
 
 ESTIMATION_MODES = ("fisher_exact", "fisher_gradients")
 
 
-def _patch_kfac_jax():
-    """kfac-jax 0.0.8 unpacks `Primitive.get_bind_params` as `(subfuns, params)`;
+def _kfac_jax():
+    """kfac-jax, imported when a KFAC preconditioner is used (a missing or broken
+    kfac-jax leaves the other preconditioners and optimizers working)."""
+    try:
+        import kfac_jax
+    except Exception as exc:  # ImportError, or a kfac-jax that fails against this jax
+        raise ImportError(f"the kfac preconditioner needs kfac-jax (pip install kfac-jax): {exc}") from None
+    return kfac_jax
+
+
+@contextlib.contextmanager
+def compatible_kfac_jax():
+    """A context in which kfac-jax works with this jax.
+
+    kfac-jax 0.0.8 unpacks `Primitive.get_bind_params` as `(subfuns, params)`;
     jax >= 0.9 returns only the params, which breaks kfac-jax's jaxpr
-    interpreter. Install a version that accepts both (a no-op on old jax)."""
+    interpreter. While KFAC traces its curvature (inside this context only),
+    use a version of that one function that accepts both; restored on exit."""
+    import jax.extend
+
+    _kfac_jax()  # one line naming the package when it is missing
     from kfac_jax._src import tag_graph_matcher as tgm
 
-    if getattr(tgm.eval_jaxpr_eqn, "_nqs_patched", False):
-        return
+    original = tgm.eval_jaxpr_eqn
 
     def eval_jaxpr_eqn(eqn, in_values):
         bind = eqn.primitive.get_bind_params(eqn.params)
@@ -29,11 +45,11 @@ def _patch_kfac_jax():
             output = eqn.primitive.bind(*subfuns, *in_values, **params)
         return output if isinstance(output, list) else [output]
 
-    eval_jaxpr_eqn._nqs_patched = True
     tgm.eval_jaxpr_eqn = eval_jaxpr_eqn
-
-
-_patch_kfac_jax()
+    try:
+        yield
+    finally:
+        tgm.eval_jaxpr_eqn = original
 
 
 def _split(tree):
@@ -104,12 +120,16 @@ class KFAC(AbstractPreconditioner):
         if self.estimation_mode not in ESTIMATION_MODES:
             raise ValueError(f"unknown estimation_mode {self.estimation_mode!r}; valid: {', '.join(ESTIMATION_MODES)}")
 
-    def init(self, params):
-        # the kfac-jax state needs the network structure and a batch: built at the first call
-        return None
+    def init(self, ansatz, samples):
+        """The kfac-jax curvature state for the blocks of `ansatz` on a batch
+        shaped like `samples` (built here so that checkpoints match the
+        template), and a step counter."""
+        xs = samples.reshape((-1,) + samples.shape[2:])
+        return _kfac_init(self, ansatz, xs)
 
     def curvature(self, ansatz, xs):
         """`(estimator, func_args)`: the kfac-jax curvature estimator for `ansatz` on the batch `xs`."""
+        kfac_jax = _kfac_jax()
         params, static = parameters(ansatz)
 
         def func(split_params, batch):
@@ -126,30 +146,29 @@ class KFAC(AbstractPreconditioner):
         estimator = kfac_jax.curvature_estimator.BlockDiagonalCurvature(func, default_estimation_mode=self.estimation_mode)
         return estimator, (_split(params), xs)
 
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        grad = estimator.gradient(ansatz, samples, estimate)
-        xs = samples.reshape((-1,) + samples.shape[estimate.local_values.ndim :])
-        curv, func_args = self.curvature(ansatz, xs)
-        power = -1 if self.exact_inverse else None
-        approx = None if self.exact_inverse else -1
-        first = state is None
-        if first:
-            kstate = curv.init(jax.random.PRNGKey(0), func_args, exact_powers_to_cache=power, approx_powers_to_cache=approx)
-            count = jnp.zeros((), jnp.int32)
-        else:
+    def _powers(self):
+        return (-1, None) if self.exact_inverse else (None, -1)
+
+    def __call__(self, context, state):
+        ansatz = context.ansatz
+        grad = context.gradient()
+        xs = context.flat_samples
+        with compatible_kfac_jax():
+            curv, func_args = self.curvature(ansatz, xs)
+            power, approx = self._powers()
             kstate, count = state
-        ema_old = jnp.where(count > 0, self.ema, 0.0)
-        kstate = curv.update_curvature_matrix_estimate(
-            kstate, ema_old, 1.0 - ema_old, self.damping, xs.shape[0],
-            jax.random.fold_in(jax.random.PRNGKey(0), count), func_args,
-        )
-        kstate = curv.update_cache(
-            kstate, self.damping, exact_powers=power, approx_powers=approx, eigenvalues=False, pmap_axis_name=None
-        )
-        params, _ = parameters(ansatz)
-        direction = curv.multiply_inverse(
-            kstate, _split(grad), self.damping, exact_power=self.exact_inverse, use_cached=True, pmap_axis_name=None
-        )
+            ema_old = jnp.where(count > 0, self.ema, 0.0)
+            kstate = curv.update_curvature_matrix_estimate(
+                kstate, ema_old, 1.0 - ema_old, self.damping, xs.shape[0],
+                jax.random.fold_in(jax.random.PRNGKey(0), count), func_args,
+            )
+            kstate = curv.update_cache(
+                kstate, self.damping, exact_powers=power, approx_powers=approx, eigenvalues=False, pmap_axis_name=None
+            )
+            params, _ = parameters(ansatz)
+            direction = curv.multiply_inverse(
+                kstate, _split(grad), self.damping, exact_power=self.exact_inverse, use_cached=True, pmap_axis_name=None
+            )
         # a block whose output-side factor G vanishes (e.g. layers feeding a
         # read-out that starts at zero, EquivariantSlater init="ho") gives 0/0 in
         # kfac-jax's factor scaling; its exact damped inverse is grad / damping
@@ -157,3 +176,12 @@ class KFAC(AbstractPreconditioner):
             lambda d, g: jnp.where(jnp.isfinite(d), d, g / self.damping), direction, _split(grad)
         )
         return _merge(direction, params), (kstate, count + 1), {}
+
+
+@eqx.filter_jit
+def _kfac_init(kfac, ansatz, xs):
+    with compatible_kfac_jax():
+        curv, func_args = kfac.curvature(ansatz, xs)
+        power, approx = kfac._powers()
+        kstate = curv.init(jax.random.PRNGKey(0), func_args, exact_powers_to_cache=power, approx_powers_to_cache=approx)
+    return kstate, jnp.zeros((), jnp.int32)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from nqs_core import AbstractHamiltonian, AbstractPreconditioner, parameters, real_ravel
+from nqs_core import AbstractPreconditioner, parameters, real_ravel
 from nqs_core._distributed import n_ranks, sum_over_ranks
 
 from ._sr import SR
@@ -125,10 +125,9 @@ class OptimalStep(AbstractPreconditioner):
       formula of Drissi et al. 2024): `F`, the Fisher of `|psi|^2`. `"energy"`: the Hessian
       of the sampled (reweighted) energy in the plane of `Delta_n` and
       `delta_{n-1}` (`energy_subspace_model`; needs `system`), with gradient
-      from the same expansion; when that 2x2 Hessian is not positive definite
+      from the same expansion (the Hamiltonian is the step's
+      `StepContext.system`); when that 2x2 Hessian is not positive definite
       the Fisher model is used for that step.
-    - `system`: the Hamiltonian (injected from the config; only used with
-      `curvature = "energy"`).
 
     `info` reports `alpha` and `mu`.
 
@@ -152,15 +151,12 @@ class OptimalStep(AbstractPreconditioner):
     trust_radius: float | None = None
     trust_decay: float | None = None
     curvature: str = eqx.field(default="fisher", static=True)
-    system: AbstractHamiltonian | None = None
 
     def __check_init__(self):
         if self.trust_decay is not None and (self.trust_decay <= 0 or self.trust_radius is None):
             raise ValueError(f"trust_decay must be positive and needs trust_radius, got {self.trust_decay}")
         if self.curvature not in ("fisher", "energy"):
             raise ValueError(f"curvature must be 'fisher' or 'energy', got {self.curvature!r}")
-        if self.curvature == "energy" and not isinstance(self.system, AbstractHamiltonian):
-            raise TypeError("curvature='energy' needs the Hamiltonian as `system`")
         if not isinstance(self.inner, AbstractPreconditioner):
             raise TypeError(f"inner must be a preconditioner, got {type(self.inner).__name__}")
         if self.diag_shift < 0:
@@ -177,22 +173,22 @@ class OptimalStep(AbstractPreconditioner):
         coeffs = jnp.stack([-b[0] / (f[0, 0] + reg), jnp.zeros((), f.dtype)])
         return coeffs, jnp.isfinite(coeffs[0])
 
-    def init(self, params):
-        vec, _ = real_ravel(params)
-        return (self.inner.init(params), jnp.zeros_like(vec), jnp.zeros((), vec.dtype))
+    def init(self, ansatz, samples):
+        vec, _ = real_ravel(parameters(ansatz)[0])
+        return (self.inner.init(ansatz, samples), jnp.zeros_like(vec), jnp.zeros((), vec.dtype))
 
-    def __call__(self, ansatz, samples, estimate, estimator, state):
+    def __call__(self, context, state):
         inner_state, prev, count = state
-        d_inner, inner_state, info = self.inner(ansatz, samples, estimate, estimator, inner_state)
+        d_inner, inner_state, info = self.inner(context, inner_state)
         step, unravel = real_ravel(d_inner)
         step = -step
-        g, _ = real_ravel(estimator.gradient(ansatz, samples, estimate))
-        xs = samples.reshape((-1,) + samples.shape[estimate.local_values.ndim :])
+        g, _ = real_ravel(context.gradient())
+        ansatz, xs = context.ansatz, context.flat_samples
         f = fisher_products(ansatz, xs, [step, prev])
         b = jnp.stack([g @ step, g @ prev])
         coeffs, ok = self._solve(f, b)
         if self.curvature == "energy":
-            b_e, h_e = energy_subspace_model(self.system, ansatz, xs, [step, prev])
+            b_e, h_e = energy_subspace_model(context.system, ansatz, xs, [step, prev])
             c_e, ok_e = self._solve(h_e, b_e)
             # the Hessian of the sampled energy need not be positive definite: Fisher model then
             reg = self.diag_shift * jnp.abs(jnp.trace(h_e)) + jnp.finfo(f.dtype).tiny

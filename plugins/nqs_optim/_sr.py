@@ -40,14 +40,14 @@ class _AbstractNaturalGradient(AbstractPreconditioner):
         """`(delta, info)` for the real sample matrix `x` and vector `f`; `split`
         says `x = [Y_R; Y_I]`."""
 
-    def init(self, params):
+    def init(self, ansatz, samples):
         return None
 
-    def __call__(self, ansatz, samples, estimate, estimator, state):
-        y, eps = estimator.natural_gradient_data(ansatz, samples, estimate)
+    def __call__(self, context, state):
+        y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
         x, f = real_sample_matrix(y, eps)
         delta, info = self._solve(x, f, jnp.iscomplexobj(y))
-        _, unravel = real_ravel(parameters(ansatz)[0])
+        _, unravel = real_ravel(parameters(context.ansatz)[0])
         return unravel(-delta), state, info
 
 

@@ -109,7 +109,8 @@ def test_preconditioner_gives_a_descent_direction(name, small_config):
     samples, _, _ = driver.sampler.sample(nqs_core.BornDistribution(model), state.sampler_state)
     estimate = driver.estimator(model, driver.system, samples)
     grad = driver.estimator.gradient(model, samples, estimate)
-    direction, _, _ = driver.preconditioner(model, samples, estimate, driver.estimator, driver.preconditioner.init(state.params))
+    context = nqs_core.StepContext(driver.system, model, samples, estimate, driver.estimator)
+    direction, _, _ = driver.preconditioner(context, state.precond_state)
     assert jax.tree.structure(direction) == jax.tree.structure(state.params)
     for d, p in zip(jax.tree.leaves(direction), jax.tree.leaves(state.params)):
         assert d.shape == p.shape and d.dtype == p.dtype

@@ -9,7 +9,7 @@ import pytest
 
 import nqs_continuum as nc
 import nqs_core
-from nqs_core import ConfigError, EnergyEstimator, build, real_ravel
+from nqs_core import EnergyEstimator, build, real_ravel
 from nqs_optim import DGD
 
 
@@ -26,9 +26,9 @@ def test_dgd_equals_dense_metric(problem):
     samples = 0.8 * jax.random.normal(jax.random.PRNGKey(0), (2, 16, 2))
     est = EnergyEstimator()(ansatz, system, samples)
     lam = 1e-3
-    direction, _, info = eqx.filter_jit(lambda a, s, e: DGD(system, diag_shift=lam)(a, s, e, EnergyEstimator(), None))(
-        ansatz, samples, est
-    )
+    direction, _, info = eqx.filter_jit(
+        lambda a, s, e: DGD(diag_shift=lam)(nqs_core.StepContext(system, a, s, e, EnergyEstimator()), None)
+    )(ansatz, samples, est)
     assert int(info["solve_ok"]) == 1
     params, static = nqs_core.parameters(ansatz)
     vec, unravel = real_ravel(params)
@@ -46,19 +46,19 @@ def test_dgd_equals_dense_metric(problem):
 
 
 def test_dgd_refuses_discrete_spaces(small_config):
-    spin_system = build(small_config, exact=False, stop_after="system")["system"]
-    with pytest.raises(ValueError, match="continuum"):
-        DGD(spin_system)
+    """The system comes with the step (StepContext): a spin system is refused at the first step."""
     cfg = dict(small_config)
     cfg["preconditioner"] = {"name": "dgd"}
-    with pytest.raises(ConfigError, match="continuum"):
-        build(cfg, exact=False)
+    driver = build(cfg, exact=False).driver
+    state = driver.init(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="continuum"):
+        driver.step(state)
 
 
 def test_dgd_inside_vmc(problem):
     space, system, ansatz = problem
     sampler = nc.GaussianMetropolis(space, n_samples=128, n_chains=8)
-    driver = nqs_core.VMC(system, ansatz, sampler, optax.sgd(0.02), DGD(system, diag_shift=1e-3))
+    driver = nqs_core.VMC(system, ansatz, sampler, optax.sgd(0.02), DGD(diag_shift=1e-3))
     state = driver.init(jax.random.PRNGKey(0))
     for _ in range(3):
         state, rec = driver.step(state)

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nqs_core import AbstractAnsatz, EnergyEstimator, Estimate, build, real_ravel, statistics
-from nqs_optim import KFAC
+from nqs_core import AbstractAnsatz, EnergyEstimator, Estimate, StepContext, build, real_ravel, statistics
+from nqs_optim import KFAC, compatible_kfac_jax
 
 
 class _Dense(AbstractAnsatz):
@@ -29,9 +29,10 @@ def test_one_dense_layer_is_exact_natural_gradient(key):
     estimator = EnergyEstimator()
     damping = 1e-6
     # jitted as inside the VMC step (and much faster than op-by-op dispatch of kfac-jax)
-    direction, state, _ = eqx.filter_jit(lambda a, s, e: KFAC(damping=damping)(a, s, e, estimator, None))(
-        ansatz, samples, est
-    )
+    kfac = KFAC(damping=damping)
+    direction, state, _ = eqx.filter_jit(
+        lambda a, s, e, st: kfac(StepContext(None, a, s, e, estimator), st)  # no Hamiltonian needed
+    )(ansatz, samples, est, kfac.init(ansatz, samples))
     # one layer with scalar output: per-sample gradient [x, 1] (x) 1, so A (x) G is the exact (uncentred) Fisher
     xs = np.asarray(samples.reshape(m, n_in))
     a = np.concatenate([xs, np.ones((m, 1))], axis=1)
@@ -61,10 +62,35 @@ def test_equivariant_slater_layers_get_kronecker_blocks():
     space = nc.Particles1D(2)
     ansatz = nc.EquivariantSlater(space, hidden=2, n_layers=2, key=jax.random.PRNGKey(0))
     xs = jax.random.normal(jax.random.PRNGKey(1), (8, 2))
-    curv, func_args = KFAC().curvature(ansatz, xs)
-    curv.init(jax.random.PRNGKey(0), func_args, exact_powers_to_cache=-1, approx_powers_to_cache=None)
+    with compatible_kfac_jax():
+        curv, func_args = KFAC().curvature(ansatz, xs)
+        curv.init(jax.random.PRNGKey(0), func_args, exact_powers_to_cache=-1, approx_powers_to_cache=None)
     names = [type(b).__name__ for b in curv.blocks]
     dense = [b for b in curv.blocks if "KroneckerFactored" in type(b).__name__]
     assert len(dense) == 2 * ansatz.n_layers, names
     shapes = sorted(tuple(s[0]) for b in dense for s in [b.parameters_shapes])
     assert shapes == sorted([(1, 2), (1, 2), (2, 2), (2, 2)]), shapes
+
+
+def test_missing_kfac_jax_leaves_the_other_optimizers_working():
+    """kfac-jax is imported only when KFAC is used: without it, the registry (sgd, sr,
+    the CLI's plugin load) works and KFAC fails with one line naming the package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['kfac_jax'] = None\n"
+        "import jax, nqs_core, nqs_optim\n"
+        "reg = nqs_core.get_registry()\n"
+        "assert {'sr', 'kfac'} <= set(reg.names('preconditioner')) and 'sgd' in reg.names('optimizer')\n"
+        "import nqs_networks, nqs_spins\n"
+        "space = nqs_spins.SpinHalf(4)\n"
+        "ansatz = nqs_networks.RBM(space, alpha=1, key=jax.random.PRNGKey(0))\n"
+        "try:\n"
+        "    nqs_optim.KFAC().init(ansatz, space.random_state(jax.random.PRNGKey(1), 8).reshape(2, 4, 4))\n"
+        "except ImportError as exc:\n"
+        "    print('IMPORT-ERROR', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "IMPORT-ERROR the kfac preconditioner needs kfac-jax" in out.stdout

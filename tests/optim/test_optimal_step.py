@@ -47,13 +47,13 @@ def test_preconditioner_matches_dense_fisher(small_config):
     assert isinstance(precond, OptimalStep) and isinstance(precond.inner, SR)
     state = driver.init(jax.random.PRNGKey(0))
     model = driver.model(state)
-    pstate = precond.init(state.params)
+    pstate = state.precond_state
     samples, _, _ = eqx.filter_jit(driver.sampler.sample)(nqs_core.BornDistribution(model), state.sampler_state)
     est = eqx.filter_jit(driver.estimator)(model, driver.system, samples)
     prev = jnp.asarray(np.random.default_rng(1).normal(size=pstate[1].shape))
     pstate = (pstate[0], prev, pstate[2])
     # jitted, as inside the VMC step (op-by-op dispatch is slow)
-    call = eqx.filter_jit(lambda p, m, s, e, st: p(m, s, e, driver.estimator, st))
+    call = eqx.filter_jit(lambda p, m, s, e, st: p(nqs_core.StepContext(driver.system, m, s, e, driver.estimator), st))
     direction, (_, update, _), info = call(precond, model, samples, est, pstate)
     # dense reference
     xs = samples.reshape(-1, samples.shape[-1])
