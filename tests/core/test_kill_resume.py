@@ -126,10 +126,15 @@ def test_kill_during_checkpoint_writes(tmp_path):
     like = {"w": jnp.zeros(2_000_000), "step": jnp.asarray(0)}
     rng = np.random.default_rng(3)
     interrupted = 0
-    for _ in range(5):
+    for i in range(5):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=_env())
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.3, 1.5))
+        if i % 2:
+            time.sleep(rng.uniform(0.3, 1.5))  # a random moment
+        else:  # the moment a temporary file is on disk: a kill inside a write
+            t0 = time.monotonic()
+            while not any(tmp_path.glob(".checkpoint.eqx.*.tmp")) and time.monotonic() - t0 < 60:
+                time.sleep(0.0005)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         interrupted += any(tmp_path.glob(".checkpoint.eqx.*.tmp"))

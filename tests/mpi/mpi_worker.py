@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import nqs_core
-from nqs_core import EnergyEstimator, real_ravel
+from nqs_core import EnergyEstimator, StepContext, real_ravel
 from nqs_optim import SR, MinSR, SRt
 from problem import CHAINS, make_problem
 
@@ -29,7 +29,7 @@ for dtype in ("float64", "complex128"):
     clip = EnergyEstimator(chunk_size=8, clip_local_energy=1.0)  # medians over both ranks
     results[f"{dtype}/gradient_clipped"] = np.asarray(real_ravel(clip.gradient(model, local, estimate))[0])
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
-        direction, _, _ = jax.jit(lambda m, s, e: pre(m, s, e, est, None))(model, local, estimate)
+        direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, local, estimate)
         results[f"{dtype}/{name}"] = np.asarray(real_ravel(direction)[0])
 
 # a short VMC run through the config layer: identical parameters on every rank

@@ -86,7 +86,7 @@ def test_two_ranks_equal_one(mpi_results, dtype):
     assert_same(res[f"{dtype}/gradient_clipped"], clipped)
     assert not np.allclose(clipped, real_ravel(est.gradient(model, samples, estimate))[0])  # k = 1 clips something
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
-        direction, _, _ = pre(model, samples, estimate, est, None)
+        direction, _, _ = pre(StepContext(system, model, samples, estimate, est), None)
         assert_same(res[f"{dtype}/{name}"], real_ravel(direction)[0])
 
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nqs_core import EnergyEstimator, parameters, real_ravel
+from nqs_core import EnergyEstimator, StepContext, parameters, real_ravel
 from nqs_networks import RBM
 from nqs_optim import SR
 from nqs_spins import Chain, Ising, SpinHalf
@@ -50,7 +50,7 @@ def test_sr_equals_exact_natural_gradient(key, dtype, solver):
     est = EnergyEstimator()
     estimate = est(model, system, samples)
 
-    direction, _, info = SR(diag_shift=1e-12, solver=solver, rtol=1e-13, atol=1e-13)(model, samples, estimate, est, None)
+    direction, _, info = SR(diag_shift=1e-12, solver=solver, rtol=1e-13, atol=1e-13)(StepContext(system, model, samples, estimate, est), None)
     assert int(info["solve_ok"]) == 1
     d_vec, _ = real_ravel(direction)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nqs_core
-from nqs_core import EnergyEstimator, apply_overrides, build, real_ravel
+from nqs_core import EnergyEstimator, StepContext, apply_overrides, build, real_ravel
 from nqs_networks import RBM
 from nqs_optim import SR, MinSR, SRt, real_sample_matrix, solve_sr, solve_srt
 from nqs_spins import Chain, Ising, SpinHalf
@@ -50,8 +50,8 @@ def test_srt_equals_sr_on_vmc_data(dtype, alpha, n_sites, m):
     model, system, samples, est, estimate = _problem(dtype, alpha, n_sites, m)
     p = nqs_core.n_real_parameters(model)
     assert (p > m) == (alpha == 4)
-    d_sr, _, _ = SR(diag_shift=1e-3)(model, samples, estimate, est, None)
-    d_srt, _, info = SRt(diag_shift=1e-3)(model, samples, estimate, est, None)
+    d_sr, _, _ = SR(diag_shift=1e-3)(StepContext(system, model, samples, estimate, est), None)
+    d_srt, _, info = SRt(diag_shift=1e-3)(StepContext(system, model, samples, estimate, est), None)
     assert int(info["solver_fallback"]) == 0
     a, _ = real_ravel(d_sr)
     b, _ = real_ravel(d_srt)
@@ -98,7 +98,7 @@ def test_singular_system_falls_back_instead_of_nan(key):
 
 def test_minsr_is_minimum_norm_solution():
     model, system, samples, est, estimate = _problem("complex128", 4, 8, 64)
-    d, _, info = MinSR(rcond=1e-12)(model, samples, estimate, est, None)
+    d, _, info = MinSR(rcond=1e-12)(StepContext(system, model, samples, estimate, est), None)
     y, eps = est.natural_gradient_data(model, samples, estimate)
     x, f = real_sample_matrix(y, eps)
     expected = -np.linalg.pinv(np.asarray(x), rcond=1e-6) @ np.asarray(f)
@@ -107,6 +107,6 @@ def test_minsr_is_minimum_norm_solution():
     np.testing.assert_allclose(np.asarray(x) @ np.asarray(got), np.asarray(x) @ expected, rtol=1e-6, atol=1e-8)
     assert int(info["n_kept"]) <= x.shape[0]
     # a larger cut-off keeps fewer directions and gives a shorter step
-    d2, _, info2 = MinSR(rcond=1e-2)(model, samples, estimate, est, None)
+    d2, _, info2 = MinSR(rcond=1e-2)(StepContext(system, model, samples, estimate, est), None)
     assert int(info2["n_kept"]) < int(info["n_kept"])
     assert float(jnp.linalg.norm(real_ravel(d2)[0])) < float(jnp.linalg.norm(got))
