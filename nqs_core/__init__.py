@@ -33,6 +33,7 @@ from ._space import (
     AbstractContinuousSpace as AbstractContinuousSpace,
     AbstractDiscreteSpace as AbstractDiscreteSpace,
     AbstractSpace as AbstractSpace,
+    SumConstraint as SumConstraint,
 )
 from ._lattice import AbstractLattice as AbstractLattice
 from ._lattice import AbstractBravaisLattice as AbstractBravaisLattice
@@ -103,14 +104,17 @@ from ._config import (
     apply_overrides as apply_overrides,
     build as build,
     component_fields as component_fields,
+    describe_type as describe_type,
     exact_energy as exact_energy,
     load_config as load_config,
     loads_config as loads_config,
 )
 from ._driver import VMC as VMC, DivergenceGuard as DivergenceGuard, VMCState as VMCState
-from ._io import load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
+from ._io import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run
 from ._distributed import is_root as is_root, n_ranks as n_ranks, rank as rank
+from . import distributed as distributed
+from ._profile import format_profile as format_profile, profile_run as profile_run, profile_step as profile_step
 from ._fullsum import FullSumEstimator as FullSumEstimator, FullSumSampler as FullSumSampler, FullSumState as FullSumState
 from ._observable import AbstractObservable as AbstractObservable, AbstractOperatorObservable as AbstractOperatorObservable
 from ._observable import AbstractSampleObservable as AbstractSampleObservable, OperatorObservable as OperatorObservable

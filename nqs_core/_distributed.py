@@ -53,6 +53,8 @@ def rank() -> int:
 
 
 def is_root() -> bool:
+    """Whether this process is rank 0 (always true without MPI): the rank that
+    writes files and prints."""
     return rank() == 0
 
 
@@ -95,10 +97,12 @@ def alltoall(x):
 
 
 def mean_over_ranks(x):
+    """`(1 / n_ranks) sum_r x_r` on every rank (pytree-aware, jit-safe)."""
     return jax.tree.map(lambda a: a / n_ranks(), sum_over_ranks(x))
 
 
 def total_samples(n_local: int) -> int:
+    """The number of samples over all ranks when each rank holds `n_local`."""
     return n_local * n_ranks()
 
 

@@ -12,6 +12,10 @@ import tempfile
 from typing import Any
 
 import equinox as eqx
+import jax
+import numpy as np
+
+from ._distributed import is_root, n_ranks, python_comm
 
 CONFIG_FILE = "config.toml"
 LOG_FILE = "log.jsonl"
@@ -194,11 +198,6 @@ def save_run_state(run_dir, state) -> None:
     states (chains, keys) differ, so they are gathered to rank 0 and stored
     stacked along a leading rank axis. Only rank 0 writes.
     """
-    import jax
-    import numpy as np
-
-    from ._distributed import is_root, n_ranks, python_comm
-
     comm = python_comm()
     meta = {"step": int(state.step), "n_ranks": n_ranks()}
     if comm is not None:
@@ -215,11 +214,6 @@ def load_run_state(run_dir, like):
     """Inverse of `save_run_state`: rank 0 reads, parameters are broadcast and
     each rank receives its own sampler state. The number of ranks must match
     the run that wrote the checkpoint."""
-    import jax
-    import numpy as np
-
-    from ._distributed import is_root, n_ranks, python_comm
-
     comm = python_comm()
     if comm is None:
         state, meta = load_checkpoint(run_dir, like)

@@ -12,6 +12,7 @@ to what the machine can do.
 
 from __future__ import annotations
 
+import json
 import statistics as _stats
 import time
 from typing import Any
@@ -21,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ._preconditioner import StepContext
+from ._distributed import is_root
+from ._io import write_text
 from ._preconditioner import StepContext
 from ._sampler import BornDistribution
 
@@ -156,11 +158,6 @@ def profile_run(result, repeats: int = 3) -> str:
     """Profile one step of a finished `nqs_core.run` at its final state, write
     `profile.json` into its run directory (rank 0) and return the table
     (what `nqs run --profile` prints)."""
-    import json
-
-    from ._distributed import is_root
-    from ._io import write_text
-
     profile = profile_step(result.calculation.driver, result.state, repeats=repeats)
     if is_root():
         write_text(result.run_dir / "profile.json", json.dumps(profile, indent=1))

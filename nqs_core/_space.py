@@ -38,11 +38,33 @@ class AbstractSpace(eqx.Module):
         return int(np.prod(self.shape))
 
 
+class SumConstraint(eqx.Module):
+    """The constraint of a discrete space whose configurations all have the same
+    sum of entries: `sum(x) == total`.
+
+    For spins 1/2 (local states -1, 1) at fixed magnetisation `S^z` the sum is
+    `total = 2 S^z`, so a configuration of `n` sites has `(n + total) / 2` up
+    spins; for occupation numbers it is the particle number. (NetKet calls the
+    same thing `SumConstraint` of a constrained `DiscreteHilbert`.)
+
+    **Arguments:**
+
+    - `total`: the fixed sum of a configuration's entries.
+    """
+
+    total: float = eqx.field(static=True)
+
+    def __init__(self, total: float):
+        self.total = float(total)
+
+
 class AbstractDiscreteSpace(AbstractSpace):
     """A finite set of configurations on `n_sites` sites with `local_states` each.
 
     Optional constraints (fixed magnetisation, particle number) are part of the
-    space: `random_state`, `all_states` and samplers respect them.
+    space: `random_state`, `all_states` and samplers respect them, and
+    `constraint` declares which one holds, so that samplers, systems and ansätze
+    can check or enforce it without knowing the concrete space.
     """
 
     @property
@@ -60,6 +82,13 @@ class AbstractDiscreteSpace(AbstractSpace):
     @abc.abstractmethod
     def n_states(self) -> int:
         """Number of configurations (respecting constraints)."""
+
+    @property
+    def constraint(self) -> SumConstraint | None:
+        """The constraint every configuration of the space satisfies, or `None`
+        for an unconstrained space (the default). A space with a constraint
+        returns it here; see `SumConstraint`."""
+        return None
 
 
 class AbstractContinuousSpace(AbstractSpace):

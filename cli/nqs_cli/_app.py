@@ -64,8 +64,7 @@ def _guard(fn):
     code 2; anything else is an internal error: one line, exit code 1, and the
     traceback with `--verbose` or `NQS_DEBUG=1`.
     """
-    from nqs_core import ConfigError, MemoryLimitError, RegistryError
-    from nqs_core._io import CheckpointError
+    from nqs_core import CheckpointError, ConfigError, MemoryLimitError, RegistryError
 
     try:
         return fn()
@@ -159,9 +158,7 @@ def run(
         if nqs_core.is_root():
             _report(result)
         if profile:
-            from nqs_core._profile import profile_run
-
-            table = profile_run(result)
+            table = nqs_core.profile_run(result)
             if nqs_core.is_root():
                 console.print(table, highlight=False, markup=False)
 
@@ -207,7 +204,7 @@ def info(
 
     def body():
         from nqs_core import component_fields
-        from nqs_core._config import describe_type
+        from nqs_core import describe_type
 
         reg = _registry()
         entries = [reg.get(kind, name)] if kind else reg.find(name)

@@ -34,8 +34,8 @@ def spin_space_info(owner: str, space) -> tuple[int, int | None]:
             f"{owner} needs a spin-1/2 space (local states (-1, 1), configurations of shape (n_sites,)), got {space!r}"
         )
     n_sites = int(space.shape[0])
-    total_sz = getattr(space, "total_sz", None)
-    n_up = None if total_sz is None else int(round(n_sites / 2 + float(total_sz)))
+    constraint = space.constraint  # sum(s) = n_up - (n_sites - n_up)
+    n_up = None if constraint is None else int(round((n_sites + constraint.total) / 2))
     return n_sites, n_up
 
 

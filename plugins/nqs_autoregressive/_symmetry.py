@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from nqs_core import AbstractAutoregressiveAnsatz, AbstractBravaisLattice, AbstractLattice, AbstractSpace
+from nqs_core import AbstractAutoregressiveAnsatz, AbstractBravaisLattice, AbstractDiscreteSpace, AbstractLattice, AbstractSpace
 
 GROUPS = ("reflection", "point_group", "none")
 
@@ -100,9 +100,9 @@ class SymmetrizedAR(AbstractAutoregressiveAnsatz):
             raise ValueError(f"inconsistent sizes: lattice has {perms.shape[1]} sites, space {space.shape[0]}")
         flips = np.ones(len(perms))
         if spin_flip:
-            tsz = getattr(space, "total_sz", None)
-            if tsz is not None and tsz != 0:
-                raise ValueError(f"spin_flip needs total_sz = 0 or None, got total_sz={tsz:g}")
+            constraint = space.constraint if isinstance(space, AbstractDiscreteSpace) else None
+            if constraint is not None and constraint.total != 0:
+                raise ValueError(f"spin_flip needs total_sz = 0 or None, got total_sz={constraint.total / 2:g}")
             perms = np.concatenate([perms, perms])
             flips = np.concatenate([flips, -flips])
         self.base = base

@@ -10,6 +10,8 @@ from jaxtyping import Array
 
 from nqs_core import AbstractAnsatz, AbstractBravaisLattice, AbstractLattice, load_parameters, parameters
 
+from ._vit import ViT
+
 #: One-dimensional irreducible representations of C4v on the eight elements in
 #: the order of `point_group_maps` (E, C4, C2, C4^3, sigma_x, sigma_y, sigma_d, sigma_d').
 #: Classes: E | 2 C4 | C2 | 2 sigma_v (axis reflections) | 2 sigma_d (diagonal reflections).
@@ -139,7 +141,7 @@ def symmetry_group(
     identity = np.arange(n, dtype=np.int64)[None]
     if symmetries.startswith("patch_translations"):
         if patch_size is None:
-            raise ValueError("patch_translations needs a patch size (an inner ansatz with `patch_size`, e.g. vit)")
+            raise ValueError("patch_translations needs a patch size: a vit inner ansatz, or patch_size = b")
         trans = translation_maps(lattice, within=patch_size)
     elif symmetries.startswith("translations"):
         trans = translation_maps(lattice)
@@ -201,6 +203,8 @@ class Symmetrized(AbstractAnsatz):
     - `init_from`: a run directory; its last checkpoint's parameters (of a run of
       `inner`, or of a `Symmetrized` around the same inner ansatz) replace the
       freshly initialised ones.
+    - `patch_size`: the patch side `b` of the `patch_translations` groups; by
+      default the `patch_size` of a `vit` inner ansatz (needed for any other).
 
     The protocol of Rende et al. 2024, Fig. 1 (optimise the ViT, then restore
     translations, then rotations, then reflections and spin parity, each stage
@@ -225,10 +229,13 @@ class Symmetrized(AbstractAnsatz):
         character: str = "trivial",
         spin_parity: int = 0,
         init_from: str | None = None,
+        patch_size: int | None = None,
     ):
         if spin_parity not in (-1, 0, 1):
             raise ValueError(f"spin_parity must be +1, -1 or 0 (no projection), got {spin_parity!r}")
-        perms, chars = symmetry_group(lattice, symmetries, character, getattr(inner, "patch_size", None))
+        if patch_size is None and isinstance(inner, ViT):
+            patch_size = inner.patch_size
+        perms, chars = symmetry_group(lattice, symmetries, character, patch_size)
         if init_from:
             inner = load_inner_params(inner, init_from)
         self.inner = inner

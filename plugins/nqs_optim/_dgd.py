@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from nqs_core import AbstractContinuousSpace, AbstractPreconditioner, batch_apply, parameters, real_ravel
-from nqs_core._distributed import n_ranks
+from nqs_core.distributed import n_ranks
 
 from ._sr import SOLVERS, solve_sr
 

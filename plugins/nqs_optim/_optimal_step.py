@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from nqs_core import AbstractPreconditioner, parameters, real_ravel
-from nqs_core._distributed import n_ranks, sum_over_ranks
+from nqs_core.distributed import n_ranks, sum_over_ranks
 
 from ._sr import SR
 

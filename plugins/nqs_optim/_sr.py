@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import lineax as lx
 
 from nqs_core import AbstractPreconditioner, parameters, real_ravel
-from nqs_core._distributed import sum_over_ranks
+from nqs_core.distributed import sum_over_ranks
 
 
 def real_sample_matrix(y, eps):

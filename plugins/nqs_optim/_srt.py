@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from nqs_core._distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
+from nqs_core.distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
 
 from ._sr import _AbstractNaturalGradient
 

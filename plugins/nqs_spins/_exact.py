@@ -12,6 +12,8 @@ import scipy.sparse.linalg as spla
 
 import nqs_core
 
+from ._space import SpinHalf
+
 #: Below this many states `ground_state_energy` uses dense `eigh`.
 DENSE_LIMIT = 2000
 #: `to_dense` refuses spaces larger than this (the matrix alone would need > 2 GiB).
@@ -57,7 +59,7 @@ class _Basis(eqx.Module):
 def _basis_codes(space, basis: _Basis) -> tuple[np.ndarray, np.ndarray | None]:
     """Codes of `space.all_states()` sorted ascending, and the permutation that
     maps sorted positions back to `all_states` order (`None` when already sorted)."""
-    if hasattr(space, "all_codes"):
+    if isinstance(space, SpinHalf):  # enumerates its codes without building the states
         codes = np.asarray(space.all_codes(), dtype=np.int64)
     else:
         states = np.asarray(space.all_states())

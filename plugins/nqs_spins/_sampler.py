@@ -97,12 +97,12 @@ class MetropolisLocal(nqs_core.AbstractMetropolisSampler):
         sweep_size: int | None = None,
         n_thermalize: int = 20,
     ):
-        if getattr(space, "total_sz", None) is not None:
+        check_spin_space("MetropolisLocal", space)
+        if space.constraint is not None:
             raise ValueError(
                 f"MetropolisLocal flips single spins, which changes S^z, so it cannot sample "
-                f"a space with fixed total_sz={space.total_sz:g}; use MetropolisExchange"
+                f"a space with fixed total_sz={space.constraint.total / 2:g}; use MetropolisExchange"
             )
-        check_spin_space("MetropolisLocal", space)
         self.space = space
         self.rule = LocalFlipRule(space.size)
         (

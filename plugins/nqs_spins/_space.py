@@ -118,6 +118,11 @@ class SpinHalf(nqs_core.AbstractDiscreteSpace):
         return (-1.0, 1.0)
 
     @property
+    def constraint(self) -> nqs_core.SumConstraint | None:
+        """`SumConstraint(2 * total_sz)` when the magnetisation is fixed, else `None`."""
+        return None if self.total_sz is None else nqs_core.SumConstraint(2.0 * self.total_sz)
+
+    @property
     def constrained(self) -> bool:
         """Whether the total magnetisation is fixed."""
         return self.total_sz is not None

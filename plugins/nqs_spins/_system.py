@@ -77,10 +77,10 @@ class Ising(AbstractSpinHamiltonian):
 
     def __init__(self, space, lattice, J: float = 1.0, h: float = 1.0):
         _check_space("Ising", space, lattice)
-        if getattr(space, "total_sz", None) is not None:
+        if space.constraint is not None:
             raise ValueError(
                 f"Ising: the transverse field does not conserve S^z, so it cannot act on a "
-                f"space with fixed total_sz={space.total_sz:g}; use a space without total_sz"
+                f"space with fixed total_sz={space.constraint.total / 2:g}; use a space without total_sz"
             )
         self.space = space
         self.lattice = lattice

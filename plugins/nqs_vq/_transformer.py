@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from nqs_core import AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz, AbstractSpace
+from nqs_core import AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz, AbstractDiscreteSpace, AbstractSpace
 
 from ._quantizer import codes as vq_codes, lookup as vq_lookup, quantize
 
@@ -270,7 +270,7 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
     - `P(s) = prod_t P(s_t | s_<t)` over tokens, from a causal (unidirectional)
       decoder: token `t` reads the embedding of token `t-1` (a start token for
       `t = 0`) and outputs the logits of the `2^patch_size` values of token `t`.
-      With a fixed magnetisation (`space.total_sz`) values that cannot reach it
+      With a fixed magnetisation (`space.constraint`) values that cannot reach it
       are masked, so `P` is normalised on the sector. `sum |psi|^2 = 1` exactly;
     - `phi(s)` (if `phase_layers > 0`) from a bidirectional encoder: the mean
       over tokens of `w . LN(x_t)` plus a bias (pooling, linear projection);
@@ -293,7 +293,7 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
 
     **Arguments:**
 
-    - `space`: spin-1/2 space (injected); `total_sz` (if set) is enforced.
+    - `space`: spin-1/2 space (injected); its constraint (fixed `total_sz`), if any, is enforced.
     - `patch_size`: spins per token `K` (must divide the number of sites; default 2).
     - `d_model`: hidden size (default 32).
     - `n_heads`: attention heads (default 4).
@@ -337,7 +337,7 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
         key: PRNGKeyArray,
     ):
         n = int(space.size)
-        if tuple(getattr(space, "local_states", ())) != (-1.0, 1.0):
+        if not isinstance(space, AbstractDiscreteSpace) or tuple(space.local_states) != (-1.0, 1.0):
             raise TypeError(f"VQTransformer needs a spin-1/2 space (local states -1, 1), got {space!r}")
         if patch_size < 1 or n % patch_size:
             raise ValueError(f"patch_size={patch_size} must be a positive divisor of the number of sites {n}")
@@ -363,13 +363,12 @@ class VQTransformer(AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz):
         )
         self.n_sites = n
         self.patch_size = patch_size
-        total_sz = getattr(space, "total_sz", None)
-        if total_sz is None:
+        if space.constraint is None:
             self.n_up = None
         else:
-            n_up = n / 2 + total_sz
+            n_up = (n + space.constraint.total) / 2  # sum(s) = n_up - (n - n_up)
             if n_up != int(n_up) or not 0 <= n_up <= n:
-                raise ValueError(f"total_sz={total_sz} is not reachable with {n} spins 1/2")
+                raise ValueError(f"total_sz={space.constraint.total / 2:g} is not reachable with {n} spins 1/2")
             self.n_up = int(n_up)
         self.capacity = _check_capacity(capacity, n_layers, phase_layers)
 

@@ -217,6 +217,17 @@ def test_vit_eq12_is_fully_translation_invariant():
     np.testing.assert_allclose(np.exp(out - out[0]), 1.0, atol=1e-12)
 
 
+def test_patch_size_from_the_vit_or_given():
+    """`patch_translations` takes the patch side from a ViT inner ansatz, or from
+    `patch_size` for any other (the same group either way)."""
+    vit = ViT(SZ0, L4, patch_size=2, n_layers=1, d_model=8, n_heads=2, key=jax.random.PRNGKey(1))
+    from_vit = Symmetrized(vit, L4, "patch_translations")
+    given = Symmetrized(rbm(), L4, "patch_translations", patch_size=2)
+    assert from_vit.n_terms == given.n_terms == 4
+    np.testing.assert_array_equal(from_vit.perms, given.perms)
+    np.testing.assert_array_equal(given.perms, symmetry_group(L4, "patch_translations", patch_size=2)[0])
+
+
 def test_invalid_groups():
     with pytest.raises(ValueError, match="C4v needs a square"):
         symmetry_group(Square(4, width=2), "c4v")

@@ -26,6 +26,19 @@ def test_inconsistent_sizes():
         ns.SpinHalf()
 
 
+@pytest.mark.parametrize("total_sz", [None, -1.0, 0.0, 2.0])
+def test_constraint_is_declared(total_sz):
+    """`SpinHalf` declares its fixed magnetisation as the core space protocol's
+    `constraint`: every configuration sums to `2 S^z`."""
+    space = ns.SpinHalf(4, total_sz=total_sz)
+    if total_sz is None:
+        assert space.constraint is None
+        return
+    assert space.constraint == nqs_core.SumConstraint(2 * total_sz)
+    sums = space.all_states().sum(axis=1)
+    np.testing.assert_array_equal(sums, np.full(space.n_states, space.constraint.total))
+
+
 @pytest.mark.parametrize("n, total_sz", [(4, 0.5), (5, 0.0), (4, 3.0), (4, 0.3)])
 def test_unreachable_total_sz(n, total_sz):
     with pytest.raises(ValueError, match="not reachable"):
