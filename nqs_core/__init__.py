@@ -92,7 +92,10 @@ from ._tree import (
     real_ravel as real_ravel,
 )
 from ._callbacks import (
+    AbstractCallback as AbstractCallback,
     Checkpoint as Checkpoint,
+    FunctionCallback as FunctionCallback,
+    StopRun as StopRun,
     EarlyStopping as EarlyStopping,
     JsonlLog as JsonlLog,
     NaNGuard as NaNGuard,
@@ -109,6 +112,7 @@ from ._config import (
     load_config as load_config,
     loads_config as loads_config,
 )
+from ._driver_protocol import AbstractDriver as AbstractDriver
 from ._driver import VMC as VMC, DivergenceGuard as DivergenceGuard, VMCState as VMCState
 from ._io import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint
 from ._run import DEFAULT_CONFIG as DEFAULT_CONFIG, RunResult as RunResult, default_config as default_config, resume as resume, run as run

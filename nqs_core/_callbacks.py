@@ -1,16 +1,108 @@
-"""Callbacks run by the driver after every step."""
+"""Callbacks run by a driver around its steps: the typed protocol and the built-in ones."""
 
 from __future__ import annotations
 
+import abc
+import inspect
 import math
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ._io import LOG_FILE, json_line, save_run_state
+from ._stats import _digits
 
 
-class JsonlLog:
+class StopRun(Exception):
+    """Raised by a callback's `__call__` to stop the run after the current step
+    (the same as returning `False`; the message says why, for the reader)."""
+
+
+class AbstractCallback(abc.ABC):
+    """A callback of a driver's `run`: named hooks, called in the order of the
+    `callbacks` list.
+
+    - `on_start(driver, state, n_steps)`: once, before the first step.
+    - `__call__(driver, state, record)`: after every step (every attempt of a
+      retried step), with the state the next step starts from and the step's log
+      record (which it may extend, e.g. with observables). Returning `False` or
+      raising `StopRun` stops the run after this step; the other callbacks still
+      see the step.
+    - `on_end(driver, state)`: once, after the last step, also when the run stopped
+      early or raised (the state is then the last good one).
+
+    `driver` is an `nqs_core.AbstractDriver`; `driver.objective` names the record
+    field that it minimises (`"energy"` for VMC) and `driver.stop_reason` says why
+    it stopped early (a divergence), else `None`.
+    """
+
+    def on_start(self, driver, state, n_steps: int) -> None:
+        """Called once before the first step; default: nothing."""
+
+    @abc.abstractmethod
+    def __call__(self, driver, state, record: dict[str, Any]) -> bool | None:
+        """Called after every step; `False` (or raising `StopRun`) stops the run."""
+
+    def on_end(self, driver, state) -> None:
+        """Called once after the last step; default: nothing."""
+
+
+class FunctionCallback(AbstractCallback):
+    """A plain function `fn(driver, state, record)` as a callback (no start or end hook).
+
+    **Arguments:** `fn`, called after every step; `False` stops the run.
+    """
+
+    def __init__(self, fn: Callable[[Any, Any, dict[str, Any]], bool | None]):
+        self.fn = fn
+
+    def __call__(self, driver, state, record):
+        return self.fn(driver, state, record)
+
+
+def as_callbacks(callbacks: Iterable) -> list[AbstractCallback]:
+    """`callbacks` as a list of `AbstractCallback`s: plain functions are wrapped
+    in `FunctionCallback`; anything else raises `TypeError` naming the fix."""
+    out = []
+    for cb in callbacks:
+        if isinstance(cb, AbstractCallback):
+            out.append(cb)
+        elif inspect.isfunction(cb) or inspect.ismethod(cb) or inspect.isbuiltin(cb):
+            out.append(FunctionCallback(cb))
+        else:
+            raise TypeError(
+                f"callback {type(cb).__name__} is neither an nqs_core.AbstractCallback nor a function; "
+                "derive it from AbstractCallback (hooks on_start, __call__, on_end)"
+            )
+    return out
+
+
+def start_callbacks(callbacks: list[AbstractCallback], driver, state, n_steps: int) -> None:
+    """Run every callback's `on_start`."""
+    for cb in callbacks:
+        cb.on_start(driver, state, n_steps)
+
+
+def step_callbacks(callbacks: list[AbstractCallback], driver, state, record: dict[str, Any]) -> bool:
+    """Call every callback after a step; `True` when one asks the run to stop
+    (returned `False` or raised `StopRun`)."""
+    stop = False
+    for cb in callbacks:
+        try:
+            if cb(driver, state, record) is False:
+                stop = True
+        except StopRun:
+            stop = True
+    return stop
+
+
+def end_callbacks(callbacks: list[AbstractCallback], driver, state) -> None:
+    """Run every callback's `on_end`."""
+    for cb in callbacks:
+        cb.on_end(driver, state)
+
+
+class JsonlLog(AbstractCallback):
     """Append one JSON record per step to `run_dir/log.jsonl` (energy, error,
     variance, tau, R-hat, acceptance, step time, ...). Flushed every step.
 
@@ -39,7 +131,7 @@ def accepted(record: dict[str, Any]) -> bool:
     return "rejected" not in record
 
 
-class Checkpoint:
+class Checkpoint(AbstractCallback):
     """Save the full run state every `every` steps and at the end of the run.
 
     A state is saved only once its own energy has been accepted (at the step
@@ -70,14 +162,15 @@ class Checkpoint:
                 self.save(stepped)  # its energy, just measured, is fine
 
     def on_end(self, driver, state):
-        if getattr(driver, "stop_reason", None) is None or self._any_accepted:
+        if driver.stop_reason is None or self._any_accepted:
             self.save(state)
 
 
-class NaNGuard:
+class NaNGuard(AbstractCallback):
     """Stop the run when the driver gives up on a diverging step (see
-    `DivergenceGuard`), or when a step's energy or variance is not finite;
-    `tripped_at` is that step and `reason` says why."""
+    `DivergenceGuard`), or when a step's objective (`driver.objective`, the
+    energy for VMC) or its variance is not finite; `tripped_at` is that step and
+    `reason` says why."""
 
     def __init__(self):
         self.tripped_at: int | None = None
@@ -87,14 +180,15 @@ class NaNGuard:
         if "diverged" in record:
             self.tripped_at, self.reason = record["step"], record["diverged"]
             return False
-        if accepted(record) and not (math.isfinite(record["energy"]) and math.isfinite(record["variance"])):
-            self.tripped_at, self.reason = record["step"], f"step {record['step']}: the energy is not finite"
+        key = driver.objective
+        if accepted(record) and not (math.isfinite(record[key]) and math.isfinite(record.get("variance", 0.0))):
+            self.tripped_at, self.reason = record["step"], f"step {record['step']}: the {key} is not finite"
             return False
 
 
-class EarlyStopping:
-    """Stop when the energy has not improved by more than `min_delta` for
-    `patience` accepted steps."""
+class EarlyStopping(AbstractCallback):
+    """Stop when the objective (`driver.objective`, the energy for VMC) has not
+    improved by more than `min_delta` for `patience` accepted steps."""
 
     def __init__(self, patience: int = 100, min_delta: float = 0.0):
         self.patience, self.min_delta = patience, min_delta
@@ -103,15 +197,16 @@ class EarlyStopping:
     def __call__(self, driver, state, record):
         if not accepted(record):
             return None
-        if record["energy"] < self.best - self.min_delta:
-            self.best, self.since = record["energy"], 0
+        value = record[driver.objective]
+        if value < self.best - self.min_delta:
+            self.best, self.since = value, 0
         else:
             self.since += 1
         if self.since >= self.patience:
             return False
 
 
-class ProgressBar:
+class ProgressBar(AbstractCallback):
     """Progress of a run: a live rich bar on a terminal, plain text lines otherwise.
 
     When the console is not a terminal (a pipe, `| tee`, a CI log, a batch job),
@@ -154,7 +249,7 @@ class ProgressBar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self._progress = Progress(
-            TextColumn("[bold]VMC"),
+            TextColumn(f"[bold]{driver.label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[energy]}"),
@@ -164,13 +259,13 @@ class ProgressBar:
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task("vmc", total=n_steps, completed=int(state.step), energy="")
+        self._task = self._progress.add_task(driver.label.lower(), total=n_steps, completed=int(state.step), energy="")
 
     def __call__(self, driver, state, record):
         exact = self.exact if self.exact is not None else driver.exact_energy
         step = int(state.step)
         if self._progress is not None:
-            self._progress.update(self._task, completed=step, energy=_format_energy(record, exact))
+            self._progress.update(self._task, completed=step, energy=_format_record(record, driver.objective, exact))
             return
         if step % self._every and step != self._total:
             return
@@ -178,7 +273,7 @@ class ProgressBar:
         per_step = (now - self._last_time) / max(1, step - self._last_step)
         self._last_time, self._last_step = now, step
         total = f"/{self._total}" if self._total else ""
-        line = f"step {step}{total}  {_format_energy(record, exact)}  {per_step:.3g} s/step"
+        line = f"step {step}{total}  {_format_record(record, driver.objective, exact)}  {per_step:.3g} s/step"
         if self._total and self._total > step:
             line += f"  ETA {_format_seconds(per_step * (self._total - step))}"
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -197,9 +292,20 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def _format_energy(record: dict[str, Any], exact: float | None) -> str:
-    from ._stats import _digits
+def _format_record(record: dict[str, Any], objective: str, exact: float | None) -> str:
+    """The objective of a record for the progress bar: `E = ... ± ...` (and the
+    relative error, the variance, the acceptance) for a sampled energy, else
+    `<objective> = <value>` (and the relative error when `exact` is known)."""
+    if objective != "energy" or "energy_error" not in record:
+        value = record[objective]
+        s = f"{objective} = {value:.10g}"
+        if exact is not None and exact != 0 and math.isfinite(value):
+            s += f"  rel.err {abs((value - exact) / exact):.1e}"
+        return s
+    return _format_energy(record, exact)
 
+
+def _format_energy(record: dict[str, Any], exact: float | None) -> str:
     d = _digits(record["energy_error"])
     s = f"E = {record['energy']:.{d}f} ± {record['energy_error']:.{d}f}"
     if exact is not None and exact != 0:

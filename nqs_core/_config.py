@@ -29,7 +29,8 @@ class ConfigError(ValueError):
 #: Component tables in the order they are built; later ones may take earlier
 #: ones as constructor arguments of the same name (`space`, `system`, ...).
 COMPONENT_TABLES = ("lattice", "space", "system", "ansatz", "sampler", "estimator", "preconditioner", "optimizer", "driver")
-REQUIRED_TABLES = ("system", "ansatz", "sampler")
+#: Names of the components built when a table is left out, for a driver that
+#: takes that table (VMC takes all three; the driver defaults to `vmc`).
 DEFAULT_NAMES = {"estimator": "energy", "preconditioner": "identity", "optimizer": "sgd", "driver": "vmc"}
 
 #: The `[run]` table: fields, defaults and meaning.
@@ -270,7 +271,8 @@ def _build(config, registry, exact, stop_after) -> Calculation:
             f"valid tables: {', '.join('[' + t + ']' for t in ('run',) + COMPONENT_TABLES + (OBSERVABLES_TABLE,))}"
         )
     last = COMPONENT_TABLES.index(stop_after) if stop_after else len(COMPONENT_TABLES)
-    for t in REQUIRED_TABLES:
+    takes = _driver_tables(config, registry)
+    for t in required_tables(takes):
         if t not in config and COMPONENT_TABLES.index(t) <= last:
             raise ConfigError(f"missing table [{t}] (it needs at least a name; see `nqs list {t}`)")
     run = _run_options(config)
@@ -279,7 +281,7 @@ def _build(config, registry, exact, stop_after) -> Calculation:
     resolved: dict[str, Any] = {"run": {k: v for k, v in run.items()}}
 
     for index, table in enumerate(COMPONENT_TABLES[: last + 1]):
-        if table not in config and table not in DEFAULT_NAMES:
+        if table not in config and (table not in DEFAULT_NAMES or (table != "driver" and table not in takes)):
             continue
         spec = config.get(table, {"name": _default_name(table, built)})
         if not isinstance(spec, dict):
@@ -292,7 +294,7 @@ def _build(config, registry, exact, stop_after) -> Calculation:
             entry = registry.get(table, name)
         except RegistryError as exc:
             raise ConfigError(f"[{table}] {exc}") from None
-        if table == "driver" and run["exact_energy"] == "auto" and exact:
+        if table == "driver" and run["exact_energy"] == "auto" and exact and "exact_energy" in takes:
             run["exact_energy"] = _auto_exact(registry, built.get("system"), run["exact_max_states"])
         obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, index), run)
         built[table] = obj
@@ -305,6 +307,28 @@ def _build(config, registry, exact, stop_after) -> Calculation:
         if resolved_obs:
             resolved[OBSERVABLES_TABLE] = resolved_obs
     return Calculation(built, run, resolved, registry, observables)
+
+
+def _driver_tables(config, registry) -> dict[str, inspect.Parameter]:
+    """The constructor arguments of the configured driver (`[driver] name`,
+    default `vmc`): the component tables it takes by argument name decide which
+    tables a config needs and which defaults are built."""
+    spec = config.get("driver", {})
+    name = spec.get("name", DEFAULT_NAMES["driver"]) if isinstance(spec, dict) else DEFAULT_NAMES["driver"]
+    try:
+        entry = registry.get("driver", name)
+    except RegistryError as exc:
+        raise ConfigError(f"[driver] {exc}") from None
+    return dict(_signature(entry.obj).parameters)
+
+
+def required_tables(takes: dict[str, inspect.Parameter]) -> tuple[str, ...]:
+    """The component tables a driver needs in a config: those it takes without
+    a default and without a default component (VMC: system, ansatz, sampler)."""
+    return tuple(
+        t for t in COMPONENT_TABLES
+        if t in takes and t not in DEFAULT_NAMES and takes[t].default is inspect.Parameter.empty
+    )
 
 
 # -- full sums and observables ----------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import equinox as eqx
 import jax
@@ -13,8 +13,11 @@ import numpy as np
 import optax
 
 from ._ansatz import AbstractAnsatz
+from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callbacks
 from ._distributed import concat_over_ranks, fold_rank
+from ._driver_protocol import AbstractDriver
 from ._estimator import AbstractEstimator, EnergyEstimator
+from ._observable import measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
 from ._stats import Stats, statistics
@@ -193,7 +196,7 @@ class _Evaluate(eqx.Module):
         return self.estimator(ansatz, self.system, samples).local_values, sampler_state, info
 
 
-class VMC:
+class VMC(AbstractDriver):
     """Variational Monte Carlo: minimise `<H>` over the parameters of an ansatz.
 
     Each step samples `|psi|^2`, estimates the local energies, turns them into
@@ -218,6 +221,9 @@ class VMC:
     state = driver.run(state, n_steps=200, callbacks=[ProgressBar(200)])
     ```
     """
+
+    objective = "energy"
+    label = "VMC"
 
     def __init__(
         self,
@@ -275,6 +281,10 @@ class VMC:
             guard=self.divergence.init(),
         )
 
+    def parameters(self) -> Any:
+        """The ansatz's initial parameters (the template `[run] init_from` reads into)."""
+        return self._params0
+
     def example_samples(self, key: jax.Array) -> jax.Array:
         """Valid configurations shaped like one step's samples,
         `(n_chains, n_samples_per_chain, *shape)`, from `space.random_state`
@@ -314,7 +324,8 @@ class VMC:
     def run(self, state: VMCState, n_steps: int, callbacks: Iterable = ()) -> VMCState:
         """Run until `state.step == n_steps` (so a resumed state continues where it
         stopped). Callbacks get `(driver, state, record)` after every step, with
-        the state the next step starts from; one returning `False` stops the run.
+        the state the next step starts from (see `AbstractCallback`); one
+        returning `False` or raising `StopRun` stops the run.
 
         A rejected step (see `DivergenceGuard`) is retried with the update
         scaled by `retry_scale ** attempt`: when the samples or the update were
@@ -324,11 +335,9 @@ class VMC:
         retries, or when there is nothing to go back to, the run stops and
         `self.stop_reason` says why; the state returned is then the last one
         whose energy was accepted."""
-        callbacks = list(callbacks)
+        callbacks = as_callbacks(callbacks)
         self.stop_reason = None
-        for cb in callbacks:
-            if hasattr(cb, "on_start"):
-                cb.on_start(self, state, n_steps)
+        start_callbacks(callbacks, self, state, n_steps)
         guard = self.divergence
         previous = None  # the state the last accepted step started from
         attempts, trouble, retry_step = 0, -1, -1
@@ -358,13 +367,10 @@ class VMC:
                         state, retry_step = previous, step - 1  # redo the update that made these parameters
                     else:
                         state, retry_step = new, step  # same parameters, fresh samples
-                for cb in callbacks:
-                    if cb(self, state, record) is False:
-                        stop = True
+                if step_callbacks(callbacks, self, state, record):
+                    stop = True
         finally:
-            for cb in callbacks:
-                if hasattr(cb, "on_end"):
-                    cb.on_end(self, state)
+            end_callbacks(callbacks, self, state)
         return state
 
     def evaluate(self, state: VMCState, n_batches: int = 10) -> tuple[Stats, VMCState]:
@@ -378,6 +384,11 @@ class VMC:
             chunks.append(eloc)
         eloc = concat_over_ranks(jnp.concatenate(chunks, axis=1))
         return statistics(eloc), eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
+
+    def measure(self, state: VMCState, observables: Mapping[str, Any], n_batches: int) -> tuple[Stats, dict[str, Stats], VMCState]:
+        """The energy and the `[observables]` on the same final samples
+        (`nqs_core.measure`; one exact sum for a `full_sum` run)."""
+        return measure(self, state, observables, n_batches)
 
 
 def _stats_record(stats: Stats) -> dict[str, float]:

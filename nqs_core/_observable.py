@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Scalar
 
+from ._callbacks import AbstractCallback
 from ._distributed import concat_over_ranks
 from ._fullsum import FullSumSampler, FullSumState, _real_rows, born_weights, exact_statistics
 from ._sampler import BornDistribution
@@ -260,7 +261,7 @@ def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batc
     return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 
 
-class ObservableLog:
+class ObservableLog(AbstractCallback):
     """Driver callback: every `every` steps, measure `observables` on the
     parameters after the step's update (one sampler call from the current
     chains, which are not advanced; or the exact sum) and add them to the

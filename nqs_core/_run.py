@@ -9,8 +9,6 @@ import os
 import pathlib
 from typing import Any
 
-import jax
-
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, apply_overrides, build, load_config, resolved_toml
 from ._distributed import is_root, python_comm
@@ -18,8 +16,7 @@ from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
     read_log, strict_json, truncate_log, write_text,
 )
-from ._observable import ObservableLog, measure, stats_dict
-from ._tree import parameters
+from ._observable import ObservableLog, stats_dict
 from ._stats import Stats
 from ._validate import check_int
 
@@ -104,7 +101,8 @@ RESUME_FIELDS = (
 
 def _new_run_dir(calc) -> pathlib.Path:
     out = pathlib.Path(calc.run["output"])
-    name = calc.run["name"] or f"{calc.config['system']['name']}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    what = calc.config["system"]["name"] if "system" in calc.config else calc.config["driver"]["name"]
+    name = calc.run["name"] or f"{what}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = out / name
     i = 1
     while run_dir.is_dir() and any(run_dir.iterdir()):
@@ -131,10 +129,10 @@ def _initial_state(calc):
     params = None
     if calc.run["init_from"]:
         try:
-            params = load_parameters(calc.run["init_from"], parameters(calc.driver.ansatz)[0])
+            params = load_parameters(calc.run["init_from"], calc.driver.parameters())
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigError(f"[run] init_from: {exc}") from None
-    key = jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000)
+    key = calc.driver.run_key(calc.run["seed"])
     try:
         return calc.driver.init(key) if params is None else calc.driver.init(key, params=params)
     except (TypeError, ValueError) as exc:  # e.g. a sampler that does not fit the ansatz
@@ -233,7 +231,7 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
-        like = calc.driver.init(jax.random.fold_in(jax.random.PRNGKey(calc.run["seed"]), 1000))
+        like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
         try:
             state, meta = load_run_state(run_dir, like)
         except ValueError as exc:
@@ -268,16 +266,18 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     energy, observed = None, {}
     if calc.run["n_eval_batches"] > 0 and guard.tripped_at is None:
         # the energy and the observables on the same final samples (exact for a full_sum run)
-        energy, observed, _ = measure(driver, state, calc.observables, calc.run["n_eval_batches"])
+        energy, observed, _ = driver.measure(state, calc.observables, calc.run["n_eval_batches"])
     exact = driver.exact_energy
     stopped = guard.tripped_at is not None
     result = RunResult(run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=guard.reason, observables=observed)
     payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": guard.reason}
     if energy is not None:
-        payload["energy"] = energy.to_dict()
+        payload[driver.objective] = energy.to_dict()  # "energy" for VMC
         payload["relative_error"] = result.relative_error
     if observed:
         payload["observables"] = {k: stats_dict(v, calc.observables[k]) for k, v in observed.items()}
+    if guard.tripped_at is None:
+        payload.update(driver.summary(state))
     if is_root():
         write_text(run_dir / RESULT_FILE, json.dumps(strict_json(payload), indent=1, allow_nan=False))
     return result

@@ -26,6 +26,7 @@ from ._cv import (
     transfer_train as transfer_train,
     variance_ratio as variance_ratio,
 )
+from ._driver import ControlVariateDriver as ControlVariateDriver, CVTrainState as CVTrainState
 from ._analysis import (
     correlator_table as correlator_table,
     load_control_variates as load_control_variates,

@@ -1,10 +1,12 @@
 """Registers the phi4 components with nqs: the field space, the action, the HMC and
-local-Metropolis samplers, and the `nqs phi4` command group."""
+local-Metropolis samplers, the control-variate training driver and the `nqs phi4`
+command group."""
 
 import nqs_core
 
 from ._action import Phi4Action, Phi4Field
 from ._cli import app
+from ._driver import ControlVariateDriver
 from ._samplers import HMC, MetropolisField
 
 #: `(kind, config name, object)` for everything this plugin provides.
@@ -13,6 +15,7 @@ COMPONENTS = (
     ("system", "phi4", Phi4Action),
     ("sampler", "hmc", HMC),
     ("sampler", "metropolis_field", MetropolisField),
+    ("driver", "phi4_cv", ControlVariateDriver),
     ("command", "phi4", app),
 )
 

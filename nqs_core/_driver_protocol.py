@@ -1,0 +1,119 @@
+"""The driver protocol: what a training loop gives `nqs run` / `nqs resume`."""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, ClassVar, Iterable, Mapping
+
+import jax
+
+from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callbacks
+from ._stats import Stats
+
+
+class AbstractDriver(abc.ABC):
+    """A calculation's loop: VMC is one, control-variate training and quadrature
+    training are others. `nqs run` builds a driver from the `[driver]` table (and
+    the component tables its constructor takes by argument name), and gives it a
+    run directory, the JSON-lines log, checksummed checkpoints, the progress bar,
+    resume and callbacks (`nqs_core.AbstractCallback`).
+
+    What the run machinery needs from a driver:
+
+    - `init(key, params=None)`: the initial state, an `equinox.Module` with an
+      integer `step` (the number of steps done) and, for `[run] init_from`, the
+      trainable `params` as its first field; everything the loop needs to
+      continue bit for bit (optimizer state, random keys, sampler chains, data)
+      is in the state, because `nqs resume` restores only the state.
+    - `step(state)`: one step, `(new state, record)`; the record is a dict of
+      floats with `"step"` (the step of `state`) and `objective`, the quantity
+      minimised, measured on the parameters of `state` (before the update).
+    - `run(state, n_steps, callbacks)`: steps until `state.step == n_steps`
+      (so a resumed state continues where it stopped), calling the callbacks.
+      The default loop stops at the first record whose objective is not finite,
+      without applying that step, and says why in `stop_reason`.
+    - `evaluate(state, n_batches)`: `(Stats of the objective, state)` for the
+      final estimate in `result.json`.
+    - `summary(state)`: further JSON values for `result.json` (default none).
+
+    **Attributes:** `objective` (class level: the record field minimised, shown
+    by the progress bar and checked by `NaNGuard`), `label` (class level: the
+    progress bar's title), `exact_energy` (a reference value or `None`),
+    `stop_reason` (why the last `run` stopped early, else `None`).
+    """
+
+    #: the record field this driver minimises (progress bar, NaN guard, early stopping)
+    objective: ClassVar[str] = "energy"
+    #: title of the progress bar
+    label: ClassVar[str] = "run"
+    #: a reference value of the objective (relative error in the progress bar and result), or `None`
+    exact_energy: float | None = None
+    #: why the last `run` stopped early (a divergence), else `None`
+    stop_reason: str | None = None
+
+    def run_key(self, seed: int) -> jax.Array:
+        """The key `nqs run` passes to `init` for `[run] seed` (default:
+        `fold_in(PRNGKey(seed), 1000)`, what VMC has always used)."""
+        return jax.random.fold_in(jax.random.PRNGKey(seed), 1000)
+
+    @abc.abstractmethod
+    def init(self, key: jax.Array, params: Any = None):
+        """The initial state (with `params` instead of the initial parameters when given)."""
+
+    @abc.abstractmethod
+    def parameters(self) -> Any:
+        """A pytree shaped like the trainable parameters (the template `[run] init_from` reads into)."""
+
+    @abc.abstractmethod
+    def step(self, state) -> tuple[Any, dict[str, Any]]:
+        """One step: `(new state, log record)`."""
+
+    @abc.abstractmethod
+    def evaluate(self, state, n_batches: int = 10) -> tuple[Stats, Any]:
+        """`(Stats of the objective of the state's parameters, state)`."""
+
+    def measure(self, state, observables: Mapping[str, Any], n_batches: int) -> tuple[Stats, dict[str, Stats], Any]:
+        """The final estimate and the `[observables]`: `(Stats, {name: Stats}, state)`.
+        The default evaluates the objective; a driver without samples to measure
+        on refuses observables (`ValueError`)."""
+        if observables:
+            raise ValueError(f"the {type(self).__name__} driver does not measure [observables]; remove them")
+        stats, state = self.evaluate(state, n_batches)
+        return stats, {}, state
+
+    def summary(self, state) -> dict[str, Any]:
+        """Further JSON-serialisable values for `result.json` (default: none)."""
+        return {}
+
+    def run(self, state, n_steps: int, callbacks: Iterable = ()):
+        """Step until `state.step == n_steps`, calling `callbacks` (see
+        `AbstractCallback`) after every step; one returning `False` stops the run.
+
+        A step whose objective is not finite is not applied: the run stops,
+        `stop_reason` says why, and the state returned is the last one whose
+        objective was finite (the one before it), or the given state when the
+        first step failed."""
+        callbacks = as_callbacks(callbacks)
+        self.stop_reason = None
+        start_callbacks(callbacks, self, state, n_steps)
+        previous = None
+        try:
+            stop = False
+            while int(state.step) < n_steps and not stop:
+                new, record = self.step(state)
+                value = record[self.objective]
+                if isinstance(value, float) and not math.isfinite(value):
+                    record["rejected"] = f"the {self.objective} is not finite"
+                    self.stop_reason = f"step {record['step']}: {record['rejected']}"
+                    record["diverged"] = self.stop_reason
+                    stop = True
+                    if previous is not None:
+                        state = previous  # the parameters of `state` gave the non-finite value
+                else:
+                    previous, state = state, new
+                if step_callbacks(callbacks, self, state, record):
+                    stop = True
+        finally:
+            end_callbacks(callbacks, self, state)
+        return state
