@@ -1,11 +1,15 @@
-"""Registers the deuteron components with nqs."""
+"""Registers the deuteron components with nqs: the quadrature training driver and the `nqs deuteron` command."""
 
 import nqs_core
 
 from ._cli import deuteron
+from ._driver import DeuteronDriver
 
 #: `(kind, config name, object)` for everything this plugin provides.
-COMPONENTS = (("command", "deuteron", deuteron),)
+COMPONENTS = (
+    ("driver", "deuteron", DeuteronDriver),
+    ("command", "deuteron", deuteron),
+)
 
 
 @nqs_core.hookimpl
