@@ -9,6 +9,7 @@ import os
 import sys
 import re
 import traceback
+import warnings
 from typing import Any, Callable
 
 import pluggy
@@ -79,6 +80,17 @@ class Entry:
 
 
 @dataclasses.dataclass(frozen=True)
+class Alias:
+    """An old name of a renamed component: looking it up warns and gives the
+    component registered under the new name."""
+
+    kind: str
+    old: str
+    new: str
+    plugin: str
+
+
+@dataclasses.dataclass(frozen=True)
 class PluginFailure:
     plugin: str
     error: str
@@ -91,51 +103,93 @@ class Registry:
     Plugins receive a view of it in their `nqs_register` hook and call
     `registry.add(kind, name, obj)`; `obj` is a class (or factory function)
     whose constructor arguments are the component's config fields.
-    Duplicate names within a kind are rejected.
+    Duplicate names within a kind are rejected. A renamed component keeps its
+    old name with `registry.alias(kind, old, new)`: configs that use the old
+    name still work, with a `FutureWarning` naming the new one.
     """
 
     def __init__(self):
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._aliases: dict[str, dict[str, Alias]] = {k: {} for k in KINDS}
         self.failures: list[PluginFailure] = []
         self.plugins: list[str] = []
         self._current: str = "<python>"
 
     # -- writing -----------------------------------------------------------
-    def add(self, kind: str, name: str, obj: Callable[..., Any]) -> None:
+    def _check_free(self, kind: str, name: str) -> None:
         if kind not in self._entries:
             raise RegistryError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-        table = self._entries[kind]
-        if name in table:
-            prev = table[name]
+        prev = self._entries[kind].get(name) or self._aliases[kind].get(name)
+        if prev is not None:
+            what = "" if isinstance(prev, Entry) else f" (as an old name of {prev.new!r})"
             raise RegistryError(
-                f"{kind} {name!r} is already registered by plugin {prev.plugin!r} "
+                f"{kind} {name!r} is already registered by plugin {prev.plugin!r}{what} "
                 f"(plugin {self._current!r} tried to register it again)"
             )
-        table[name] = Entry(kind, name, obj, self._current)
+
+    def add(self, kind: str, name: str, obj: Callable[..., Any]) -> None:
+        """Register `obj` as the component `name` of `kind`."""
+        self._check_free(kind, name)
+        self._entries[kind][name] = Entry(kind, name, obj, self._current)
+
+    def alias(self, kind: str, old: str, new: str) -> None:
+        """Keep `old` as another name of the component `new` of `kind` (after a
+        rename). Looking up `old` gives `new`'s entry and warns with a
+        `FutureWarning` that names `new`; `names` and `entries` list only `new`.
+        `new` may be registered later or by another plugin (it must exist when
+        `old` is looked up), but must not itself be an old name."""
+        self._check_free(kind, old)
+        if new == old or new in self._aliases[kind]:
+            raise RegistryError(f"{kind} alias {old!r} -> {new!r}: the new name must be a component's own name")
+        self._aliases[kind][old] = Alias(kind, old, new, self._current)
 
     def remove(self, kind: str, name: str) -> None:
+        """Remove the component (or old name) `name` of `kind`, if registered."""
         self._entries[kind].pop(name, None)
+        self._aliases[kind].pop(name, None)
 
     # -- reading -----------------------------------------------------------
     def get(self, kind: str, name: str) -> Entry:
         if kind not in self._entries:
             raise RegistryError(f"unknown component kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        if name not in self._entries[kind] and name in self._aliases[kind]:
+            return self._resolve(self._aliases[kind][name])
         try:
             return self._entries[kind][name]
         except KeyError:
             valid = ", ".join(sorted(self._entries[kind])) or "(none registered)"
             raise RegistryError(f"unknown {kind} {name!r}; valid names: {valid}") from None
 
+    def _resolve(self, alias: Alias) -> Entry:
+        if alias.new not in self._entries[alias.kind] and alias.new not in self._aliases[alias.kind]:
+            raise RegistryError(
+                f"{alias.kind} {alias.old!r} is an old name for {alias.new!r}, which no loaded plugin provides"
+            )
+        warnings.warn(
+            f"{alias.kind} {alias.old!r} is an old name for {alias.new!r}; use name = {alias.new!r}",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return self.get(alias.kind, alias.new)
+
     def names(self, kind: str) -> list[str]:
+        """The registered names of `kind` (old names of renamed components not included)."""
         return sorted(self._entries[kind])
+
+    def aliases(self, kind: str | None = None) -> list[Alias]:
+        """The old names kept for renamed components (of `kind`, or of every kind)."""
+        kinds = [kind] if kind else list(KINDS)
+        return [self._aliases[k][n] for k in kinds for n in sorted(self._aliases[k])]
 
     def entries(self, kind: str | None = None) -> list[Entry]:
         kinds = [kind] if kind else list(KINDS)
         return [self._entries[k][n] for k in kinds for n in sorted(self._entries[k])]
 
     def find(self, name: str) -> list[Entry]:
-        """All entries called `name`, across kinds."""
-        return [t[name] for t in self._entries.values() if name in t]
+        """All entries called `name`, across kinds (an old name gives the
+        renamed component's entry, with its warning)."""
+        found = [t[name] for t in self._entries.values() if name in t]
+        return found + [self._resolve(a[name]) for a in self._aliases.values() if name in a]
 
     def register_plugin(self, plugin: Any, name: str | None = None) -> None:
         """Call the `nqs_register` hook of one plugin object or module directly
@@ -146,11 +200,13 @@ class Registry:
     def _call(self, name: str, fn: Callable[..., Any]) -> None:
         self._current = name
         before = {k: dict(v) for k, v in self._entries.items()}
+        before_aliases = {k: dict(v) for k, v in self._aliases.items()}
         try:
             fn(registry=self)
             self.plugins.append(name)
         except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             self._entries = before  # nor leave half of itself registered
+            self._aliases = before_aliases
             self.failures.append(
                 PluginFailure(name, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             )

@@ -1,4 +1,4 @@
-"""The annealed objective of Roth 2020 (Appendix C, Eq. 24), its driver and optimizer."""
+"""The annealed objective of Roth 2020 (Appendix C, Eq. 24) and its optimizer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-import nqs_core
 from nqs_core import AbstractEstimator, Estimate, EnergyEstimator, batch_apply, statistics
 
 
@@ -88,16 +87,6 @@ class AnnealedEstimator(AbstractEstimator):
 
     def natural_gradient_data(self, ansatz, samples, estimate):
         return self._energy().natural_gradient_data(ansatz, samples, self.local_loss(ansatz, samples, estimate))
-
-
-class AnnealedVMC(nqs_core.VMC):
-    """The name `annealed_vmc`, kept for configs written before the core VMC
-    driver handed the step to every estimator: it is exactly `vmc`.
-
-    The core driver calls `estimator.at_step(step)` at every step, so an
-    `annealed` estimator follows its temperature schedule under the plain
-    `vmc` driver, and the log records the temperature.
-    """
 
 
 def adam_rsqrt(learning_rate: float = 1e-3, decay: float = 0.001, clip_norm: float | None = 1.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):

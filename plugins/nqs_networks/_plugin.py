@@ -1,17 +1,24 @@
-"""Registers the built-in networks."""
+"""Registers the networks with nqs."""
 
-from nqs_core import hookimpl
+import nqs_core
 
 from ._mlp import MLP, Jastrow
 from ._rbm import RBM
 from ._symmetry import Symmetrized
 from ._vit import ViT
 
+#: `(kind, config name, object)` for everything this plugin provides.
+COMPONENTS = (
+    ("ansatz", "rbm", RBM),
+    ("ansatz", "mlp", MLP),
+    ("ansatz", "jastrow", Jastrow),
+    ("ansatz", "vit", ViT),
+    ("ansatz", "symmetrized", Symmetrized),
+)
 
-@hookimpl
+
+@nqs_core.hookimpl
 def nqs_register(registry):
-    registry.add("ansatz", "rbm", RBM)
-    registry.add("ansatz", "mlp", MLP)
-    registry.add("ansatz", "jastrow", Jastrow)
-    registry.add("ansatz", "vit", ViT)
-    registry.add("ansatz", "symmetrized", Symmetrized)
+    """Add the network components to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)

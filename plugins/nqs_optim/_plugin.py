@@ -1,22 +1,31 @@
-"""Registers the built-in preconditioners and optimizers."""
+"""Registers the preconditioners and optimizers with nqs."""
 
-from nqs_core import hookimpl
+import nqs_core
 
-from ._optimizers import adam, adamw, rmsprop, sgd
-from ._sr import SR
-from ._srt import MinSR, SRt
 from ._dgd import DGD
 from ._kfac import KFAC
 from ._optimal_step import OptimalStep
+from ._optimizers import adam, adamw, rmsprop, sgd
+from ._sr import SR
+from ._srt import MinSR, SRt
+
+#: `(kind, config name, object)` for everything this plugin provides.
+COMPONENTS = (
+    ("preconditioner", "sr", SR),
+    ("preconditioner", "srt", SRt),
+    ("preconditioner", "minsr", MinSR),
+    ("preconditioner", "kfac", KFAC),
+    ("preconditioner", "dgd", DGD),
+    ("preconditioner", "optimal_step", OptimalStep),
+    ("optimizer", "sgd", sgd),
+    ("optimizer", "adam", adam),
+    ("optimizer", "adamw", adamw),
+    ("optimizer", "rmsprop", rmsprop),
+)
 
 
-@hookimpl
+@nqs_core.hookimpl
 def nqs_register(registry):
-    registry.add("preconditioner", "sr", SR)
-    registry.add("preconditioner", "srt", SRt)
-    registry.add("preconditioner", "minsr", MinSR)
-    registry.add("preconditioner", "kfac", KFAC)
-    registry.add("preconditioner", "dgd", DGD)
-    registry.add("preconditioner", "optimal_step", OptimalStep)
-    for fn in (sgd, adam, adamw, rmsprop):
-        registry.add("optimizer", fn.__name__, fn)
+    """Add the preconditioners and optimizers to `registry`."""
+    for kind, name, obj in COMPONENTS:
+        registry.add(kind, name, obj)

@@ -10,7 +10,7 @@ from ._lattice import Chain, Graph, Honeycomb, Kagome, Ladder, Square, Triangula
 from ._sampler import MetropolisExchange, MetropolisLocal
 from ._observables import Correlation, Dimer, Magnetization, StaggeredMagnetization, StructureFactor, UserOperator
 
-#: `(kind, config name, class)` for everything this plugin provides.
+#: `(kind, config name, object)` for everything this plugin provides.
 COMPONENTS = (
     ("lattice", "chain", Chain),
     ("lattice", "square", Square),

@@ -122,9 +122,12 @@ def test_vmc_direct_sampling_reaches_ground_state(trained):
 
 
 def test_annealed_vmc_is_the_core_driver():
-    """`annealed_vmc` is kept as another name for `vmc` (older configs)."""
-    entry = nqs_core.get_registry().get("driver", "annealed_vmc")
-    assert issubclass(entry.obj, nqs_core.VMC)
+    """`annealed_vmc` is an old name of `vmc` (older configs): it gives the core
+    driver itself, with a warning that names `vmc`."""
+    with pytest.warns(FutureWarning, match="driver 'annealed_vmc' is an old name for 'vmc'"):
+        entry = nqs_core.get_registry().get("driver", "annealed_vmc")
+    assert entry.obj is nqs_core.VMC and entry.name == "vmc"
+    assert "annealed_vmc" not in nqs_core.get_registry().names("driver")
 
 
 @pytest.fixture(autouse=False)

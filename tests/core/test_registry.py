@@ -52,6 +52,54 @@ def test_unknown_name_lists_valid_names():
     assert "unknown ansatz 'rmb'" in msg and "rbm" in msg and "mlp" in msg
 
 
+def test_alias_warns_and_gives_the_new_component():
+    """An old name (`registry.alias`) resolves to the renamed component with a
+    FutureWarning that names the new one; it is not listed as a component."""
+    reg = Registry()
+
+    class Old:
+        @staticmethod
+        @hookimpl
+        def nqs_register(registry):
+            registry.alias("ansatz", "old_thing", "thing")  # before the target exists
+            registry.add("ansatz", "thing", dict)
+
+    reg.register_plugin(Old, "renaming")
+    assert not reg.failures
+    with pytest.warns(FutureWarning, match="ansatz 'old_thing' is an old name for 'thing'"):
+        entry = reg.get("ansatz", "old_thing")
+    assert entry.obj is dict and entry.name == "thing"
+    with pytest.warns(FutureWarning, match="old name"):
+        assert reg.find("old_thing") == [entry]
+    assert reg.names("ansatz") == ["thing"] and reg.entries("ansatz") == [entry]
+    assert [(a.old, a.new, a.plugin) for a in reg.aliases()] == [("old_thing", "thing", "renaming")]
+    with pytest.raises(RegistryError, match="already registered by plugin 'renaming' \\(as an old name of 'thing'\\)"):
+        reg.add("ansatz", "old_thing", list)
+    with pytest.raises(RegistryError, match="already registered"):
+        reg.alias("ansatz", "thing", "other")
+    with pytest.raises(RegistryError, match="must be a component's own name"):
+        reg.alias("ansatz", "older_thing", "old_thing")
+    reg.alias("sampler", "gone", "missing")
+    with pytest.raises(RegistryError, match="'gone' is an old name for 'missing', which no loaded plugin provides"):
+        reg.get("sampler", "gone")
+
+
+def test_alias_rolled_back_with_a_broken_plugin():
+    reg = Registry()
+
+    class Broken:
+        @staticmethod
+        @hookimpl
+        def nqs_register(registry):
+            registry.alias("driver", "old", "vmc")
+            raise RuntimeError("broken")
+
+    reg.register_plugin(Broken, "broken")
+    assert reg.aliases() == [] and reg.failures[0].plugin == "broken"
+    with pytest.raises(RegistryError, match="unknown driver 'old'"):
+        reg.get("driver", "old")
+
+
 def _fake_dist(tmp_path, dist_name, module_name, module_src, ep_name):
     (tmp_path / f"{module_name}.py").write_text(textwrap.dedent(module_src))
     info = tmp_path / f"{dist_name.replace('-', '_')}-0.1.dist-info"
