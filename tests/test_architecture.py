@@ -36,7 +36,7 @@ def _parse(path: pathlib.Path) -> ast.Module:
 
 
 def _rel(path: pathlib.Path) -> str:
-    return path.relative_to(ROOT).as_posix()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -321,3 +321,53 @@ def test_no_function_local_imports_in_core():
     # an entry whose import is gone must go too (the TODO entries are left to their owner)
     stale = {k for k, why in LOCAL_IMPORTS_ALLOWED.items() if not why.startswith("TODO")} - present
     assert not stale, f"stale allow-list entries: {sorted(stale)}"
+
+
+# ---------------------------------------------------------------------------------------
+# (e) one registration style: a COMPONENTS table and one documented loop
+
+
+def _registration_problems(path: pathlib.Path) -> list[str]:
+    tree = _parse(path)
+    problems = []
+    tables = {
+        t.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    components = tables.get("COMPONENTS")
+    if not isinstance(components, ast.Tuple) or not all(
+        isinstance(e, ast.Tuple) and len(e.elts) == 3 and all(isinstance(c, ast.Constant) for c in e.elts[:2])
+        for e in components.elts
+    ):
+        problems.append("no module-level COMPONENTS tuple of (kind, config name, object)")
+    hooks = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "nqs_register"]
+    if len(hooks) != 1 or not ast.get_docstring(hooks[0]):
+        problems.append("no documented nqs_register hook")
+    else:
+        body = hooks[0].body[1:]
+        loops = [n for n in body if isinstance(n, ast.For) and isinstance(n.iter, ast.Name)]
+        if len(loops) != len(body) or [n.iter.id for n in loops][:1] != ["COMPONENTS"]:
+            problems.append("nqs_register is not a loop over COMPONENTS (and tables such as ALIASES)")
+    return [f"{_rel(path)}: {p}" for p in problems]
+
+
+def test_one_registration_style():
+    files = [p / "_plugin.py" for p in PLUGINS] + [CORE / "_builtin.py"]
+    assert all(f.is_file() for f in files), [f for f in files if not f.is_file()]
+    problems = [p for f in files for p in _registration_problems(f)]
+    assert not problems, "register as nqs_core/_builtin.py does:\n" + "\n".join(problems)
+
+
+def test_registration_scan_can_fail(tmp_path):
+    old_style = tmp_path / "_plugin.py"
+    old_style.write_text(
+        "from nqs_core import hookimpl\n\n@hookimpl\ndef nqs_register(registry):\n"
+        "    registry.add('ansatz', 'rbm', object)\n"
+    )
+    assert _registration_problems(old_style) == [
+        "_plugin.py: no module-level COMPONENTS tuple of (kind, config name, object)",
+        "_plugin.py: no documented nqs_register hook",
+    ]
