@@ -56,7 +56,7 @@ def worker(method: str, p: int, m: int, repeats: int = 3) -> dict:
         @jax.jit
         def solve(y, eps):
             x, f = real_sample_matrix(y, eps)
-            return solve_sr(x, nqs_core._distributed.sum_over_ranks(x.T @ f), 1e-4)[0]
+            return solve_sr(x, nqs_core.distributed.sum_over_ranks(x.T @ f), 1e-4)[0]
 
     else:
 
