@@ -189,7 +189,10 @@ class Registry:
         """All entries called `name`, across kinds (an old name gives the
         renamed component's entry, with its warning)."""
         found = [t[name] for t in self._entries.values() if name in t]
-        return found + [self._resolve(a[name]) for a in self._aliases.values() if name in a]
+        for aliases in self._aliases.values():  # a loop, not a comprehension: the warning's stack level
+            if name in aliases:
+                found.append(self._resolve(aliases[name]))
+        return found
 
     def register_plugin(self, plugin: Any, name: str | None = None) -> None:
         """Call the `nqs_register` hook of one plugin object or module directly
