@@ -96,6 +96,7 @@ class RunResult:
 RESUME_FIELDS = (
     "run.n_steps", "run.checkpoint_every", "run.n_eval_batches", "run.divergence_factor", "run.max_r_hat",
     "run.max_retries", "run.retry_scale", "run.max_memory_gb", "optimizer.learning_rate", "preconditioner.diag_shift",
+    "driver.learning_rate",
 )
 
 

@@ -112,10 +112,11 @@ def _load(config: Optional[pathlib.Path], overrides: List[str]):
 
 def _report(result) -> None:
     e = result.energy
+    objective = result.calculation.driver.objective  # "energy" for VMC
     if e is None:
-        console.print("No final energy estimate (n_eval_batches = 0 or the run stopped).")
+        console.print(f"No final {objective} estimate (n_eval_batches = 0 or the run stopped).")
     else:
-        line = f"[bold]Energy[/]: {escape(str(e))}"
+        line = f"[bold]{objective.capitalize()}[/]: {escape(str(e))}"
         console.print(line, highlight=False)
         if result.exact_energy is not None:
             console.print(
@@ -127,7 +128,7 @@ def _report(result) -> None:
         _fail(
             f"the run diverged at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
             f"step {int(result.state.step)}: continue with a smaller step, e.g. "
-            f"`nqs resume {result.run_dir} --set optimizer.learning_rate=...`",
+            f"`nqs resume {result.run_dir} --set {'optimizer' if 'optimizer' in result.calculation.config else 'driver'}.learning_rate=...`",
             code=EXIT_DIVERGED,
         )
 
