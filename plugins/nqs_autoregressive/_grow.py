@@ -48,19 +48,22 @@ def transfer_parameters(old, new, label="the new size"):
     return jax.tree.unflatten(tn, lo)
 
 
-class _StopAtTarget:
+class _StopAtTarget(nqs_core.AbstractCallback):
     """Stop when the mean energy of the last `window` steps is within `rel` of `exact`."""
 
     def __init__(self, exact: float, rel: float, window: int = 20):
         self.exact, self.rel, self.window, self.energies = exact, rel, window, []
 
+    def on_start(self, driver, state, n_steps):
+        self.energies = []
+
     def __call__(self, driver, state, record):
-        self.energies.append(record["energy"])
+        self.energies.append(record[driver.objective])
         if len(self.energies) >= self.window:
             mean = float(np.mean(self.energies[-self.window :]))
             if abs(mean - self.exact) <= self.rel * abs(self.exact):
-                return False
-        return True
+                raise nqs_core.StopRun(f"the mean energy of the last {self.window} steps is within {self.rel:g} of the reference")
+        return None
 
 
 def grow(
