@@ -9,6 +9,9 @@ import pathlib
 import time
 from typing import Any, Callable, Iterable
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from ._io import LOG_FILE, json_line, save_run_state
 from ._stats import _digits
 
@@ -235,8 +238,6 @@ class ProgressBar(AbstractCallback):
         self._last_time = self._last_step = None
 
     def on_start(self, driver, state, n_steps):
-        from rich.console import Console
-
         if self.console is None:
             self.console = Console()
         self._total = n_steps if n_steps is not None else self.n_steps
@@ -246,8 +247,6 @@ class ProgressBar(AbstractCallback):
             left = max(1, (self._total or 0) - int(state.step))
             self._every = int(self.every) if self.every is not None else max(1, round(left / 20))
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         self._progress = Progress(
             TextColumn(f"[bold]{driver.label}"),
             BarColumn(),

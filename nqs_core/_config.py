@@ -12,8 +12,19 @@ import typing
 from typing import Any
 
 import jax
+import numpy as np
+import tomli_w
 
+from ._ansatz import AbstractAnsatz
+from ._distributed import is_root, python_comm
+from ._driver import DivergenceGuard
+from ._fullsum import FullSumEstimator, FullSumSampler
+from ._lattice import AbstractLattice
+from ._preconditioner import AbstractPreconditioner
 from ._registry import Registry, RegistryError, get_registry
+from ._sampler import AbstractSampler
+from ._space import AbstractSpace
+from ._system import AbstractSystem
 from ._validate import check_memory, memory_limit
 
 if sys.version_info >= (3, 11):
@@ -230,8 +241,6 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
 
 def divergence_guard(run: dict[str, Any]):
     """The driver's `DivergenceGuard` from the `[run]` options."""
-    from ._driver import DivergenceGuard
-
     try:
         return DivergenceGuard(
             factor=run["divergence_factor"], max_r_hat=run["max_r_hat"],
@@ -340,16 +349,12 @@ OBSERVABLES_TABLE = "observables"
 def _default_name(table, built):
     """The component name used when a table gives none: the `full_sum`
     estimator goes with the `full_sum` sampler, else `DEFAULT_NAMES`."""
-    from ._fullsum import FullSumSampler
-
     if table == "estimator" and isinstance(built.get("sampler"), FullSumSampler):
         return "full_sum"
     return DEFAULT_NAMES.get(table)
 
 
 def _check_full_sum(built):
-    from ._fullsum import FullSumEstimator, FullSumSampler
-
     sampler, estimator = built.get("sampler"), built.get("estimator")
     if isinstance(sampler, FullSumSampler) and estimator is not None and not isinstance(estimator, FullSumEstimator):
         raise ConfigError(
@@ -465,8 +470,6 @@ def _check_parameter_memory(entry, kwargs) -> None:
         shapes = jax.eval_shape(lambda: entry.obj(**kwargs))
     except Exception:  # a constructor that cannot be traced: it reports its own errors when built
         return
-    import numpy as np
-
     leaves = [a for a in jax.tree.leaves(shapes) if hasattr(a, "shape") and hasattr(a, "dtype")]
     n_bytes = sum(int(np.prod(a.shape, dtype=np.float64)) * np.dtype(a.dtype).itemsize for a in leaves)
     n_params = sum(int(np.prod(a.shape, dtype=np.float64)) for a in leaves)
@@ -486,13 +489,6 @@ def _has_non_finite(value) -> bool:
 
 def _nested_kind(annotation) -> str | None:
     """The registry kind of an annotation naming a core protocol (or a union with None)."""
-    from ._ansatz import AbstractAnsatz
-    from ._space import AbstractSpace
-    from ._lattice import AbstractLattice
-    from ._preconditioner import AbstractPreconditioner
-    from ._sampler import AbstractSampler
-    from ._system import AbstractSystem
-
     protocols = {
         AbstractAnsatz: "ansatz",
         AbstractSystem: "system",
@@ -528,8 +524,6 @@ def _plain(value):
 def _auto_exact(registry: Registry, system, max_states: int):
     if system is None:
         return None
-    from ._distributed import is_root, python_comm
-
     comm = python_comm()
     try:
         value = exact_energy(system, registry, max_states=max_states) if is_root() else None
@@ -551,8 +545,6 @@ def exact_energy(system, registry: Registry | None = None, max_states: int | Non
 
 
 def resolved_toml(calc: Calculation) -> str:
-    import tomli_w
-
     def clean(d):
         return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 

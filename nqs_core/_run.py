@@ -10,7 +10,7 @@ import pathlib
 from typing import Any
 
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
-from ._config import ConfigError, apply_overrides, build, load_config, resolved_toml
+from ._config import ConfigError, apply_overrides, build, load_config, loads_config, resolved_toml
 from ._distributed import is_root, python_comm
 from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
@@ -64,8 +64,6 @@ learning_rate = 0.05
 
 def default_config() -> dict[str, Any]:
     """The built-in default problem (what `nqs run` runs with no file)."""
-    from ._config import loads_config
-
     return loads_config(DEFAULT_CONFIG)
 
 
