@@ -239,10 +239,7 @@ def exact(
     """Exact ground-state energy of the config's system (Lanczos exact diagonalisation)."""
 
     def body():
-        from nqs_core import build, exact_energy
-
-        from nqs_core import memory_limit
-        from nqs_core._config import run_memory_limit
+        from nqs_core import build, exact_energy, memory_limit, run_memory_limit
 
         reg = _registry()
         calc = build(_load(config, set_ or []), registry=reg, exact=False, stop_after="system")
@@ -251,7 +248,7 @@ def exact(
             value = exact_energy(system, reg)
         if value is None:
             raise _UserError(f"no exact solver applies to system {calc.config['system']['name']!r}")
-        n = getattr(system.space, "size", None)
+        n = system.space.size  # AbstractSystem.space is an AbstractSpace
         show = repr if digits is None else (lambda v: f"{v:.{digits}f}")
         per = f"   per site {show(float(value) / n)}" if n else ""
         console.print(f"E0 = {show(float(value))}{per}", highlight=False)
