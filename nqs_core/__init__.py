@@ -104,14 +104,13 @@ from ._callbacks import (
 from ._config import (
     Calculation as Calculation,
     ConfigError as ConfigError,
-    apply_overrides as apply_overrides,
     build as build,
     component_fields as component_fields,
     describe_type as describe_type,
-    exact_energy as exact_energy,
-    load_config as load_config,
-    loads_config as loads_config,
+    run_memory_limit as run_memory_limit,
 )
+from ._exact import exact_energy as exact_energy
+from ._toml import apply_overrides as apply_overrides, load_config as load_config, loads_config as loads_config
 from ._driver_protocol import AbstractDriver as AbstractDriver
 from ._driver import VMC as VMC, DivergenceGuard as DivergenceGuard, VMCState as VMCState
 from ._io import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_parameters as load_parameters, read_log as read_log, save_checkpoint as save_checkpoint

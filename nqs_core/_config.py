@@ -1,23 +1,20 @@
-"""TOML configuration: one table per component, resolved against the registry."""
+"""Configuration resolution: one table per component, resolved against the registry
+(reading and writing TOML: `_toml.py`; the exact reference: `_exact.py`)."""
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
-import pathlib
-import sys
 import types
 import typing
 from typing import Any
 
 import jax
 import numpy as np
-import tomli_w
 
 from ._ansatz import AbstractAnsatz
-from ._distributed import is_root, python_comm
 from ._driver import DivergenceGuard
+from ._exact import reference_energy
 from ._fullsum import FullSumEstimator, FullSumSampler
 from ._lattice import AbstractLattice
 from ._preconditioner import AbstractPreconditioner
@@ -26,11 +23,6 @@ from ._sampler import AbstractSampler
 from ._space import AbstractSpace
 from ._system import AbstractSystem
 from ._validate import check_memory, memory_limit
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class ConfigError(ValueError):
@@ -64,51 +56,6 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
 }
 #: Injected constructor arguments that are never user fields.
 _CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy", "divergence"}
-
-
-def load_config(path) -> dict[str, Any]:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    if path.is_dir():
-        raise ConfigError(f"config path is a directory, not a TOML file: {path}")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"malformed TOML in {path}: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file is not text: {path}") from None
-
-
-def loads_config(text: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"malformed TOML: {exc}") from None
-
-
-def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply dotted `a.b=value` overrides; `value` is read as a TOML value
-    (`16`, `0.5`, `true`, `"text"`, `[1, 2]`), else taken as a plain string."""
-    config = copy.deepcopy(config)
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like table.field=value")
-        dotted, raw = item.split("=", 1)
-        keys = [k.strip() for k in dotted.strip().split(".") if k.strip()]
-        if len(keys) < 2:
-            raise ConfigError(f"override {item!r} must name a table and a field, e.g. system.h=0.5")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        node = config
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {k!r} is not a table")
-        node[keys[-1]] = value
-    return config
 
 
 # -- signatures and type checks -------------------------------------------
@@ -522,30 +469,8 @@ def _plain(value):
 
 
 def _auto_exact(registry: Registry, system, max_states: int):
-    if system is None:
-        return None
-    comm = python_comm()
+    """`[run] exact_energy = 'auto'`: the exact reference of `system` (see `reference_energy`)."""
     try:
-        value = exact_energy(system, registry, max_states=max_states) if is_root() else None
+        return reference_energy(system, registry, max_states)
     except (ValueError, TypeError) as exc:  # e.g. a Hamiltonian that is not Hermitian
         raise ConfigError(f"[run] exact_energy = 'auto': the exact solver failed: {exc} (set exact_energy = 'none' to skip it)") from None
-    return comm.bcast(value, root=0) if comm is not None else value
-
-
-def exact_energy(system, registry: Registry | None = None, max_states: int | None = None):
-    """Ask every registered exact solver (kind `exact`) for the ground-state
-    energy of `system`; the first that answers wins. `None` when none applies
-    (or the space has more than `max_states` states)."""
-    registry = registry or get_registry()
-    for entry in registry.entries("exact"):
-        value = entry.obj(system, max_states=max_states)
-        if value is not None:
-            return float(value)
-    return None
-
-
-def resolved_toml(calc: Calculation) -> str:
-    def clean(d):
-        return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
-
-    return tomli_w.dumps(clean(calc.config))

@@ -10,7 +10,8 @@ import pathlib
 from typing import Any
 
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
-from ._config import ConfigError, apply_overrides, build, load_config, loads_config, resolved_toml
+from ._config import ConfigError, build
+from ._toml import apply_overrides, load_config, loads_config, resolved_toml
 from ._distributed import is_root, python_comm
 from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
