@@ -131,13 +131,15 @@ def _core_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         edges = set()
         for node, _ in _imports(_parse(path)):
-            for dotted in _absolute_modules(node, "nqs_core"):
-                parts = dotted.split(".")
-                if parts[0] != "nqs_core":
-                    continue
-                target = parts[1] if len(parts) > 1 and parts[1] in modules else "__init__"
-                if target != name:
-                    edges.add(target)
+            base, *named = _absolute_modules(node, "nqs_core")
+            if isinstance(node, ast.ImportFrom) and base == "nqs_core":
+                # `from . import x`: the submodule x, or a name of the package itself
+                targets = [n.split(".")[1] if n.split(".")[1] in modules else "__init__" for n in named]
+            else:
+                dotted = [base, *named] if isinstance(node, ast.Import) else [base]
+                parts = [d.split(".") for d in dotted if d.split(".")[0] == "nqs_core"]
+                targets = [p[1] if len(p) > 1 and p[1] in modules else "__init__" for p in parts]
+            edges.update(t for t in targets if t != name)
         graph[name] = edges
     return graph
 
@@ -175,6 +177,13 @@ def test_core_imports_are_acyclic():
     assert "_space" in graph["__init__"]
     cycle = _find_cycle(graph)
     assert cycle is None, "import cycle in nqs_core: " + " -> ".join(cycle)
+
+
+def test_core_graph_sees_the_package_imports():
+    graph = _core_graph()
+    assert {"distributed", "_registry", "_space"} <= graph["__init__"]
+    assert graph["distributed"] == {"_distributed"}
+    assert "_distributed" in graph["_io"]
 
 
 def test_cycle_finder_finds_cycles():
