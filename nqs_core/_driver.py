@@ -224,6 +224,8 @@ class VMC(AbstractDriver):
 
     objective = "energy"
     label = "VMC"
+    measures_observables = True
+    distributed = True
 
     def __init__(
         self,

@@ -39,8 +39,10 @@ class AbstractDriver(abc.ABC):
 
     **Attributes:** `objective` (class level: the record field minimised, shown
     by the progress bar and checked by `NaNGuard`), `label` (class level: the
-    progress bar's title), `exact_energy` (a reference value or `None`),
-    `stop_reason` (why the last `run` stopped early, else `None`).
+    progress bar's title), `measures_observables` and `distributed` (class
+    level, default `False`: whether `[observables]` and MPI runs are supported),
+    `exact_energy` (a reference value or `None`), `stop_reason` (why the last
+    `run` stopped early, else `None`).
     """
 
     #: the record field this driver minimises (progress bar, NaN guard, early stopping)
@@ -51,6 +53,10 @@ class AbstractDriver(abc.ABC):
     exact_energy: float | None = None
     #: why the last `run` stopped early (a divergence), else `None`
     stop_reason: str | None = None
+    #: whether `measure` evaluates `[observables]` (VMC); `nqs run` refuses them otherwise
+    measures_observables: ClassVar[bool] = False
+    #: whether the driver runs over MPI ranks (VMC); `nqs run` refuses more than one rank otherwise
+    distributed: ClassVar[bool] = False
 
     def run_key(self, seed: int) -> jax.Array:
         """The key `nqs run` passes to `init` for `[run] seed` (default:

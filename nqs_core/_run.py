@@ -12,7 +12,7 @@ from typing import Any
 from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
 from ._config import ConfigError, build
 from ._toml import apply_overrides, load_config, loads_config, resolved_toml
-from ._distributed import is_root, python_comm
+from ._distributed import is_root, n_ranks, python_comm
 from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
     read_log, strict_json, truncate_log, write_text,
@@ -124,6 +124,16 @@ def _make_dir(run_dir: pathlib.Path) -> None:
         ) from None
 
 
+def _check_driver(calc) -> None:
+    """Refuse what the configured driver cannot do, before anything is written."""
+    driver = calc.driver
+    name = calc.config["driver"]["name"]
+    if calc.observables and not driver.measures_observables:
+        raise ConfigError(f"the {name} driver does not measure [observables]; remove the [observables] tables")
+    if n_ranks() > 1 and not driver.distributed:
+        raise ConfigError(f"the {name} driver runs in one process; start it without mpirun")
+
+
 def _initial_state(calc):
     """The state a fresh run starts from (parameters from `[run] init_from` if set)."""
     params = None
@@ -148,6 +158,7 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     the initial state, the run directory) is checked before anything is
     written; a run that fails before its first step leaves nothing behind."""
     calc = build(config)
+    _check_driver(calc)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     state = _initial_state(calc)  # before anything is written
@@ -228,6 +239,7 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
             )
     config = apply_overrides(load_config(run_dir / CONFIG_FILE), overrides)
     calc = build(config)
+    _check_driver(calc)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():

@@ -145,3 +145,12 @@ def test_toy_driver_divergence_keeps_the_last_good_checkpoint(toy, tmp_path):
     assert res.stopped_early and res.stop_reason == "step 3: the loss is not finite" and int(res.state.step) == 2
     assert json.loads((res.run_dir / "checkpoint.json").read_text())["step"] == 2
     assert json.loads((res.run_dir / "result.json").read_text())["stopped_at_nan"] == 3
+
+
+def test_observables_refused_for_a_driver_that_does_not_measure_them(toy, tmp_path):
+    config = {"run": {"n_steps": 1, "output": str(tmp_path), "name": "obs"}, "driver": {"name": "toy"},
+              "lattice": {"name": "chain", "length": 4}, "space": {"name": "spin_half"}, "system": {"name": "ising"},
+              "observables": {"mz": {"name": "magnetization"}}}
+    with pytest.raises(nqs_core.ConfigError, match="the toy driver does not measure \\[observables\\]"):
+        nqs_core.run(config, progress=False)
+    assert not (tmp_path / "obs").exists()
