@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import math
 import pathlib
@@ -64,13 +65,14 @@ class FunctionCallback(AbstractCallback):
 
 
 def as_callbacks(callbacks: Iterable) -> list[AbstractCallback]:
-    """`callbacks` as a list of `AbstractCallback`s: plain functions are wrapped
-    in `FunctionCallback`; anything else raises `TypeError` naming the fix."""
+    """`callbacks` as a list of `AbstractCallback`s: plain functions (and methods,
+    `functools.partial`s) are wrapped in `FunctionCallback`; anything else raises
+    `TypeError` naming the fix."""
     out = []
     for cb in callbacks:
         if isinstance(cb, AbstractCallback):
             out.append(cb)
-        elif inspect.isfunction(cb) or inspect.ismethod(cb) or inspect.isbuiltin(cb):
+        elif inspect.isfunction(cb) or inspect.ismethod(cb) or inspect.isbuiltin(cb) or isinstance(cb, functools.partial):
             out.append(FunctionCallback(cb))
         else:
             raise TypeError(
