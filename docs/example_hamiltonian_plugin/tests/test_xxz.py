@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import nqs_core  # noqa: E402
+from nqs_core import testing  # noqa: E402
 from nqs_xxz import XXZ  # noqa: E402
 
 
@@ -62,6 +63,13 @@ def test_ising_limit_and_hermiticity():
             h[i, index[tuple(xp)]] += m
     np.testing.assert_allclose(h, h.T, atol=0)
     assert np.linalg.eigvalsh(h)[0] == pytest.approx(e0, abs=1e-9)
+
+
+@pytest.mark.parametrize("pbc, delta", [(True, 1.0), (False, 0.3)])
+def test_keeps_the_system_contract(pbc, delta):
+    """Hermitian, stays at S^z = 0, and the exact ground state has the local energy E0 everywhere."""
+    system, _ = chain_system(6, pbc=pbc, delta=delta)
+    testing.check_system(system)
 
 
 def test_bad_input_is_one_line():
