@@ -290,9 +290,9 @@ def check_sampler(
       `(n_chains, n_samples_per_chain, *space.shape)` of the space's dtype and
       `info` a dict (an `"acceptance"` entry lies in `[0, 1]`);
     - samples lie in the space: finite; on a discrete space every entry is a
-      local state and, when the space is enumerable (at most `max_states`
-      configurations), every sample is one of `space.all_states()` (so a
-      constraint such as a fixed magnetisation holds);
+      local state, the space's declared `constraint` (a fixed sum such as the
+      magnetisation) holds and, when the space is enumerable (at most
+      `max_states` configurations), every sample is one of `space.all_states()`;
     - the same key gives the same samples (over `n_calls` calls), another key
       other samples;
     - statistics (`statistics_check=True`) of the samples of `n_calls` calls:
@@ -323,6 +323,7 @@ def check_sampler(
     expected = (sampler.n_chains, per) + tuple(space.shape)
     levels = np.asarray(space.local_states) if isinstance(space, AbstractDiscreteSpace) else None
     enumerable = isinstance(space, AbstractDiscreteSpace) and int(space.n_states) <= max_states
+    constraint = space.constraint if isinstance(space, AbstractDiscreteSpace) else None
     if enumerable:
         enumeration = _Enumeration(space)
     for call, (samples, info) in enumerate(draws):
@@ -341,6 +342,12 @@ def check_sampler(
             bad = ~np.isin(x, levels)
             _check(not bad.any(), sampler, lambda:
                    f"{where}: sample values {sorted(set(x[bad].tolist()))[:5]} are not local states {tuple(levels.tolist())}")
+        if constraint is not None:
+            sums = x.reshape(x.shape[0], -1).sum(axis=-1)
+            off = np.abs(sums - constraint.total) > 1e-9
+            _check(not off.any(), sampler, lambda:
+                   f"{where}: {int(off.sum())} samples break the space's constraint sum(x) = {constraint.total:g} "
+                   f"(e.g. sum {sums[off][0]:g})")
         if enumerable:
             _, found = enumeration.index(x)
             _check(found.all(), sampler, lambda:
