@@ -160,14 +160,14 @@ class TableAnsatz(AbstractAnsatz):
         self.order = jnp.asarray(enumeration.order)
 
     @classmethod
-    def random(cls, space: AbstractDiscreteSpace, key: PRNGKeyArray, scale: float = 1.0, complex: bool = True):
+    def random(cls, space: AbstractDiscreteSpace, key: PRNGKeyArray, scale: float = 1.0, phases: bool = True):
         """A random table: `log |psi|` normal with standard deviation `scale`
-        (so `|psi|^2` is far from uniform for `scale ~ 1`) and, if `complex`,
-        uniform random phases."""
+        (so `|psi|^2` is far from uniform for `scale ~ 1`) and, if `phases`,
+        uniform random phases (a complex table)."""
         k1, k2 = jax.random.split(key)
         n = int(space.n_states)
         amplitude = scale * jax.random.normal(k1, (n,), jnp.float64)
-        if not complex:
+        if not phases:
             return cls(space, amplitude)
         return cls(space, jax.lax.complex(amplitude, jax.random.uniform(k2, (n,), jnp.float64, -math.pi, math.pi)))
 
@@ -449,6 +449,20 @@ def check_ansatz(
     """Check an ansatz against the `AbstractAnsatz` contract on `n` random
     configurations of `space`.
 
+    **Arguments:**
+
+    - `ansatz`: the ansatz under test, with its (initial) parameters.
+    - `space`: the configuration space it is defined on.
+    - `key`: PRNG key for the random configurations.
+    - `dtype`: the declared dtype of `log psi` (e.g. `"complex128"`), if any.
+    - `n`: number of random configurations.
+    - `rtol`: tolerance relative to `1 + max |log psi|`.
+    - `eager`: also compare with the unjitted (op-by-op) value of one configuration.
+    - `max_states`: enumerate a discrete space up to this size (normalisation of
+      an autoregressive ansatz).
+
+    **Checks:**
+
     - `log psi(x)` is a finite scalar of an inexact dtype (`dtype` if given;
       complex whenever a parameter is complex);
     - one configuration at a time under `jit` (`log_psi_batch` in chunks of
@@ -592,6 +606,18 @@ def check_system(
     max_states: int = MAX_STATES,
 ) -> None:
     """Check a system against its protocol.
+
+    **Arguments:**
+
+    - `system`: a Hamiltonian or an action.
+    - `key`: PRNG key for random configurations (continuum, actions).
+    - `eigenstate`: `(log_psi, energy)`, a known eigenstate, for Hamiltonians that
+      cannot be diagonalised here; for a discrete one it replaces the exact ground state.
+    - `n`: number of random configurations.
+    - `atol`: tolerance on local energies, relative to `max(1, |E|)`.
+    - `max_states`: largest discrete space that is diagonalised.
+
+    **Checks:**
 
     - `AbstractDiscreteHamiltonian` on an enumerable space: `connected` has the
       padded shapes, never leaves the space; the dense matrix is Hermitian;
@@ -742,8 +768,9 @@ def check_preconditioner(
     _check(diff is None, preconditioner,
            f"the state after a step differs from init's, so a checkpoint does not fit its template: {diff}")
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(tmp, state1, {"step": 1})
-        loaded, _ = load_checkpoint(tmp, state0)
+        # in a tuple: load_checkpoint compares a `step` field of the saved object with the meta's
+        save_checkpoint(tmp, (state1,), {"step": 0})
+        (loaded,), _ = load_checkpoint(tmp, (state0,))
     for u, v in zip(jax.tree.leaves(state1), jax.tree.leaves(loaded)):
         _check(np.array_equal(np.asarray(u), np.asarray(v)), preconditioner, "the state changes in a checkpoint round trip")
     again, _, _ = _precondition(preconditioner, context, state1)
