@@ -71,7 +71,7 @@ def mpi_results(tmp_path_factory):
 
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
 def test_two_ranks_equal_one(mpi_results, dtype):
-    from nqs_core import EnergyEstimator, real_ravel
+    from nqs_core import EnergyEstimator, StepContext, real_ravel
     from nqs_optim import SR, MinSR, SRt
     from problem import make_problem
 
