@@ -219,8 +219,9 @@ def gaussian_moments(distribution: AbstractDistribution, space: AbstractSpace) -
 
     zero = jnp.zeros(size, jnp.float64)
     other = jax.random.normal(jax.random.PRNGKey(0), (size,), jnp.float64)
-    h0 = -np.asarray(jax.hessian(log_p)(zero))
-    h1 = -np.asarray(jax.hessian(log_p)(other))
+    hessian = jax.jit(jax.hessian(log_p))  # one compilation for both points
+    h0 = -np.asarray(hessian(zero))
+    h1 = -np.asarray(hessian(other))
     if not np.allclose(h0, h1, rtol=1e-10, atol=1e-12):
         raise ValueError(
             f"{_name(distribution)}: log p is not quadratic, so its moments are not known; "
@@ -230,7 +231,7 @@ def gaussian_moments(distribution: AbstractDistribution, space: AbstractSpace) -
     if np.linalg.eigvalsh(h0)[0] <= 0:
         raise ValueError(f"{_name(distribution)}: log p is quadratic but not normalisable (its Hessian is not negative definite)")
     covariance = np.linalg.inv(h0)
-    mean = covariance @ np.asarray(jax.grad(log_p)(zero))
+    mean = covariance @ np.asarray(jax.jit(jax.grad(log_p))(zero))
     return mean, covariance
 
 
@@ -407,9 +408,9 @@ def check_sampler(
 
 @eqx.filter_jit
 def _evaluations(ansatz, params, static, x, states):
-    """Everything `check_ansatz` compares, in one compiled function (one
-    compilation per ansatz): `log psi` of each row on its own, batched,
-    chunked and recombined, the log-derivatives and the capabilities."""
+    """The values `check_ansatz` compares, in one compiled function (one
+    compilation per ansatz): `log psi` of each row on its own (recombined
+    parameters) and batched, and the capabilities."""
     n = x.shape[0]
     # the configurations and (for an enumerable space) every state, batched in one vmap
     batch = x if states is None else jnp.concatenate([x, states.astype(x.dtype)])
@@ -418,7 +419,6 @@ def _evaluations(ansatz, params, static, x, states):
         # chunks of one: `lax.map` over single configurations
         "jit": log_psi_batch(eqx.combine(params, static), x, chunk_size=1),
         "jit(vmap)": batched[:n],
-        "log_derivatives": log_derivatives(ansatz, x),
     }
     if isinstance(ansatz, AbstractConnectedAnsatz):
         lx, lxp = jax.lax.map(lambda xi: ansatz.log_psi_connected(xi, x), x)
@@ -472,8 +472,10 @@ def check_ansatz(
       relative to `1 + max |log psi|`);
     - the parameters (`nqs_core.parameters`: the inexact arrays, split with
       `equinox.partition`) are a non-empty pytree of JAX arrays;
-    - `log_derivatives` has shape `(n, n_real_parameters)`, is finite, and is
-      complex exactly when `log psi` is;
+    - `log_derivatives` has shape `(n, n_real_parameters)` and is complex
+      exactly when `log psi` is (traced through autodiff with
+      `jax.eval_shape`, not compiled: the reverse pass is the costliest part
+      to compile);
     - capabilities: `log_psi_connected` of an `AbstractConnectedAnsatz` equals
       `(log psi(x), vmap(log psi)(xps))`; an `AbstractAutoregressiveAnsatz` has
       conditionals normalised over the local states, is normalised over an
@@ -516,13 +518,12 @@ def check_ansatz(
 
     if eager:
         close("the unjitted log psi", np.concatenate([np.asarray(unjitted)[None], ref_np[1:]]))
-    for label in ("jit(vmap)",):
-        close(label, out[label])
-    o = out["log_derivatives"]
+    close("jit(vmap)", out["jit(vmap)"])
+    o = jax.eval_shape(log_derivatives, ansatz, x)
     p = n_real_parameters(ansatz)
     _check(o.shape == (n, p), ansatz, f"log_derivatives have shape {o.shape}, expected (n, n_real_parameters) = {(n, p)}")
     _check(jnp.iscomplexobj(o) == jnp.iscomplexobj(ref), ansatz, f"log_derivatives are {o.dtype} but log psi is {ref.dtype}")
-    _check(np.all(np.isfinite(np.asarray(o))), ansatz, "log_derivatives are not finite")
+
     if isinstance(ansatz, AbstractConnectedAnsatz):
         close("log_psi_connected(x, xps)[0]", out["log_psi_connected(x, xps)[0]"])
         for lxp in np.asarray(out["log_psi_connected"]):

@@ -170,14 +170,14 @@ SQUARE_2x2 = 'name = "square"\nlength = 2'
 
 def _ansatz_case(dtype=None, eager=True, **fields):
     def make():
-        calc = spins(**fields)
+        calc = spins(stop_after="ansatz", **fields)
         return calc["ansatz"], calc["space"], {"dtype": dtype, "eager": eager}
 
     return make
 
 
 def _equivariant_slater():
-    calc = fermions()
+    calc = fermions(stop_after="ansatz")
     return calc["ansatz"], calc["space"], {"dtype": jnp.float64}
 
 
@@ -217,11 +217,11 @@ class HOSlater(nqs_core.AbstractAnsatz):
 
 
 def _discrete_system(**fields):
-    return lambda: (spins(**fields)["system"], {})
+    return lambda: (spins(stop_after="system", **fields)["system"], {})
 
 
 def _trapped_fermions():
-    calc = fermions(V0=0.0)
+    calc = fermions(V0=0.0, stop_after="system")
     return calc["system"], {"eigenstate": (HOSlater(jnp.ones(())), 2.0)}
 
 
@@ -368,7 +368,9 @@ def test_sampler_suite_catches_out_of_space_values():
 
 
 def test_sampler_suite_catches_a_broken_constraint():
-    sampler, target, _ = _metropolis_exchange()
+    calc = spins(space='name = "spin_half"\ntotal_sz = 0.0', system='name = "heisenberg"',
+                 sampler='name = "exact"\nn_samples = 64\nn_chains = 4')
+    sampler, target = calc["sampler"], table_target(calc)
     with pytest.raises(AssertionError, match="break the space's constraint sum"):
         testing.check_sampler(FlipsFirstSpin(sampler), target, KEY)
 
@@ -385,10 +387,29 @@ def test_sampler_suite_catches_an_ignored_key():
         testing.check_sampler(IgnoresKey(sampler), target, KEY)
 
 
+class IndependentGaussian(nqs_core.AbstractSampler):
+    """Independent samples of a `testing.Gaussian`, with its width times `factor` (correct for `factor = 1`)."""
+
+    space: nqs_core.AbstractSpace
+    factor: float = eqx.field(static=True)
+    n_samples: int = eqx.field(static=True)
+    n_chains: int = eqx.field(static=True)
+
+    def init(self, distribution, key):
+        return nqs_core.DirectState(nqs_core.legacy_key(key))
+
+    def sample(self, distribution, state):
+        key, sub = jax.random.split(state.key)
+        z = jax.random.normal(sub, (self.n_chains, self.n_samples_per_chain) + self.space.shape, jnp.float64)
+        return distribution.mean + self.factor * distribution.std * z, nqs_core.DirectState(key), {}
+
+
 def test_sampler_suite_catches_a_wrong_width():
-    sampler, target, _ = _gaussian_metropolis()
+    space = fermions(stop_after="space")["space"]
+    target = testing.Gaussian(space, mean=jnp.array([0.3, -0.5]), std=0.7)
+    testing.check_sampler(IndependentGaussian(space, factor=1.0, n_samples=256, n_chains=8), target, KEY)
     with pytest.raises(AssertionError, match=r"\(x - mu\)\^2 / sigma\^2"):
-        testing.check_sampler(ScaledSamples(sampler, 1.5), target, KEY)
+        testing.check_sampler(IndependentGaussian(space, factor=1.2, n_samples=256, n_chains=8), target, KEY)
 
 
 class MinusGradient(nqs_core.AbstractPreconditioner):
