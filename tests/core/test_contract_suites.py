@@ -250,10 +250,14 @@ def test_system_contract(name, factory):
 CONTINUUM_ONLY = {"dgd"}
 
 
+@eqx.filter_jit
+def _first_samples(sampler, distribution):
+    return sampler.sample(distribution, sampler.init(distribution, KEY))[0]
+
+
 def _step_inputs(calc):
-    sampler, ansatz = calc["sampler"], calc["ansatz"]
-    distribution = nqs_core.BornDistribution(ansatz)
-    samples, _, _ = sampler.sample(distribution, sampler.init(distribution, KEY))
+    ansatz = calc["ansatz"]
+    samples = _first_samples(calc["sampler"], nqs_core.BornDistribution(ansatz))
     return calc["system"], ansatz, samples, calc["estimator"]
 
 
