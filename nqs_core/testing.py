@@ -313,8 +313,17 @@ def check_sampler(
       probabilities (a `BornDistribution` on an enumerable space, e.g. of a
       `TableAnsatz.random`) or moments (a `Gaussian`).
     - `key`: PRNG key for `sampler.init`.
+    - `n_calls`: `sample` calls (chained through the state) that are checked
+      and pooled for the statistics.
     - `statistics_check`: `False` for a sampler that does not draw from the
-      distribution (the full-sum enumeration, weighed by its estimator).
+      distribution (the full-sum enumeration, weighed by its estimator); it
+      also skips the other-key check.
+    - `moments`: `(mean, covariance)` of a continuous target, if not Gaussian
+      (scalars broadcast; the covariance over the flattened configuration).
+    - `tolerance_factor`: the total-variation bound in units of its expected value.
+    - `z`: the moment bound in error bars (`nqs_core.statistics`, which
+      accounts for the autocorrelation along and the scatter between chains).
+    - `max_states`: largest discrete space that is enumerated.
 
     **Raises:** `AssertionError` naming the broken rule.
     """
