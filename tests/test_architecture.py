@@ -281,10 +281,8 @@ def test_core_imports_no_plugin():
     assert not found, "the core must not import a plugin or the CLI:\n" + "\n".join(found)
 
 
-#: `(file, private module)` imports the CLI may still make, with the reason.
-CLI_PRIVATE_ALLOWED = {
-    ("cli/nqs_cli/_app.py", "nqs_core._config"): "TODO(helper C): run_memory_limit, public after the config split",
-}
+#: `(file, private module)` imports the CLI may still make, with the reason (none today).
+CLI_PRIVATE_ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def test_cli_uses_the_public_core_api():
@@ -313,21 +311,6 @@ LOCAL_IMPORTS_ALLOWED = {
     # launcher: `import mpi4py` initialises MPI.
     ("nqs_core/_distributed.py", "mpi4py"): "optional, initialises MPI on import",
     ("nqs_core/_distributed.py", "mpi4jax"): "optional, imported with MPI only",
-    # TODO(helper C): files of the driver/config rework (issue 16, items 3 and 5);
-    # each of these moves to module level there, or gets a reason here.
-    ("nqs_core/_callbacks.py", "rich"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._driver"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._fullsum"): "TODO(helper C)",
-    ("nqs_core/_config.py", "numpy"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._ansatz"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._space"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._lattice"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._preconditioner"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._sampler"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._system"): "TODO(helper C)",
-    ("nqs_core/_config.py", "._distributed"): "TODO(helper C)",
-    ("nqs_core/_config.py", "tomli_w"): "TODO(helper C)",
-    ("nqs_core/_run.py", "._config"): "TODO(helper C)",
 }
 
 
@@ -356,8 +339,8 @@ def test_no_function_local_imports_in_core():
         "allow-list heavy optional libraries with a reason):\n" + "\n".join(found)
     )
     present = {(path, name.split(".")[0] if not name.startswith(".") else name) for path, name, _ in imports}
-    # an entry whose import is gone must go too (the TODO entries are left to their owner)
-    stale = {k for k, why in LOCAL_IMPORTS_ALLOWED.items() if not why.startswith("TODO")} - present
+    # an entry whose import is gone must go too
+    stale = set(LOCAL_IMPORTS_ALLOWED) - present
     assert not stale, f"stale allow-list entries: {sorted(stale)}"
 
 
