@@ -36,6 +36,7 @@ class AbstractDriver(abc.ABC):
     - `evaluate(state, n_batches)`: `(Stats of the objective, state)` for the
       final estimate in `result.json`.
     - `summary(state)`: further JSON values for `result.json` (default none).
+    - `check_steps(n_steps)`: refuse a total it cannot run (default: any).
 
     **Attributes:** `objective` (class level: the record field minimised, shown
     by the progress bar and checked by `NaNGuard`), `label` (class level: the
@@ -78,6 +79,10 @@ class AbstractDriver(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, state, n_batches: int = 10) -> tuple[Stats, Any]:
         """`(Stats of the objective of the state's parameters, state)`."""
+
+    def check_steps(self, n_steps: int) -> None:
+        """Refuse (`ValueError`) a total number of steps this driver cannot run;
+        `nqs run` / `nqs resume` ask before anything is written (default: any)."""
 
     def measure(self, state, observables: Mapping[str, Any], n_batches: int) -> tuple[Stats, dict[str, Stats], Any]:
         """The final estimate and the `[observables]`: `(Stats, {name: Stats}, state)`.

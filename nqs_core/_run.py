@@ -134,6 +134,13 @@ def _check_driver(calc) -> None:
         raise ConfigError(f"the {name} driver runs in one process; start it without mpirun")
 
 
+def _check_steps(calc) -> None:
+    try:
+        calc.driver.check_steps(calc.run["n_steps"])
+    except ValueError as exc:
+        raise ConfigError(f"[run] {exc}") from None
+
+
 def _initial_state(calc):
     """The state a fresh run starts from (parameters from `[run] init_from` if set)."""
     params = None
@@ -161,6 +168,7 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     _check_driver(calc)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
+    _check_steps(calc)
     state = _initial_state(calc)  # before anything is written
     # under MPI only rank 0 touches the run directory
     error, created = None, False
@@ -242,6 +250,7 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
     _check_driver(calc)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
+    _check_steps(calc)
     if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
         like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
         try:

@@ -114,3 +114,38 @@ def test_config_errors_are_one_line(tmp_path):
     with pytest.raises(nqs_core.ConfigError, match="n_train must be in"):
         nqs_core.run(cfg, progress=False)
     assert not (tmp_path / "err").exists()
+
+
+def test_all_t_transfer_training_equals_the_command_and_resumes(tmp_path):
+    """all_t: one control variate per t = L0/2 .. 0, as `nqs phi4 train --all-t`
+    (4x4: t = 2, 1, 0; 2 epochs, then 1 per slice), resumed across a slice boundary."""
+
+    def config(name, n_steps):
+        cfg = tiny(tmp_path, name, n_steps=n_steps)
+        cfg["space"].update(L0=4, L1=4)
+        cfg["driver"].update(all_t=True, epochs=2, epochs_transfer=1, refit_every=0, hidden=[2])
+        return cfg
+
+    full = nqs_core.run(config("all", 4), progress=False)
+    assert [r["t"] for r in nqs_core.read_log(full.run_dir)] == [2, 2, 1, 0]
+    result = json.loads((full.run_dir / "result.json").read_text())
+    assert [s["t"] for s in result["slices"]] == [2, 1, 0]
+    runner = CliRunner()
+    cfgs, cvs = tmp_path / "c.npz", tmp_path / "cv.npz"
+    p4.save_configurations(cfgs, np.asarray(full.state.phi), m2=0.2, lam=2.4)
+    r = runner.invoke(p4._cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--all-t", "--hidden", "2",
+                                    "--epochs", "2", "--epochs-transfer", "1", "--start", "random", "--refit-every", "0",
+                                    "--batch-size", "4", "--lr", "0.01", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    cli_cvs, head = p4.load_control_variates(cvs)
+    assert head["ts"] == [2, 1, 0]
+    for i, cv in enumerate(cli_cvs):
+        for a, b in zip(jax.tree.leaves((cv.network, cv.mu)), jax.tree.leaves(full.state.done)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[i])
+        assert result["slices"][i]["variance_ratio"] == head["meta"]["ratios"][str(cv.t)]
+    half = nqs_core.run(config("half", 2), progress=False)  # stops at the end of the first slice
+    resumed = nqs_core.resume(half.run_dir, n_steps=4, progress=False)
+    for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(full.state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(nqs_core.ConfigError, match="more than the 4 epochs of the 3 slices"):
+        nqs_core.run(config("long", 5), progress=False)
