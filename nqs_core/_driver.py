@@ -17,6 +17,7 @@ from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callb
 from ._distributed import concat_over_ranks, fold_rank
 from ._driver_protocol import AbstractDriver
 from ._estimator import AbstractEstimator, EnergyEstimator
+from ._fullsum import FullSumSampler
 from ._observable import measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
@@ -378,7 +379,11 @@ class VMC(AbstractDriver):
     def evaluate(self, state: VMCState, n_batches: int = 10) -> tuple[Stats, VMCState]:
         """Energy of the current parameters from `n_batches` sampling calls, chains
         continued between calls (so the error bar accounts for correlations).
-        Returns the statistics and the state with the advanced sampler."""
+        Returns the statistics and the state with the advanced sampler. With the
+        `full_sum` sampler the energy is the exact sum (weights |psi|^2), once."""
+        if isinstance(self.sampler, FullSumSampler):
+            energy, _, state = measure(self, state, {}, 1)
+            return energy, state
         sampler_state = state.sampler_state
         chunks = []
         for _ in range(n_batches):

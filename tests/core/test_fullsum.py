@@ -176,3 +176,18 @@ def test_full_sum_refuses_what_it_cannot_enumerate():
     cfg["estimator"] = {"name": "energy"}
     with pytest.raises(nqs_core.ConfigError, match="full_sum estimator"):
         nqs_core.build(cfg)
+
+
+def test_driver_evaluate_is_the_exact_sum():
+    """`VMC.evaluate` with the full-sum sampler weighs the states by |psi|^2 (an
+    equal-weight mean of the local energies would be wrong), as nqs_core.expect."""
+    calc = nqs_core.build(nqs_core.loads_config(EXACT_VMC))
+    driver = calc.driver
+    state = driver.init(jax.random.PRNGKey(0))
+    stats, _ = driver.evaluate(state, n_batches=3)
+    model = driver.model(state)
+    space = driver.system.space
+    psi = np.exp(np.asarray(jax.vmap(model)(jnp.asarray(space.all_states()))))
+    h = to_dense(driver.system)
+    e = np.vdot(psi, h @ psi).real / np.vdot(psi, psi).real
+    assert abs(float(np.real(stats.mean)) - e) < 1e-10 and float(stats.error_of_mean) == 0.0
