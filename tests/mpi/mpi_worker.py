@@ -10,7 +10,7 @@ import numpy as np
 import nqs_core
 from nqs_core import EnergyEstimator, StepContext, real_ravel
 from nqs_optim import SR, MinSR, SRt
-from problem import CHAINS, make_problem
+from problem import CHAINS, make_problem, observables
 
 out, run_dir = sys.argv[1], sys.argv[2]
 r, n = nqs_core.rank(), nqs_core.n_ranks()
@@ -28,6 +28,12 @@ for dtype in ("float64", "complex128"):
     results[f"{dtype}/gradient"] = np.asarray(real_ravel(est.gradient(model, local, estimate))[0])
     clip = EnergyEstimator(chunk_size=8, clip_local_energy=1.0)  # medians over both ranks
     results[f"{dtype}/gradient_clipped"] = np.asarray(real_ravel(clip.gradient(model, local, estimate))[0])
+    # observables (issue 14): Monte Carlo over this rank's chains and the exact
+    # full sum split over the ranks, both reduced over ranks
+    for oname, obs in observables(system).items():
+        results[f"{dtype}/obs/{oname}/mc"] = np.asarray(nqs_core.expect(model, obs, local).mean)
+        results[f"{dtype}/obs/{oname}/mc_error"] = np.asarray(nqs_core.expect(model, obs, local).error_of_mean)
+        results[f"{dtype}/obs/{oname}/exact"] = np.asarray(nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
         direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, local, estimate)
         results[f"{dtype}/{name}"] = np.asarray(real_ravel(direction)[0])

@@ -73,7 +73,8 @@ def mpi_results(tmp_path_factory):
 def test_two_ranks_equal_one(mpi_results, dtype):
     from nqs_core import EnergyEstimator, StepContext, real_ravel
     from nqs_optim import SR, MinSR, SRt
-    from problem import make_problem
+    import nqs_core
+    from problem import make_problem, observables
 
     res, _ = mpi_results
     model, system, samples = make_problem(dtype)
@@ -85,6 +86,11 @@ def test_two_ranks_equal_one(mpi_results, dtype):
     clipped = real_ravel(EnergyEstimator(clip_local_energy=1.0).gradient(model, samples, estimate))[0]
     assert_same(res[f"{dtype}/gradient_clipped"], clipped)
     assert not np.allclose(clipped, real_ravel(est.gradient(model, samples, estimate))[0])  # k = 1 clips something
+    for oname, obs in observables(system).items():  # MPI observables == one process (issue 14)
+        mc = nqs_core.expect(model, obs, samples)
+        assert_same(res[f"{dtype}/obs/{oname}/mc"], mc.mean)
+        assert_same(res[f"{dtype}/obs/{oname}/mc_error"], mc.error_of_mean)
+        assert_same(res[f"{dtype}/obs/{oname}/exact"], nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
         direction, _, _ = pre(StepContext(system, model, samples, estimate, est), None)
         assert_same(res[f"{dtype}/{name}"], real_ravel(direction)[0])
