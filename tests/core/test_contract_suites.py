@@ -300,8 +300,8 @@ class ScaledSamples(nqs_core.AbstractSampler):
         return x * self.factor, state, info
 
 
-class FlipsFirstSpin(nqs_core.AbstractSampler):
-    """A broken sampler: flips site 0 of every sample (breaks a fixed magnetisation)."""
+class AbstractWrappedSampler(nqs_core.AbstractSampler):
+    """The broken samplers below wrap a working `inner` sampler (same space and sizes)."""
 
     inner: nqs_core.AbstractSampler
     space: nqs_core.AbstractSpace
@@ -311,6 +311,10 @@ class FlipsFirstSpin(nqs_core.AbstractSampler):
     def __init__(self, inner):
         self.inner = inner
         self.space, self.n_samples, self.n_chains = inner.space, inner.n_samples, inner.n_chains
+
+
+class FlipsFirstSpin(AbstractWrappedSampler):
+    """A broken sampler: flips site 0 of every sample (breaks a fixed magnetisation)."""
 
     def init(self, distribution, key):
         return self.inner.init(distribution, key)
@@ -320,17 +324,8 @@ class FlipsFirstSpin(nqs_core.AbstractSampler):
         return x.at[..., 0].multiply(-1.0), state, info
 
 
-class IgnoresTarget(nqs_core.AbstractSampler):
+class IgnoresTarget(AbstractWrappedSampler):
     """A broken sampler: draws from the uniform distribution, whatever it is asked for."""
-
-    inner: nqs_core.AbstractSampler
-    space: nqs_core.AbstractSpace
-    n_samples: int = eqx.field(static=True)
-    n_chains: int = eqx.field(static=True)
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.space, self.n_samples, self.n_chains = inner.space, inner.n_samples, inner.n_chains
 
     def init(self, distribution, key):
         return self.inner.init(Uniform(), key)
@@ -339,17 +334,8 @@ class IgnoresTarget(nqs_core.AbstractSampler):
         return self.inner.sample(Uniform(), state)
 
 
-class IgnoresKey(nqs_core.AbstractSampler):
+class IgnoresKey(AbstractWrappedSampler):
     """A broken sampler: `init` starts from a fixed key."""
-
-    inner: nqs_core.AbstractSampler
-    space: nqs_core.AbstractSpace
-    n_samples: int = eqx.field(static=True)
-    n_chains: int = eqx.field(static=True)
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.space, self.n_samples, self.n_chains = inner.space, inner.n_samples, inner.n_chains
 
     def init(self, distribution, key):
         return self.inner.init(distribution, jax.random.PRNGKey(0))
