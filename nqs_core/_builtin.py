@@ -3,22 +3,18 @@ identity preconditioner and the direct and exact samplers."""
 
 from __future__ import annotations
 
-from ._driver import VMC
-from ._estimator import EnergyEstimator
-from ._fullsum import FullSumEstimator, FullSumSampler
-from ._preconditioner import IdentityPreconditioner
 from ._registry import hookimpl
-from ._sampler import DirectSampler, ExactSampler
 
-#: `(kind, config name, class)` for everything the core provides.
+#: `(kind, config name, "module:Name")` for everything the core provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("driver", "vmc", VMC),
-    ("estimator", "energy", EnergyEstimator),
-    ("preconditioner", "identity", IdentityPreconditioner),
-    ("sampler", "direct", DirectSampler),
-    ("sampler", "exact", ExactSampler),
-    ("sampler", "full_sum", FullSumSampler),
-    ("estimator", "full_sum", FullSumEstimator),
+    ("driver", "vmc", "nqs_core._driver:VMC"),
+    ("estimator", "energy", "nqs_core._estimator:EnergyEstimator"),
+    ("preconditioner", "identity", "nqs_core._preconditioner:IdentityPreconditioner"),
+    ("sampler", "direct", "nqs_core._sampler:DirectSampler"),
+    ("sampler", "exact", "nqs_core._sampler:ExactSampler"),
+    ("sampler", "full_sum", "nqs_core._fullsum:FullSumSampler"),
+    ("estimator", "full_sum", "nqs_core._fullsum:FullSumEstimator"),
 )
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import os
+import pathlib
 import sys
 import re
 import traceback
@@ -55,28 +60,162 @@ class RegistryError(KeyError):
 _ABBREVIATIONS = {"eq", "eqs", "e.g", "i.e", "al", "cf", "fig", "ref", "vs", "sec"}
 
 
-@dataclasses.dataclass(frozen=True)
+#: A lazy reference to a component: `"package.module:Name"` (imported on first use).
+_REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Entry:
-    """One registered component."""
+    """One registered component.
+
+    `target` is the component itself or a reference `"package.module:Name"`;
+    a reference is imported the first time `obj` is read (so that listing
+    components and starting the command line do not import every model).
+    `summary` comes from the docstring, read from the source without
+    importing when the component has not been imported yet.
+    """
 
     kind: str
     name: str
-    obj: Callable[..., Any]
+    target: Any
     plugin: str
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def reference(self) -> str | None:
+        """The `"package.module:Name"` the component was registered as, or `None`."""
+        return self.target if isinstance(self.target, str) else None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether `obj` is available without importing anything."""
+        return self.reference is None or "obj" in self._cache
+
+    @property
+    def obj(self) -> Callable[..., Any]:
+        """The component (a class or factory), imported on first use.
+
+        **Raises:** `RegistryError` naming the component, its plugin and the
+        import error if its module cannot be imported.
+        """
+        if self.reference is None:
+            return self.target
+        if "obj" not in self._cache:
+            self._cache["obj"] = _import_reference(self)
+        return self._cache["obj"]
 
     @property
     def summary(self) -> str:
         """First sentence of the docstring (first paragraph, cut at '. ')."""
-        doc = (inspect.getdoc(self.obj) or "").strip()
-        para = " ".join(doc.split("\n\n")[0].split())
-        for m in re.finditer(r"\.\s+(?=[A-Z`(])", para):
-            before = para[: m.start()]
-            word = before.split()[-1] if before.split() else ""
-            # not a sentence end: "S_i . S_j", "Eq. 12", "e.g. X", "et al. X"
-            if before.endswith(" ") or word.rstrip(".").lower() in _ABBREVIATIONS:
-                continue
-            return para[: m.start() + 1]
-        return para
+        if self.loaded:
+            doc = inspect.getdoc(self.obj)
+        else:
+            doc = _source_docstring(self.target)
+            if doc is None:  # not a plain def/class in its module's source: import it
+                try:
+                    doc = inspect.getdoc(self.obj)
+                except RegistryError as exc:
+                    return f"(cannot be imported: {exc.args[0].split(': ', 1)[-1]})"
+        return first_sentence(doc or "")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of the first paragraph of a docstring (`Entry.summary`)."""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    for m in re.finditer(r"\.\s+(?=[A-Z`(])", para):
+        before = para[: m.start()]
+        word = before.split()[-1] if before.split() else ""
+        # not a sentence end: "S_i . S_j", "Eq. 12", "e.g. X", "et al. X"
+        if before.endswith(" ") or word.rstrip(".").lower() in _ABBREVIATIONS:
+            continue
+        return para[: m.start() + 1]
+    return para
+
+
+def _import_reference(entry: Entry) -> Any:
+    module, _, attr = entry.target.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except BaseException as exc:  # SystemExit at import too: a broken component, named
+        raise RegistryError(
+            f"{entry.kind} {entry.name!r} of plugin {entry.plugin!r} cannot be imported from {entry.target!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return obj
+
+
+def _module_source(module: str) -> pathlib.Path | None:
+    """The source file of `module`, found without importing it or its packages."""
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if len(parts) == 1:
+        return pathlib.Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    locations = list(spec.submodule_search_locations or [])
+    for i, part in enumerate(parts[1:], start=1):
+        last = i == len(parts) - 1
+        found = None
+        for loc in locations:
+            pkg = pathlib.Path(loc) / part
+            if (pkg / "__init__.py").is_file():
+                found = pkg / "__init__.py"
+                locations = [str(pkg)]
+                break
+            if last and (pkg.with_suffix(".py")).is_file():
+                found = pkg.with_suffix(".py")
+                break
+        if found is None:
+            return None
+        if last:
+            return found
+    return None
+
+
+def _source_docstring(reference: str) -> str | None:
+    """The docstring of the class or function `reference` names, read from its
+    module's source (`None` if it is not a plain top-level def or class there,
+    e.g. an assignment or an inherited docstring: then the caller imports it)."""
+    module, _, attr = reference.partition(":")
+    if module in sys.modules:  # already imported: the real object is at hand
+        obj = sys.modules[module]
+        try:
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            return None
+        return inspect.getdoc(obj)
+    path = _module_source(module)
+    if path is None or "." in attr:
+        return None
+    try:
+        tree = _parsed(path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == attr:
+            return ast.get_docstring(node)
+        # a command group, `app = typer.Typer(help="...")`: its help is its documentation
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == attr for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            for kw in node.value.keywords:
+                if kw.arg == "help" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    return inspect.cleandoc(kw.value.value)
+            return None
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed(path: pathlib.Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,9 +266,20 @@ class Registry:
                 f"(plugin {self._current!r} tried to register it again)"
             )
 
-    def add(self, kind: str, name: str, obj: Callable[..., Any]) -> None:
-        """Register `obj` as the component `name` of `kind`."""
+    def add(self, kind: str, name: str, obj: Callable[..., Any] | str) -> None:
+        """Register `obj` as the component `name` of `kind`.
+
+        `obj` is the component (a class or factory function) or a reference
+        `"package.module:Name"` to it, imported only when the component is
+        first used: a plugin whose `_plugin.py` registers references (and
+        imports only `nqs_core`) costs nothing at start-up, whatever its
+        components import.
+        """
         self._check_free(kind, name)
+        if isinstance(obj, str) and not _REFERENCE.match(obj):
+            raise RegistryError(
+                f"{kind} {name!r} of plugin {self._current!r}: reference {obj!r} is not of the form 'package.module:Name'"
+            )
         self._entries[kind][name] = Entry(kind, name, obj, self._current)
 
     def alias(self, kind: str, old: str, new: str) -> None:

@@ -334,18 +334,23 @@ from ._measure import measure as _measure  # noqa: E402  (the command body lives
 app.command("measure")(_measure)
 
 
-def _attach_plugin_commands(app: typer.Typer) -> None:
+def _attach_plugin_commands(app: typer.Typer, only: str | None = None) -> None:
     """Add the subcommands that plugins register under kind "command".
 
     A registered `typer.Typer` becomes a command group (`nqs NAME SUB ...`), a
     function becomes one command (`nqs NAME ...`). Built-in command names win;
-    a clash is reported and the plugin's command skipped.
+    a clash is reported and the plugin's command skipped. With `only`, just
+    that command is attached (and only its module imported), if a plugin
+    registers it; otherwise all are.
     """
-    from nqs_core import get_registry
+    from nqs_core import RegistryError, get_registry
 
     builtin = {c.name or c.callback.__name__ for c in app.registered_commands}
     builtin |= {g.name for g in app.registered_groups}
-    for entry in get_registry().entries("command"):
+    entries = get_registry().entries("command")
+    if only is not None and any(e.name == only for e in entries):
+        entries = [e for e in entries if e.name == only]
+    for entry in entries:
         if entry.name in builtin:
             err_console.print(
                 f"[yellow]nqs: warning:[/] plugin {escape(repr(entry.plugin))} registers command "
@@ -353,31 +358,41 @@ def _attach_plugin_commands(app: typer.Typer) -> None:
                 highlight=False,
             )
             continue
-        if isinstance(entry.obj, typer.Typer):
-            app.add_typer(entry.obj, name=entry.name, help=entry.summary or None)
+        try:
+            obj = entry.obj
+        except RegistryError as exc:  # a plugin whose command module is broken: named, skipped
+            err_console.print(f"[yellow]nqs: warning:[/] {escape(str(exc))}; skipped", highlight=False, soft_wrap=True)
+            continue
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=entry.name, help=entry.summary or None)
         else:
-            app.command(entry.name, help=inspect.getdoc(entry.obj))(entry.obj)
+            app.command(entry.name, help=inspect.getdoc(obj))(obj)
         builtin.add(entry.name)
 
 
-def _names_plugin_command(argv: list[str]) -> bool:
-    """Whether the command line names a command that is not built in.
+def _plugin_command_named(argv: list[str]) -> tuple[bool, str | None]:
+    """Whether the command line names a command that is not built in, and which.
 
-    Attaching plugin commands loads every plugin (and with them jax), which
-    takes seconds; `nqs --help` and the built-in commands do without, so the
-    plugins load only when the first word on the command line is some other
-    command (a plugin's, or a typo that the error message then lists).
+    Attaching a plugin's command imports that plugin's command module (and
+    with it, often, jax), which takes seconds; `nqs --help` and the built-in
+    commands do without, and `nqs NAME ...` attaches only NAME.
+
+    **Returns:** `(attach, name)`: attach plugin commands at all, and the one
+    named (`None`: all of them, e.g. when a test runner drives the app).
     """
     if os.path.basename(argv[0]) not in ("nqs", "__main__.py", "-m"):
-        return True  # not the console script (e.g. a test runner driving the app): attach
+        return True, None  # not the console script (e.g. a test runner driving the app): attach all
     builtin = {c.name or c.callback.__name__ for c in app.registered_commands}
     builtin |= {g.name for g in app.registered_groups}
     words = [a for a in argv[1:] if not a.startswith("-")]
-    return bool(words) and words[0] not in builtin
+    if words and words[0] not in builtin:
+        return True, words[0]
+    return False, None
 
 
-if _names_plugin_command(sys.argv):
-    _attach_plugin_commands(app)
+_attach, _named = _plugin_command_named(sys.argv)
+if _attach:
+    _attach_plugin_commands(app, only=_named)
 
 
 def main() -> None:

@@ -5,28 +5,18 @@ Everything public is re-exported here; implementations live in `_*.py` modules.
 
 import nqs_core as _nqs_core  # noqa: F401  (enables float64 before anything else)
 
-from ._ansatz import (
-    EquivariantSlater as EquivariantSlater,
-    hermite_polynomials as hermite_polynomials,
-    ho_orbitals as ho_orbitals,
-    pretrain_to_ho as pretrain_to_ho,
+from nqs_core import lazy_exports as _lazy_exports
+
+# Public names, imported on first use (see nqs_core._lazy): importing the
+# package, as the plugin registration does, imports none of its models.
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "._ansatz": ["EquivariantSlater", "hermite_polynomials", "ho_orbitals", "pretrain_to_ho"],
+        "._exact": ["exact_solver", "free_energy", "grid_energy_three_body", "grid_energy_two_body"],
+        "._observables": ["Density", "PairDistribution", "free_density", "free_pair_distribution", "one_body_density", "pair_distribution", "plot_density", "plot_pair_distribution"],
+        "._sampler": ["GaussianMetropolis", "GaussianMetropolisState", "GaussianRule"],
+        "._space": ["Particles1D"],
+        "._system": ["TrappedFermions1D"],
+    },
 )
-from ._exact import (
-    exact_solver as exact_solver,
-    free_energy as free_energy,
-    grid_energy_three_body as grid_energy_three_body,
-    grid_energy_two_body as grid_energy_two_body,
-)
-from ._observables import (
-    Density as Density,
-    PairDistribution as PairDistribution,
-    free_density as free_density,
-    free_pair_distribution as free_pair_distribution,
-    one_body_density as one_body_density,
-    pair_distribution as pair_distribution,
-    plot_density as plot_density,
-    plot_pair_distribution as plot_pair_distribution,
-)
-from ._sampler import GaussianMetropolis as GaussianMetropolis, GaussianMetropolisState as GaussianMetropolisState, GaussianRule as GaussianRule
-from ._space import Particles1D as Particles1D
-from ._system import TrappedFermions1D as TrappedFermions1D

@@ -2,19 +2,15 @@
 
 import nqs_core
 
-from ._ansatz import EquivariantSlater
-from ._exact import exact_solver
-from ._sampler import GaussianMetropolis
-from ._space import Particles1D
-from ._system import TrappedFermions1D
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("space", "particles_1d", Particles1D),
-    ("system", "trapped_fermions_1d", TrappedFermions1D),
-    ("ansatz", "equivariant_slater", EquivariantSlater),
-    ("sampler", "gaussian_metropolis", GaussianMetropolis),
-    ("exact", "trapped_fermions_grid", exact_solver),
+    ("space", "particles_1d", "nqs_continuum._space:Particles1D"),
+    ("system", "trapped_fermions_1d", "nqs_continuum._system:TrappedFermions1D"),
+    ("ansatz", "equivariant_slater", "nqs_continuum._ansatz:EquivariantSlater"),
+    ("sampler", "gaussian_metropolis", "nqs_continuum._sampler:GaussianMetropolis"),
+    ("exact", "trapped_fermions_grid", "nqs_continuum._exact:exact_solver"),
 )
 
 

@@ -2,18 +2,15 @@
 
 import nqs_core
 
-from ._mlp import MLP, Jastrow
-from ._rbm import RBM
-from ._symmetry import Symmetrized
-from ._vit import ViT
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("ansatz", "rbm", RBM),
-    ("ansatz", "mlp", MLP),
-    ("ansatz", "jastrow", Jastrow),
-    ("ansatz", "vit", ViT),
-    ("ansatz", "symmetrized", Symmetrized),
+    ("ansatz", "rbm", "nqs_networks._rbm:RBM"),
+    ("ansatz", "mlp", "nqs_networks._mlp:MLP"),
+    ("ansatz", "jastrow", "nqs_networks._mlp:Jastrow"),
+    ("ansatz", "vit", "nqs_networks._vit:ViT"),
+    ("ansatz", "symmetrized", "nqs_networks._symmetry:Symmetrized"),
 )
 
 

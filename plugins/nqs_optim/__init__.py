@@ -1,8 +1,17 @@
 """Preconditioners (SR, SRt, MinSR) and optax optimizers."""
 
-from ._optimizers import adam as adam, adamw as adamw, make_schedule as make_schedule, rmsprop as rmsprop, sgd as sgd
-from ._sr import SR as SR, real_sample_matrix as real_sample_matrix, solve_sr as solve_sr
-from ._srt import MinSR as MinSR, SRt as SRt, solve_srt as solve_srt
-from ._kfac import KFAC as KFAC, compatible_kfac_jax as compatible_kfac_jax
-from ._dgd import DGD as DGD, dgd_metric as dgd_metric, score_jacobian as score_jacobian
-from ._optimal_step import OptimalStep as OptimalStep, fisher_products as fisher_products, optimal_coefficients as optimal_coefficients
+from nqs_core import lazy_exports as _lazy_exports
+
+# Public names, imported on first use (see nqs_core._lazy): importing the
+# package, as the plugin registration does, imports none of its models.
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "._optimizers": ["adam", "adamw", "make_schedule", "rmsprop", "sgd"],
+        "._sr": ["SR", "real_sample_matrix", "solve_sr"],
+        "._srt": ["MinSR", "SRt", "solve_srt"],
+        "._kfac": ["KFAC", "compatible_kfac_jax"],
+        "._dgd": ["DGD", "dgd_metric", "score_jacobian"],
+        "._optimal_step": ["OptimalStep", "fisher_products", "optimal_coefficients"],
+    },
+)

@@ -2,25 +2,20 @@
 
 import nqs_core
 
-from ._dgd import DGD
-from ._kfac import KFAC
-from ._optimal_step import OptimalStep
-from ._optimizers import adam, adamw, rmsprop, sgd
-from ._sr import SR
-from ._srt import MinSR, SRt
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("preconditioner", "sr", SR),
-    ("preconditioner", "srt", SRt),
-    ("preconditioner", "minsr", MinSR),
-    ("preconditioner", "kfac", KFAC),
-    ("preconditioner", "dgd", DGD),
-    ("preconditioner", "optimal_step", OptimalStep),
-    ("optimizer", "sgd", sgd),
-    ("optimizer", "adam", adam),
-    ("optimizer", "adamw", adamw),
-    ("optimizer", "rmsprop", rmsprop),
+    ("preconditioner", "sr", "nqs_optim._sr:SR"),
+    ("preconditioner", "srt", "nqs_optim._srt:SRt"),
+    ("preconditioner", "minsr", "nqs_optim._srt:MinSR"),
+    ("preconditioner", "kfac", "nqs_optim._kfac:KFAC"),
+    ("preconditioner", "dgd", "nqs_optim._dgd:DGD"),
+    ("preconditioner", "optimal_step", "nqs_optim._optimal_step:OptimalStep"),
+    ("optimizer", "sgd", "nqs_optim._optimizers:sgd"),
+    ("optimizer", "adam", "nqs_optim._optimizers:adam"),
+    ("optimizer", "adamw", "nqs_optim._optimizers:adamw"),
+    ("optimizer", "rmsprop", "nqs_optim._optimizers:rmsprop"),
 )
 
 

@@ -3,36 +3,31 @@ Metropolis samplers and the exact-diagonalisation reference solver with nqs."""
 
 import nqs_core
 
-from ._exact import exact_solver
-from ._system import Heisenberg, Ising, J1J2, SpinModel
-from ._space import SpinHalf
-from ._lattice import Chain, Graph, Honeycomb, Kagome, Ladder, Square, Triangular
-from ._sampler import MetropolisExchange, MetropolisLocal
-from ._observables import Correlation, Dimer, Magnetization, StaggeredMagnetization, StructureFactor, UserOperator
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("lattice", "chain", Chain),
-    ("lattice", "square", Square),
-    ("lattice", "triangular", Triangular),
-    ("lattice", "honeycomb", Honeycomb),
-    ("lattice", "kagome", Kagome),
-    ("lattice", "ladder", Ladder),
-    ("lattice", "graph", Graph),
-    ("space", "spin_half", SpinHalf),
-    ("system", "ising", Ising),
-    ("system", "heisenberg", Heisenberg),
-    ("system", "j1j2", J1J2),
-    ("system", "spin_model", SpinModel),
-    ("sampler", "metropolis_local", MetropolisLocal),
-    ("sampler", "metropolis_exchange", MetropolisExchange),
-    ("exact", "exact_diagonalization", exact_solver),
-    ("observable", "magnetization", Magnetization),
-    ("observable", "staggered_magnetization", StaggeredMagnetization),
-    ("observable", "correlation", Correlation),
-    ("observable", "structure_factor", StructureFactor),
-    ("observable", "dimer", Dimer),
-    ("observable", "operator", UserOperator),
+    ("lattice", "chain", "nqs_spins._lattice:Chain"),
+    ("lattice", "square", "nqs_spins._lattice:Square"),
+    ("lattice", "triangular", "nqs_spins._lattice:Triangular"),
+    ("lattice", "honeycomb", "nqs_spins._lattice:Honeycomb"),
+    ("lattice", "kagome", "nqs_spins._lattice:Kagome"),
+    ("lattice", "ladder", "nqs_spins._lattice:Ladder"),
+    ("lattice", "graph", "nqs_spins._lattice:Graph"),
+    ("space", "spin_half", "nqs_spins._space:SpinHalf"),
+    ("system", "ising", "nqs_spins._system:Ising"),
+    ("system", "heisenberg", "nqs_spins._system:Heisenberg"),
+    ("system", "j1j2", "nqs_spins._system:J1J2"),
+    ("system", "spin_model", "nqs_spins._system:SpinModel"),
+    ("sampler", "metropolis_local", "nqs_spins._sampler:MetropolisLocal"),
+    ("sampler", "metropolis_exchange", "nqs_spins._sampler:MetropolisExchange"),
+    ("exact", "exact_diagonalization", "nqs_spins._exact:exact_solver"),
+    ("observable", "magnetization", "nqs_spins._observables:Magnetization"),
+    ("observable", "staggered_magnetization", "nqs_spins._observables:StaggeredMagnetization"),
+    ("observable", "correlation", "nqs_spins._observables:Correlation"),
+    ("observable", "structure_factor", "nqs_spins._observables:StructureFactor"),
+    ("observable", "dimer", "nqs_spins._observables:Dimer"),
+    ("observable", "operator", "nqs_spins._observables:UserOperator"),
 )
 
 
