@@ -265,6 +265,9 @@ class ProgressBar(AbstractCallback):
     def __call__(self, driver, state, record):
         exact = self.exact if self.exact is not None else driver.exact_energy
         step = int(state.step)
+        if "rejected" in record:  # always shown, and never as if it were a result
+            self.console.print(_format_rejected(record, self._total), highlight=False, markup=False, soft_wrap=True)
+            return
         if self._progress is not None:
             self._progress.update(self._task, completed=step, energy=_format_record(record, driver.objective, exact))
             return
@@ -275,6 +278,8 @@ class ProgressBar(AbstractCallback):
         self._last_time, self._last_step = now, step
         total = f"/{self._total}" if self._total else ""
         line = f"step {step}{total}  {_format_record(record, driver.objective, exact)}  {per_step:.3g} s/step"
+        if "update_scale" in record:  # a retry after a rejected step
+            line += f"  (retry: update x {record['update_scale']:.3g})"
         if self._total and self._total > step:
             line += f"  ETA {_format_seconds(per_step * (self._total - step))}"
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -282,6 +287,16 @@ class ProgressBar(AbstractCallback):
     def on_end(self, driver, state):
         if self._progress is not None:
             self._progress.stop()
+
+
+def _format_rejected(record: dict[str, Any], total: int | None) -> str:
+    """The progress line of a step the divergence guard rejected, e.g.
+    `step 9/300 rejected (attempt 1): the energy variance jumped ...; retrying`."""
+    where = f"step {record['step'] + 1}" + (f"/{total}" if total else "")
+    line = f"{where} rejected (attempt {record.get('attempt', 1)}): {record['rejected']}"
+    if "update_scale" in record:
+        line += f"; the update was scaled by {record['update_scale']:.3g}"
+    return line + ("; the run stops" if "diverged" in record else "; retrying")
 
 
 def _format_seconds(seconds: float) -> str:

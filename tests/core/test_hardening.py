@@ -341,3 +341,29 @@ def test_resume_rules(tmp_path, small_config):
     again = nqs_core.resume(run_dir, progress=False)
     for a, b in zip(_leaves(again.state.params), reference):
         np.testing.assert_array_equal(a, b)
+
+
+def test_progress_shows_a_rejected_step_as_rejected():
+    # a rejected attempt is always printed, as rejected and without its energy (it is no result)
+    import io
+    import types
+
+    from rich.console import Console
+
+    from nqs_core import ProgressBar
+
+    buf = io.StringIO()
+    bar = ProgressBar(console=Console(file=buf, width=200), every=100, plain=True)
+    driver = types.SimpleNamespace(exact_energy=None, objective="energy", label="VMC")
+    state = types.SimpleNamespace(step=jnp.asarray(8))
+    bar.on_start(driver, state, 12)
+    rejected = {"step": 9, "energy": 1720.9, "energy_error": 616.8, "variance": 8e8, "rejected": REJECT_REASONS[2], "attempt": 2}
+    bar(driver, state, rejected)
+    retry = {"step": 8, "energy": 3.5, "energy_error": 2.1, "variance": 3e4, "update_scale": 0.25}
+    bar(driver, types.SimpleNamespace(step=jnp.asarray(12)), retry)
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == f"step 10/12 rejected (attempt 2): {REJECT_REASONS[2]}; retrying"
+    assert "1720" not in lines[0]
+    assert lines[1].startswith("step 12/12  E = 3.5 ± 2.1") and lines[1].endswith("(retry: update x 0.25)")
+    bar(driver, state, {**rejected, "diverged": "step 9: ..."})
+    assert buf.getvalue().splitlines()[2].endswith("; the run stops")
