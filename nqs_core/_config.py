@@ -82,6 +82,15 @@ def component_fields(obj) -> dict[str, inspect.Parameter]:
 
 
 def describe_type(annotation) -> str:
+    """A type annotation as a user reads it in an error message: `int`,
+    `float | None`, `list[int]`, or `any` for a parameter without one.
+
+    **Arguments:**
+
+    - `annotation`: a type or typing construct (e.g. `inspect.Parameter.annotation`).
+
+    **Returns:** the readable name.
+    """
     if annotation is inspect.Parameter.empty:
         return "any"
     if isinstance(annotation, type):

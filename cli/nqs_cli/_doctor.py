@@ -41,10 +41,11 @@ def versions() -> dict[str, str | None]:
 
 def report(tracebacks: bool = False) -> list[str]:
     """The lines `nqs doctor` prints: Python and platform, package versions,
-    JAX devices and settings, and every plugin (loaded, or failed with its error)."""
+    JAX devices and settings, and every plugin (loaded, or failed with its
+    error), with any registered component whose module cannot be imported."""
     import jax
 
-    from nqs_core import get_registry
+    from nqs_core import RegistryError, get_registry
 
     lines = [f"python    {sys.version.split()[0]} ({platform.python_implementation()}, {sys.executable})"]
     lines.append(f"platform  {platform.platform()}")
@@ -63,10 +64,18 @@ def report(tracebacks: bool = False) -> list[str]:
     lines.append("")
     lines.append(f"plugins ({len(reg.plugins)} loaded, {len(reg.failures)} failed)")
     counts: dict[str, int] = {}
+    broken: dict[str, list[str]] = {}
     for e in reg.entries():
         counts[e.plugin] = counts.get(e.plugin, 0) + 1
+        try:  # components load on first use; the doctor imports every one
+            e.obj
+        except RegistryError as exc:
+            broken.setdefault(e.plugin, []).append(str(exc))
     for name in reg.plugins:
-        lines.append(f"  {name:<16} ok      {counts.get(name, 0)} components")
+        bad = broken.get(name, [])
+        status = "ok     " if not bad else "BROKEN "
+        lines.append(f"  {name:<16} {status} {counts.get(name, 0)} components" + (f", {len(bad)} cannot be imported" if bad else ""))
+        lines.extend(f"      {' '.join(m.split())}" for m in bad)
     for f in reg.failures:
         lines.append(f"  {f.plugin:<16} FAILED  {' '.join(f.error.split())}")
         if tracebacks and f.details:

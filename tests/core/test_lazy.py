@@ -159,3 +159,18 @@ def test_lazy_exports(tmp_path, monkeypatch):
         nqs_lazy_demo.nope
     with pytest.raises(ValueError, match="exported by both"):
         lazy_exports("x", {"._a": ["A"], "._b": ["A"]})
+
+
+def test_doctor_names_a_component_that_cannot_be_imported(monkeypatch):
+    from nqs_cli import _doctor
+    from nqs_core import _registry
+
+    reg = nqs_core.load_registry(autoload=False)
+    reg.register_plugin(_plugin([("ansatz", "ghost", "nqs_no_such_module:Thing")]), name="haunted")
+    monkeypatch.setattr(_registry, "_DEFAULT", reg)
+    lines = _doctor.report()
+    row = next(line for line in lines if line.startswith("  haunted"))
+    assert "BROKEN" in row and "1 cannot be imported" in row
+    detail = lines[lines.index(row) + 1]
+    assert "ansatz 'ghost' of plugin 'haunted' cannot be imported" in detail and "ModuleNotFoundError" in detail
+    assert any(line.startswith("  spins") and " ok " in line for line in lines)
