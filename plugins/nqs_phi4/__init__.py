@@ -14,18 +14,16 @@ from ._observables import (
     save_configurations as save_configurations,
 )
 from ._samplers import HMC as HMC, HMCState as HMCState, MetropolisField as MetropolisField, MetropolisFieldState as MetropolisFieldState, CheckerboardRule as CheckerboardRule
-from ._cv import (
-    ControlVariate as ControlVariate,
-    CVNetwork as CVNetwork,
+from ._cv import ControlVariate as ControlVariate, CVNetwork as CVNetwork, variance_ratio as variance_ratio
+from ._train import (
     cv_loss as cv_loss,
     fit_output_layer as fit_output_layer,
     linear_start as linear_start,
     l2_norm as l2_norm,
     paper_schedule as paper_schedule,
     train_control_variate as train_control_variate,
-    transfer_train as transfer_train,
-    variance_ratio as variance_ratio,
 )
+from ._transfer import transfer_train as transfer_train
 from ._driver import ControlVariateDriver as ControlVariateDriver, CVTrainState as CVTrainState
 from ._analysis import (
     correlator_table as correlator_table,

@@ -100,8 +100,9 @@ def train(
 
     from ._action import Phi4Action
     from ._analysis import save_control_variates
-    from ._cv import transfer_train, variance_ratio
+    from ._cv import variance_ratio
     from ._observables import load_configurations
+    from ._transfer import transfer_train
 
     try:
         phi, meta = load_configurations(configs)
