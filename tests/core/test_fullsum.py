@@ -9,6 +9,7 @@ import pytest
 
 import nqs_core
 from nqs_core import FullSumEstimator, FullSumSampler, FullSumState, real_ravel
+from nqs_core._fullsum import check_full_sum_memory, full_sum_memory
 from nqs_networks import RBM
 from nqs_spins import Chain, Heisenberg, Ising, SpinHalf, to_dense
 
@@ -191,3 +192,89 @@ def test_driver_evaluate_is_the_exact_sum():
     h = to_dense(driver.system)
     e = np.vdot(psi, h @ psi).real / np.vdot(psi, psi).real
     assert abs(float(np.real(stats.mean)) - e) < 1e-10 and float(stats.error_of_mean) == 0.0
+
+
+# -- the memory guard (issue 15) ---------------------------------------------------
+
+
+def test_full_sum_refuses_above_the_memory_limit():
+    """4096 states pass max_states = 4096 but not a 1 MB limit: one line naming
+    the states, the connected entries, the estimate and the limit; a 64-state
+    full sum passes the same limit."""
+    space = SpinHalf(12)
+    system = Ising(space, Chain(12), h=0.7)
+    need = full_sum_memory(space, system)
+    # at least the connected configurations it materialises (13 x 12 numbers a state)
+    assert need >= space.n_states * system.max_conn_size * space.size * 8
+    expected = f"the full sum over 4096 states with 13 connected entries each would need about {need / 1e6:.3g} MB, more than the limit of 1 MB"
+    with nqs_core.memory_limit(1e-3):
+        with pytest.raises(nqs_core.MemoryLimitError) as info:
+            FullSumSampler(space, max_states=4096, system=system)
+        small, small_system, _ = _problem("tfim")
+        FullSumSampler(small, system=small_system)
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+    with pytest.raises(nqs_core.MemoryLimitError, match="the full sum over 4096 states would need"):
+        check_full_sum_memory(space, limit=1e5)  # the explicit limit argument
+    # the estimator checks the local energies when the step is traced, with the
+    # limit in effect when it was built
+    sampler = FullSumSampler(space)
+    with nqs_core.memory_limit(1e-3):
+        estimator = FullSumEstimator(sampler=sampler)
+    rbm = RBM(space, alpha=1, param_dtype="complex128", key=jax.random.PRNGKey(0))
+    with pytest.raises(nqs_core.MemoryLimitError, match="13 connected entries each would need about"):
+        jax.jit(lambda m, x: estimator(m, system, x).local_values)(rbm, sampler.full_sum.states[None])
+
+
+@pytest.mark.parametrize("alpha", [1, 8])
+def test_the_estimate_bounds_what_xla_allocates(alpha):
+    """What XLA allocates for the compiled estimator and natural-gradient data
+    (its memory analysis: arguments, outputs and temporaries; nothing is run)
+    of 4096 states is at most `full_sum_memory`, and at least half of it."""
+    space = SpinHalf(12)
+    system = Ising(space, Chain(12), h=0.7)
+    rbm = RBM(space, alpha=alpha, param_dtype="complex128", key=jax.random.PRNGKey(0))
+    sampler = FullSumSampler(space)
+    estimator = FullSumEstimator(sampler=sampler)
+    samples = jax.ShapeDtypeStruct((1,) + sampler.full_sum.states.shape, sampler.full_sum.states.dtype)
+
+    def compiled_bytes(fn):
+        stats = jax.jit(fn).lower(rbm, samples).compile().memory_analysis()
+        return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+
+    energy = compiled_bytes(lambda m, x: estimator(m, system, x).local_values)
+    bound = full_sum_memory(space, system, listing=False)
+    assert 0.5 * bound <= energy <= bound, (energy, bound)
+    data = compiled_bytes(lambda m, x: estimator.natural_gradient_data(m, x, estimator(m, system, x)))
+    bound = full_sum_memory(space, system, rbm, listing=False, log_derivatives=True)
+    assert 0.5 * bound <= data <= bound, (data, bound)
+
+
+def test_natural_gradient_data_are_counted_only_when_used(tmp_path):
+    """A 1 MB limit passes the 64 states and their local energies but not SR's
+    64 x 1356 log-derivative matrices (4.2 MB): the run stops when its first
+    step is traced, before any step is taken; the plain gradient runs."""
+    cfg = nqs_core.loads_config(EXACT_VMC)
+    cfg["ansatz"] = {"name": "rbm", "alpha": 16, "param_dtype": "complex128"}
+    cfg["run"]["max_memory_gb"] = 1e-3
+    with pytest.raises(nqs_core.MemoryLimitError, match=r"the full sum over 64 states and its 64 x 1356 log-derivative matrix would need about 4\.17 MB, more than the limit of 1 MB"):
+        nqs_core.run(cfg, run_dir=tmp_path / "sr", progress=False, n_steps=1)
+    assert nqs_core.read_log(tmp_path / "sr") == []
+    cfg["preconditioner"] = {"name": "identity"}
+    nqs_core.run(cfg, run_dir=tmp_path / "identity", progress=False, n_steps=1)
+    assert len(nqs_core.read_log(tmp_path / "identity")) == 1
+
+
+def test_nqs_run_refuses_a_full_sum_above_max_memory_gb(tmp_path):
+    from typer.testing import CliRunner
+
+    from nqs_cli import app
+
+    config = tmp_path / "exact.toml"
+    config.write_text(EXACT_VMC)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", str(config), "-q", "-o", str(out), "--set", "run.max_memory_gb=1e-5"])
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "[sampler] full_sum: the full sum over 64 states with 7 connected entries each would need about" in lines[0]
+    assert "more than the limit of 10 kB" in lines[0] and "Traceback" not in r.output
+    assert not out.exists()
