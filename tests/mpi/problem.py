@@ -1,9 +1,12 @@
 """A fixed small problem shared by the MPI worker and the single-process reference."""
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from nqs_networks import RBM
-from nqs_spins import Chain, Correlation, Ising, Magnetization, SpinHalf
+from nqs_spins import J1J2, Chain, Correlation, Ising, Magnetization, SpinHalf, Square
 
 N_SITES, CHAINS, PER_CHAIN = 8, 8, 16
 
@@ -20,3 +23,32 @@ def make_problem(dtype):
 def observables(system):
     """Observables measured under MPI and in one process (a per-site one and C(r))."""
     return {"magnetization": Magnetization(system.space), "correlation": Correlation(system, system.lattice, "zz")}
+
+
+# -- compacted local energies under MPI (issue 18) ----------------------------
+
+#: J1-J2 4x4 at S^z = 0: chains per rank x samples per chain.
+J1J2_CHAINS, J1J2_PER_CHAIN = 4, 8
+
+
+def make_j1j2(dtype):
+    """J1-J2 (J2 = 0.5) on the periodic 4x4 square at S^z = 0, an RBM with
+    weights 4x their initialisation (ratios far from one), and samples for 2
+    ranks: rank 0's chains random configurations, rank 1's the 8 stripe
+    states (two rows or two columns up), which have fewer non-zero
+    off-diagonal elements (24 of 64 bonds), so that the compacted evaluation's
+    loop runs fewer blocks on rank 1.
+
+    **Returns:** `(model, system, samples)`, samples of shape `(2 * J1J2_CHAINS, J1J2_PER_CHAIN, 16)`.
+    """
+    space = SpinHalf(n_sites=16, total_sz=0.0)
+    system = J1J2(space, Square(4), J2=0.5)
+    model = RBM(space, alpha=1, param_dtype=dtype, key=jax.random.PRNGKey(5))
+    model = jax.tree.map(lambda a: 4.0 * a if eqx.is_inexact_array(a) else a, model)
+    n = J1J2_CHAINS * J1J2_PER_CHAIN
+    random = space.random_state(jax.random.PRNGKey(12), n)
+    row, col = np.divmod(np.arange(16), 4)
+    stripes = [np.where((line - s) % 4 < 2, 1.0, -1.0) for line in (row, col) for s in range(4)]
+    stripes = jnp.asarray(np.tile(stripes, (n // len(stripes), 1)), dtype=random.dtype)
+    samples = jnp.concatenate([random, stripes]).reshape(2 * J1J2_CHAINS, J1J2_PER_CHAIN, 16)
+    return model, system, samples

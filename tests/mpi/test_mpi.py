@@ -107,3 +107,55 @@ def test_vmc_under_mpi(mpi_results):
 
     assert json.loads((run / "checkpoint.json").read_text())["n_ranks"] == 2
     assert len((run / "log.jsonl").read_text().splitlines()) == 4  # rank 0 alone writes
+
+
+# -- compacted local energies (issue 18) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compaction_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mpi_compaction") / "out.npz"
+    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_ENABLE_X64="1", OMP_NUM_THREADS="1")
+    cmd = [MPIRUN, "-np", "2", sys.executable, str(HERE / "compaction_worker.py"), str(out)]
+    # a collective inside the compacted loop (different trip counts per rank) would hang: the timeout fails it
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return dict(np.load(out))
+
+
+@pytest.mark.parametrize("problem", ["tfim", "j1j2"])
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_compacted_local_energies_on_two_ranks(compaction_results, problem, dtype):
+    """Each rank's compacted local energies equal the padded path (`local_energy`
+    row by row) to 1e-12, unchunked, chunked and with 8-entry blocks, and the
+    energy estimate over both ranks equals one process over all samples."""
+    from nqs_core import EnergyEstimator, batch_apply
+    from problem import make_j1j2, make_problem
+
+    res = compaction_results
+    model, system, samples = make_problem(dtype) if problem == "tfim" else make_j1j2(dtype)
+    flat = samples.reshape(-1, samples.shape[-1])
+    padded = np.asarray(batch_apply(lambda x: system.local_energy(model, x), flat))
+    one = EnergyEstimator()(model, system, samples).stats
+    key = f"{problem}/{dtype}"
+    for variant in ("None", "8", "block8"):
+        np.testing.assert_allclose(res[f"{key}/{variant}/eloc"], padded, rtol=1e-12, atol=1e-12, err_msg=variant)
+    for chunk_size in ("None", "8"):
+        for rank_value in res[f"{key}/{chunk_size}/energy"]:
+            np.testing.assert_allclose(rank_value, one.mean, rtol=1e-12)
+        for rank_value in res[f"{key}/{chunk_size}/error"]:
+            np.testing.assert_allclose(rank_value, one.error_of_mean, rtol=1e-10)
+
+
+def test_compacted_loop_runs_different_block_counts_on_the_ranks(compaction_results):
+    """The ranks' while-loops ran different numbers of blocks and did not hang."""
+    for name in ("j1j2/blocks_default", "j1j2/blocks_8"):
+        blocks = compaction_results[name]
+        assert len(blocks) == 2 and blocks[0] > blocks[1] > 0, (name, blocks)
+
+
+def test_vmc_trajectory_compacted_equals_padded_on_two_ranks(compaction_results):
+    res = compaction_results
+    np.testing.assert_allclose(res["vmc/compacted/energy"], res["vmc/padded/energy"], rtol=1e-10)
+    np.testing.assert_allclose(res["vmc/compacted/params"], res["vmc/padded/params"], rtol=1e-9, atol=1e-11)
+    assert not np.allclose(res["vmc/compacted/energy"][0], res["vmc/compacted/energy"][-1])  # the steps moved
