@@ -2,9 +2,9 @@
 
 from ._cli import make_potential as make_potential, plot_wave_functions as plot_wave_functions
 from ._driver import DeuteronDriver as DeuteronDriver, DeuteronState as DeuteronState
-from ._hamiltonian import DeuteronHamiltonian as DeuteronHamiltonian, MeshSolution as MeshSolution
+from ._system import DeuteronHamiltonian as DeuteronHamiltonian, MeshSolution as MeshSolution
 from ._mesh import HBAR2_2MU as HBAR2_2MU, HBARC as HBARC, Mesh as Mesh, tangent_mesh as tangent_mesh
-from ._network import DeuteronNetwork as DeuteronNetwork
+from ._ansatz import DeuteronNetwork as DeuteronNetwork
 from ._potentials import (
     AbstractPotential as AbstractPotential,
     MalflietTjon as MalflietTjon,

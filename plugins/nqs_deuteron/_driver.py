@@ -15,9 +15,9 @@ import optax
 import nqs_core
 
 from ._cli import POTENTIALS, make_potential
-from ._hamiltonian import DeuteronHamiltonian
+from ._system import DeuteronHamiltonian
 from ._mesh import tangent_mesh
-from ._network import DeuteronNetwork
+from ._ansatz import DeuteronNetwork
 from ._potentials import TabulatedPotential
 from ._train import _bfgs, _overlap, pretrain
 

@@ -12,8 +12,8 @@ import optax
 import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
-from ._hamiltonian import DeuteronHamiltonian, MeshSolution
-from ._network import DeuteronNetwork
+from ._system import DeuteronHamiltonian, MeshSolution
+from ._ansatz import DeuteronNetwork
 from ._potentials import AbstractPotential
 
 

@@ -1,6 +1,7 @@
 """Lattice phi^4 in 1+1 D with neural control variates (Bedaque and Oh 2024)."""
 
-from ._action import Phi4Action as Phi4Action, Phi4Field as Phi4Field
+from ._space import Phi4Field as Phi4Field
+from ._system import Phi4Action as Phi4Action
 from ._fit import FitResult as FitResult, cosh_model as cosh_model, fit_correlator as fit_correlator
 from ._observables import (
     blocking_errors as blocking_errors,
@@ -13,7 +14,7 @@ from ._observables import (
     load_configurations as load_configurations,
     save_configurations as save_configurations,
 )
-from ._samplers import HMC as HMC, HMCState as HMCState, MetropolisField as MetropolisField, MetropolisFieldState as MetropolisFieldState, CheckerboardRule as CheckerboardRule
+from ._sampler import HMC as HMC, HMCState as HMCState, MetropolisField as MetropolisField, MetropolisFieldState as MetropolisFieldState, CheckerboardRule as CheckerboardRule
 from ._cv import ControlVariate as ControlVariate, CVNetwork as CVNetwork, variance_ratio as variance_ratio
 from ._train import (
     cv_loss as cv_loss,

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._action import Phi4Action
+from ._system import Phi4Action
 from ._cv import ControlVariate, CVNetwork
 from ._fit import fit_correlator
 from ._observables import correlator, jackknife

@@ -98,7 +98,7 @@ def train(
     import numpy as np
     from rich.progress import Progress
 
-    from ._action import Phi4Action
+    from ._system import Phi4Action
     from ._analysis import save_control_variates
     from ._cv import variance_ratio
     from ._observables import load_configurations

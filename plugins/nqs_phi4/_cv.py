@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._action import Phi4Action
+from ._system import Phi4Action
 from ._observables import correlator_at
 
 

@@ -14,7 +14,7 @@ import optax
 
 import nqs_core
 
-from ._action import Phi4Action
+from ._system import Phi4Action
 from ._cv import ControlVariate, CVNetwork, variance_ratio
 from ._observables import correlator_at, load_configurations
 from ._train import _epoch, fit_output_layer, linear_start, paper_schedule

@@ -150,8 +150,9 @@ def generate_configurations(
     acceptance, step size / width, the integrated autocorrelation time of `O(L0/2)` and
     of the magnetisation (in stored configurations) and the wall time.
     """
-    from ._action import Phi4Action, Phi4Field
-    from ._samplers import HMC, MetropolisField
+    from ._space import Phi4Field
+    from ._system import Phi4Action
+    from ._sampler import HMC, MetropolisField
 
     if n < n_chains:
         raise ValueError(f"n must be at least n_chains={n_chains}, got {n}")

@@ -4,10 +4,11 @@ command group."""
 
 import nqs_core
 
-from ._action import Phi4Action, Phi4Field
+from ._space import Phi4Field
+from ._system import Phi4Action
 from ._cli import app
 from ._driver import ControlVariateDriver
-from ._samplers import HMC, MetropolisField
+from ._sampler import HMC, MetropolisField
 
 #: `(kind, config name, object)` for everything this plugin provides.
 COMPONENTS = (

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._action import Phi4Action
+from ._system import Phi4Action
 from ._cv import ControlVariate, CVNetwork
 from ._observables import correlator_at
 from ._train import linear_start, train_control_variate

@@ -9,7 +9,7 @@ from ._quantizer import (
     squared_distances as squared_distances,
     straight_through_reference as straight_through_reference,
 )
-from ._transformer import VQTransformer as VQTransformer
+from ._ansatz import VQTransformer as VQTransformer
 from ._distill import (
     calibrate_capacity as calibrate_capacity,
     distill as distill,

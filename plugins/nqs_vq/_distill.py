@@ -14,7 +14,7 @@ import optax
 from jaxtyping import Array, PRNGKeyArray
 
 from ._quantizer import code_usage, replace_dead_codes
-from ._transformer import VQTransformer
+from ._ansatz import VQTransformer
 
 
 @eqx.filter_jit

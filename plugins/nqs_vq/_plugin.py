@@ -2,7 +2,7 @@
 
 import nqs_core
 
-from ._transformer import VQTransformer
+from ._ansatz import VQTransformer
 
 #: `(kind, config name, object)` for everything this plugin provides.
 COMPONENTS = (("ansatz", "vq_transformer", VQTransformer),)

@@ -11,7 +11,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 import nqs_core
 
-from ._action import Phi4Action, Phi4Field
+from ._system import Phi4Action
 
 
 def _prob(name: str, v) -> float:
