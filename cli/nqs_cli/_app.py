@@ -56,6 +56,18 @@ def _os_message(exc: OSError) -> str:
     return f"{what}{where}"
 
 
+def _expected_errors() -> tuple[type, ...]:
+    """The user-facing error types of the core, taken only from core modules
+    already imported (a command that never imported them cannot raise them,
+    and importing them would import jax)."""
+    found: list[type] = [_UserError]
+    for module, name in (("nqs_core._config", "ConfigError"), ("nqs_core._registry", "RegistryError"),
+                         ("nqs_core._validate", "MemoryLimitError"), ("nqs_core._io", "CheckpointError")):
+        if module in sys.modules:
+            found.append(vars(sys.modules[module])[name])
+    return tuple(found)
+
+
 def _guard(fn):
     """Run a command body: the one error path of the CLI.
 
@@ -64,19 +76,17 @@ def _guard(fn):
     code 2; anything else is an internal error: one line, exit code 1, and the
     traceback with `--verbose` or `NQS_DEBUG=1`.
     """
-    from nqs_core import CheckpointError, ConfigError, MemoryLimitError, RegistryError
-
     try:
         return fn()
     except (typer.Exit, typer.Abort, SystemExit):
         raise
-    except (ConfigError, RegistryError, _UserError, MemoryLimitError, CheckpointError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(_os_message(exc))
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
     except Exception as exc:
+        if isinstance(exc, _expected_errors()):
+            _fail(str(exc))
+        if isinstance(exc, OSError):
+            _fail(_os_message(exc))
         if _verbose():
             import traceback
 

@@ -1,8 +1,17 @@
 """Autoregressive RNN wave functions (Roth 2020): exact sampling, symmetrisation, annealing, iterative retraining."""
 
-from ._annealed import AnnealedEstimator as AnnealedEstimator, adam_rsqrt as adam_rsqrt
-from ._common import GRUCell as GRUCell, LSTMCell as LSTMCell
-from ._grow import grow as grow, load_params as load_params, transfer_parameters as transfer_parameters
-from ._rnn1d import GRU1D as GRU1D
-from ._rnn2d import LSTM2D as LSTM2D
-from ._symmetry import SymmetrizedAR as SymmetrizedAR, lattice_permutations as lattice_permutations
+from nqs_core import lazy_exports as _lazy_exports
+
+# Public names, imported on first use (see nqs_core._lazy): importing the
+# package, as the plugin registration does, imports none of its models.
+__getattr__, __dir__, __all__ = _lazy_exports(
+    __name__,
+    {
+        "._annealed": ["AnnealedEstimator", "adam_rsqrt"],
+        "._common": ["GRUCell", "LSTMCell"],
+        "._grow": ["grow", "load_params", "transfer_parameters"],
+        "._rnn1d": ["GRU1D"],
+        "._rnn2d": ["LSTM2D"],
+        "._symmetry": ["SymmetrizedAR", "lattice_permutations"],
+    },
+)

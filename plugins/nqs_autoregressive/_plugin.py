@@ -2,20 +2,16 @@
 
 import nqs_core
 
-from ._annealed import AnnealedEstimator, adam_rsqrt
-from ._cli import grow_command
-from ._rnn1d import GRU1D
-from ._rnn2d import LSTM2D
-from ._symmetry import SymmetrizedAR
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("ansatz", "ar_gru", GRU1D),
-    ("ansatz", "ar_lstm2d", LSTM2D),
-    ("ansatz", "ar_symmetrized", SymmetrizedAR),
-    ("estimator", "annealed", AnnealedEstimator),
-    ("optimizer", "adam_rsqrt", adam_rsqrt),
-    ("command", "grow", grow_command),
+    ("ansatz", "ar_gru", "nqs_autoregressive._rnn1d:GRU1D"),
+    ("ansatz", "ar_lstm2d", "nqs_autoregressive._rnn2d:LSTM2D"),
+    ("ansatz", "ar_symmetrized", "nqs_autoregressive._symmetry:SymmetrizedAR"),
+    ("estimator", "annealed", "nqs_autoregressive._annealed:AnnealedEstimator"),
+    ("optimizer", "adam_rsqrt", "nqs_autoregressive._annealed:adam_rsqrt"),
+    ("command", "grow", "nqs_autoregressive._cli:grow_command"),
 )
 
 #: `(kind, old name, new name)`: old names kept for configs written before a rename.

@@ -2,13 +2,12 @@
 
 import nqs_core
 
-from ._cli import deuteron
-from ._driver import DeuteronDriver
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("driver", "deuteron", DeuteronDriver),
-    ("command", "deuteron", deuteron),
+    ("driver", "deuteron", "nqs_deuteron._driver:DeuteronDriver"),
+    ("command", "deuteron", "nqs_deuteron._cli:deuteron"),
 )
 
 

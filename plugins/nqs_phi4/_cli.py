@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="Lattice phi^4 in 1+1 D with neural control variates (Bedaque and Oh 2024).")
-app.__doc__ = "Lattice phi^4 (Bedaque and Oh 2024): generate configurations, train neural control variates, report correlators."
+app = typer.Typer(no_args_is_help=True, help="Lattice phi^4 (Bedaque and Oh 2024): generate configurations, train neural control variates, report correlators.")
+app.__doc__ = app.info.help
 _out = Console()
 _err = Console(stderr=True)
 

@@ -4,20 +4,16 @@ command group."""
 
 import nqs_core
 
-from ._space import Phi4Field
-from ._system import Phi4Action
-from ._cli import app
-from ._driver import ControlVariateDriver
-from ._sampler import HMC, MetropolisField
 
-#: `(kind, config name, object)` for everything this plugin provides.
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("space", "phi4_field", Phi4Field),
-    ("system", "phi4", Phi4Action),
-    ("sampler", "hmc", HMC),
-    ("sampler", "metropolis_field", MetropolisField),
-    ("driver", "phi4_cv", ControlVariateDriver),
-    ("command", "phi4", app),
+    ("space", "phi4_field", "nqs_phi4._space:Phi4Field"),
+    ("system", "phi4", "nqs_phi4._system:Phi4Action"),
+    ("sampler", "hmc", "nqs_phi4._sampler:HMC"),
+    ("sampler", "metropolis_field", "nqs_phi4._sampler:MetropolisField"),
+    ("driver", "phi4_cv", "nqs_phi4._driver:ControlVariateDriver"),
+    ("command", "phi4", "nqs_phi4._cli:app"),
 )
 
 

@@ -2,10 +2,10 @@
 
 import nqs_core
 
-from ._ansatz import VQTransformer
 
-#: `(kind, config name, object)` for everything this plugin provides.
-COMPONENTS = (("ansatz", "vq_transformer", VQTransformer),)
+#: `(kind, config name, "module:Name")` for everything this plugin provides; the
+#: references are imported when a component is first used (`Registry.add`).
+COMPONENTS = (("ansatz", "vq_transformer", "nqs_vq._ansatz:VQTransformer"),)
 
 
 @nqs_core.hookimpl
