@@ -29,7 +29,7 @@ from ._lazy import lazy_exports as lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "._ansatz": ["AbstractAnsatz", "AbstractAutoregressiveAnsatz", "AbstractConnectedAnsatz"],
+        "._ansatz": ["AbstractAnsatz", "AbstractAutoregressiveAnsatz", "AbstractConnectedAnsatz", "AbstractDirectSamplingAnsatz"],
         "._estimator": ["AbstractEstimator", "EnergyEstimator", "Estimate", "log_derivatives"],
         "._space": ["AbstractContinuousSpace", "AbstractDiscreteSpace", "AbstractSpace", "SumConstraint"],
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],

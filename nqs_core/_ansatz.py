@@ -44,20 +44,31 @@ class AbstractConnectedAnsatz(AbstractAnsatz):
         raise NotImplementedError
 
 
-class AbstractAutoregressiveAnsatz(AbstractAnsatz):
+class AbstractDirectSamplingAnsatz(AbstractAnsatz):
+    """Capability: normalised, with exact independent samples from `|psi|^2`.
+
+    `sum_x |psi(x)|^2 = 1` and `sample` draws exact samples without a Markov
+    chain; the `direct` sampler works with every such ansatz. Autoregressive
+    models are the usual case; mixtures of them (a symmetrised autoregressive
+    model) are direct-sampling without having single-site conditionals.
+    """
+
+    @abc.abstractmethod
+    def sample(self, key: PRNGKeyArray, n: int) -> Array:
+        """`n` exact independent samples from `|psi|^2`, shape `(n, *shape)`."""
+        raise NotImplementedError
+
+
+class AbstractAutoregressiveAnsatz(AbstractDirectSamplingAnsatz):
     """Capability: normalised conditionals and exact direct sampling.
 
     `psi(x) = prod_i psi(x_i | x_<i)` with every conditional normalised, so
-    `sum_x |psi(x)|^2 = 1` and samples can be drawn exactly, site by site.
+    `sum_x |psi(x)|^2 = 1` and samples can be drawn exactly, site by site
+    (`sample`, from `AbstractDirectSamplingAnsatz`).
     """
 
     @abc.abstractmethod
     def conditionals(self, x: Array) -> Array:
         """Log-probabilities `log |psi(s | x_<i)|^2` for every site `i` and local
         state `s`, shape `(n_sites, n_local_states)`."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
-    def sample(self, key: PRNGKeyArray, n: int) -> Array:
-        """`n` exact independent samples from `|psi|^2`, shape `(n, *shape)`."""
         raise NotImplementedError

@@ -197,13 +197,15 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     try:
         return _continue(calc, run_dir, state, progress, console)
     except BaseException:
-        if is_root() and not read_log(run_dir, events=True) and not (run_dir / CHECKPOINT_META).exists():
-            _remove_run(run_dir, created)  # failed before its first step
+        if is_root() and not read_log(run_dir, events=True):
+            # failed before its first step was logged: the directory was checked to
+            # hold no run, so any checkpoint in it is this run's initial state
+            _remove_run(run_dir, created)
         raise
 
 
 def _remove_run(run_dir: pathlib.Path, created: bool) -> None:
-    for name in (CONFIG_FILE, LOG_FILE):
+    for name in (CONFIG_FILE, LOG_FILE, CHECKPOINT_META, CHECKPOINT_FILE):
         (run_dir / name).unlink(missing_ok=True)
     if created:
         try:

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
-from ._ansatz import AbstractAnsatz, AbstractAutoregressiveAnsatz
+from ._ansatz import AbstractAnsatz, AbstractDirectSamplingAnsatz
 from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
 from ._tree import batch_apply
@@ -88,11 +88,12 @@ class DirectState(eqx.Module):
 
 
 class DirectSampler(AbstractSampler):
-    """Exact, independent samples from an autoregressive ansatz (no Markov chain).
+    """Exact, independent samples from a normalised ansatz (no Markov chain).
 
-    Works with any ansatz implementing `AbstractAutoregressiveAnsatz`: it calls
-    `ansatz.sample(key, n)`, which draws each site from its normalised
-    conditional given the previous ones. Samples are independent, so the
+    Works with any ansatz implementing `AbstractDirectSamplingAnsatz`
+    (autoregressive models and their symmetrised mixtures): it calls
+    `ansatz.sample(key, n)`, which for an autoregressive model draws each site
+    from its normalised conditional given the previous ones. Samples are independent, so the
     autocorrelation time is 1 and nothing is discarded; the "chains" are only
     groups used for the R-hat diagnostic.
 
@@ -129,10 +130,10 @@ class DirectSampler(AbstractSampler):
 def _ansatz_of(distribution):
     if not isinstance(distribution, BornDistribution):
         raise TypeError(f"DirectSampler samples a BornDistribution of an ansatz, got {type(distribution).__name__}")
-    if not isinstance(distribution.ansatz, AbstractAutoregressiveAnsatz):
+    if not isinstance(distribution.ansatz, AbstractDirectSamplingAnsatz):
         raise TypeError(
-            "DirectSampler needs an autoregressive ansatz (one implementing "
-            f"AbstractAutoregressiveAnsatz); got {type(distribution.ansatz).__name__}. "
+            "DirectSampler needs a normalised ansatz with exact samples (autoregressive; one implementing "
+            f"AbstractDirectSamplingAnsatz); got {type(distribution.ansatz).__name__}. "
             "Use a Metropolis sampler for this ansatz."
         )
     return distribution.ansatz

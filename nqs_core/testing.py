@@ -24,7 +24,8 @@ configurations is enumerated (exact probabilities, exact diagonalisation).
 - `check_ansatz`: `log psi` is a finite scalar of the declared dtype, equal
   under `jit`, `vmap` and chunking; parameters are a pytree of arrays;
   log-derivatives have one column per real parameter; the capabilities
-  (`AbstractConnectedAnsatz`, `AbstractAutoregressiveAnsatz`) agree with it.
+  (`AbstractConnectedAnsatz`, `AbstractDirectSamplingAnsatz`,
+  `AbstractAutoregressiveAnsatz`) agree with it.
 - `check_system`: a discrete Hamiltonian is Hermitian and keeps the space, and
   the local energy of its exact ground state is constant (`E0`); a continuum
   Hamiltonian gives a known eigenstate its eigenvalue; an action is real with
@@ -53,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from ._ansatz import AbstractAnsatz, AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz
+from ._ansatz import AbstractAnsatz, AbstractAutoregressiveAnsatz, AbstractConnectedAnsatz, AbstractDirectSamplingAnsatz
 from ._estimator import AbstractEstimator, EnergyEstimator, log_derivatives
 from ._io import load_checkpoint, save_checkpoint
 from ._preconditioner import AbstractPreconditioner, StepContext
@@ -434,10 +435,8 @@ def _evaluations(ansatz, params, static, x, states):
         out["log_psi_connected(x, xps)[0]"] = lx
         out["log_psi_connected"] = lxp
     if isinstance(ansatz, AbstractAutoregressiveAnsatz):
-        try:
-            out["conditionals"] = jax.lax.map(ansatz.conditionals, x)
-        except NotImplementedError:  # no closed form (e.g. a symmetrised mixture); the rest is still checked
-            pass
+        out["conditionals"] = jax.lax.map(ansatz.conditionals, x)
+    if isinstance(ansatz, AbstractDirectSamplingAnsatz):
         out["sample"] = ansatz.sample(jax.random.PRNGKey(0), 8)
         if states is not None:
             out["log psi on the space"] = batched[n:]
@@ -487,8 +486,10 @@ def check_ansatz(
       to compile);
     - capabilities: `log_psi_connected` of an `AbstractConnectedAnsatz` equals
       `(log psi(x), vmap(log psi)(xps))`; an `AbstractAutoregressiveAnsatz` has
-      conditionals normalised over the local states, is normalised over an
-      enumerable space, and `sample` gives configurations of the space.
+      conditionals normalised over the local states; an
+      `AbstractDirectSamplingAnsatz` (autoregressive ones included) is
+      normalised over an enumerable space, and `sample` gives configurations
+      of the space.
 
     **Raises:** `AssertionError` naming the broken rule.
     """
@@ -537,11 +538,11 @@ def check_ansatz(
         close("log_psi_connected(x, xps)[0]", out["log_psi_connected(x, xps)[0]"])
         for lxp in np.asarray(out["log_psi_connected"]):
             close("log_psi_connected(x, xps)[1]", lxp)
-    if isinstance(ansatz, AbstractAutoregressiveAnsatz):
-        _check_autoregressive(ansatz, space, out, enumeration)
+    if isinstance(ansatz, AbstractDirectSamplingAnsatz):
+        _check_direct_sampling(ansatz, space, out, enumeration)
 
 
-def _check_autoregressive(ansatz, space, out, enumeration):
+def _check_direct_sampling(ansatz, space, out, enumeration):
     for c in np.asarray(out["conditionals"]) if "conditionals" in out else ():
         _check(c.ndim == 2 and c.shape[0] == space.size, ansatz,
                f"conditionals have shape {c.shape}, expected (n_sites, n_local_states)")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from nqs_core import AbstractAutoregressiveAnsatz, AbstractBravaisLattice, AbstractDiscreteSpace, AbstractLattice, AbstractSpace
+from nqs_core import AbstractBravaisLattice, AbstractDirectSamplingAnsatz, AbstractDiscreteSpace, AbstractLattice, AbstractSpace
 
 GROUPS = ("reflection", "point_group", "none")
 
@@ -60,20 +60,23 @@ def lattice_permutations(lattice: AbstractLattice, group: str) -> np.ndarray:
     return maps[picked].astype(np.int32)
 
 
-class SymmetrizedAR(AbstractAutoregressiveAnsatz):
+class SymmetrizedAR(AbstractDirectSamplingAnsatz):
     """An autoregressive model averaged over a symmetry group (Roth 2020, Eqs. 22-23).
 
     `|psi(s)|^2 = (1/G) sum_tau |psi_base(tau s)|^2` and the phase is the circular
     mean of the phases of the transformed configurations weighted by their
     probabilities, `phi(s) = arg sum_tau |psi_base(tau s)|^2 exp(i phi_base(tau s))`.
     The result stays normalised, and exact samples are drawn by sampling the base
-    model and applying a uniformly random group element. Its single-site
-    conditionals are not available in closed form (`conditionals` raises
-    `NotImplementedError`); `sample` and `log psi` are exact.
+    model and applying a uniformly random group element, so the `direct`
+    sampler works with it. It is a mixture over the group and has no
+    single-site conditionals in closed form: it is an
+    `AbstractDirectSamplingAnsatz`, not an autoregressive one (`sample` and
+    `log psi` are exact; `base.conditionals` are the base model's).
 
     **Arguments:**
 
-    - `base`: the autoregressive model (a table `{name = "ar_gru", ...}` in TOML).
+    - `base`: the autoregressive (or any direct-sampling) model, a table
+      `{name = "ar_gru", ...}` in TOML.
     - `space`, `lattice`: injected; the lattice gives the site permutations.
     - `group`: `"reflection"` (mirror images), `"point_group"` (D4 on a square,
       D2 on a rectangle, the mirror in 1D) or `"none"`.
@@ -81,20 +84,20 @@ class SymmetrizedAR(AbstractAutoregressiveAnsatz):
       needs a space without `total_sz` or with `total_sz = 0`).
     """
 
-    base: AbstractAutoregressiveAnsatz
+    base: AbstractDirectSamplingAnsatz
     perms: tuple[tuple[int, ...], ...] = eqx.field(static=True)
     flips: tuple[float, ...] = eqx.field(static=True)
 
     def __init__(
         self,
-        base: AbstractAutoregressiveAnsatz,
+        base: AbstractDirectSamplingAnsatz,
         space: AbstractSpace,
         lattice: AbstractLattice,
         group: str = "reflection",
         spin_flip: bool = False,
     ):
-        if not isinstance(base, AbstractAutoregressiveAnsatz):
-            raise TypeError(f"base must be an autoregressive ansatz, got {type(base).__name__}")
+        if not isinstance(base, AbstractDirectSamplingAnsatz):
+            raise TypeError(f"base must be an autoregressive (direct-sampling) ansatz, got {type(base).__name__}")
         perms = lattice_permutations(lattice, group)
         if perms.shape[1] != space.shape[0]:
             raise ValueError(f"inconsistent sizes: lattice has {perms.shape[1]} sites, space {space.shape[0]}")
@@ -125,12 +128,6 @@ class SymmetrizedAR(AbstractAutoregressiveAnsatz):
         w = jnp.exp(lp - jnp.max(lp))
         phase = jnp.angle(jnp.sum(jax.lax.complex(w * jnp.cos(jnp.imag(logs)), w * jnp.sin(jnp.imag(logs)))))
         return jax.lax.complex(0.5 * log_mean_p, phase)
-
-    def conditionals(self, x):
-        raise NotImplementedError(
-            "SymmetrizedAR has no closed-form single-site conditionals (a mixture over the group); "
-            "use sample() and __call__, which are exact, or base.conditionals"
-        )
 
     def sample(self, key, n):
         k1, k2 = jax.random.split(key)

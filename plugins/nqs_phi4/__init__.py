@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "._system": ["Phi4Action"],
         "._fit": ["FitResult", "cosh_model", "fit_correlator"],
         "._observables": ["blocking_errors", "correlator", "correlator_at", "effective_mass", "generate_configurations", "integrated_autocorrelation", "jackknife", "load_configurations", "save_configurations"],
-        "._sampler": ["HMC", "HMCState", "MetropolisField", "MetropolisFieldState", "CheckerboardRule"],
+        "._sampler": ["HMC", "HMCState", "MetropolisField", "CheckerboardRule"],
         "._cv": ["ControlVariate", "CVNetwork", "variance_ratio"],
         "._train": ["cv_loss", "fit_output_layer", "linear_start", "l2_norm", "paper_schedule", "train_control_variate"],
         "._transfer": ["transfer_train"],

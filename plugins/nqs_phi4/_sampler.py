@@ -186,11 +186,6 @@ def _hmc_sample(sampler: HMC, distribution, state: HMCState):
     return samples, new, {"acceptance": call_acc.astype(phi.dtype), "step_size": state.step_size}
 
 
-#: The state of `MetropolisField`: the core `MetropolisState`, whose
-#: `rule_state` is the proposal half-width (a scalar array).
-MetropolisFieldState = nqs_core.MetropolisState
-
-
 class CheckerboardRule(nqs_core.AbstractMetropolisRule):
     """Local (single-site) Metropolis step for the phi^4 action, checkerboard-vectorised.
 

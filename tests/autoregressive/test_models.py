@@ -157,5 +157,6 @@ def test_symmetrized_model(dim, key):
     x, _, _ = sampler.sample(dist, sampler.init(dist, jax.random.PRNGKey(5)))
     bound = 0.5 * np.sqrt(len(states) / 20000) * 1.3
     assert _tv(x, states, p) < bound
-    with pytest.raises(NotImplementedError):
-        sym.conditionals(states[0])
+    # a mixture: direct-sampling, declared without single-site conditionals
+    assert isinstance(sym, nqs_core.AbstractDirectSamplingAnsatz)
+    assert not isinstance(sym, nqs_core.AbstractAutoregressiveAnsatz) and not hasattr(sym, "conditionals")

@@ -54,7 +54,7 @@ def run_copy(finished_run, tmp_path):
 CONFIG_CASES = [
     (["--set", "system.h=nan"], "field 'h' of system 'ising' must be finite, got nan"),
     (["--set", "system.h=inf"], "must be finite, got inf"),
-    (["--set", "sampler.name=direct"], "DirectSampler needs an autoregressive ansatz"),
+    (["--set", "sampler.name=direct"], "DirectSampler needs a normalised ansatz with exact samples"),
     (["--set", "ansatz.alpha=100000000", "--set", "run.max_memory_gb=8"], "would need about 269 GB, more than the limit of 8 GB"),
     (["--set", "sampler.name=exact", "--set", "sampler.n_chains=256"], "n_chains = 256 is more than n_samples = 128"),
     (["--set", "sampler.name=exact", "--set", "sampler.n_samples=129"], "use n_samples = 128 or 136"),
