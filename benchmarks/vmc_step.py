@@ -14,7 +14,8 @@ Problems (`--system`):
   nqs parameters, and the script checks that both give the same log psi and
   local energies before timing.
 
-Both libraries run in this process, float64, on the same CPU.
+Both libraries run in this process, float64, on the same CPU, in rounds that
+alternate between them (medians over `--repeats` rounds of `--steps` steps).
 
     python benchmarks/vmc_step.py [--steps 50] [--repeats 3] [--json out.json]
     python benchmarks/vmc_step.py --alpha 32 --preconditioner srt   # P >> M: SRt vs NetKet VMC_SR(use_ntk=True)
@@ -45,26 +46,6 @@ N_DISCARD = (N_SAMPLES // N_CHAINS) // 10
 J1J2_SIDE, J2 = 4, 0.5
 
 
-def time_steps(step, n_steps, repeats):
-    """Median over `repeats` of the mean seconds per step over `n_steps` steps."""
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step(n_steps)
-        out.append((time.perf_counter() - t0) / n_steps)
-    return pystats.median(out)
-
-
-def time_calls(fn, n, repeats):
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            jax.block_until_ready(fn())
-        out.append((time.perf_counter() - t0) / n)
-    return pystats.median(out)
-
-
 def nqs_problem():
     """`(system, model, sampler)` of the chosen problem in nqs."""
     from nqs_networks import RBM
@@ -84,7 +65,8 @@ def nqs_problem():
     return system, model, sampler
 
 
-def bench_nqs(n_steps, repeats):
+def prepare_nqs():
+    """The nqs side, compiled and warmed up: `{"compile_s", "steps", "eloc", "energy"}`."""
     import equinox as eqx
     import optax
 
@@ -101,21 +83,24 @@ def bench_nqs(n_steps, repeats):
         s = box["state"]
         for _ in range(n):
             s, _ = driver.step(s)
+        jax.block_until_ready(s.params)
         box["state"] = s
 
     t0 = time.perf_counter()
     steps(1)
     compile_s = time.perf_counter() - t0
     steps(10)  # warm-up
-    per_step = time_steps(steps, n_steps, repeats)
 
     samples, _, _ = driver.sampler.sample(nqs_core.BornDistribution(driver.model(box["state"])), box["state"].sampler_state)
     est = eqx.filter_jit(lambda m, x: driver.estimator(m, system, x).local_values)
     m = driver.model(box["state"])
     est(m, samples)
-    t_eloc = time_calls(lambda: est(m, samples), 50, repeats)
-    energy = float(driver.evaluate(box["state"], 5)[0].mean.real)
-    return {"compile_s": compile_s, "step_s": per_step, "eloc_per_s": N_SAMPLES / t_eloc, "energy_after": energy}
+    return {
+        "compile_s": compile_s,
+        "steps": steps,
+        "eloc": lambda: est(m, samples),
+        "energy": lambda: float(driver.evaluate(box["state"], 5)[0].mean.real),
+    }
 
 
 def netket_problem():
@@ -176,7 +161,8 @@ def check_same_j1j2():
     return out
 
 
-def bench_netket(n_steps, repeats):
+def prepare_netket():
+    """The NetKet side, compiled and warmed up (same keys as `prepare_nqs`)."""
     import netket as nk
     import optax
 
@@ -198,7 +184,6 @@ def bench_netket(n_steps, repeats):
     steps(1)
     compile_s = time.perf_counter() - t0
     steps(10)
-    per_step = time_steps(steps, n_steps, repeats)
 
     vs.sample()
 
@@ -206,9 +191,33 @@ def bench_netket(n_steps, repeats):
         return vs.local_estimators(ham)
 
     eloc()
-    t_eloc = time_calls(eloc, 50, repeats)
-    energy = float(vs.expect(ham).mean.real)
-    return {"compile_s": compile_s, "step_s": per_step, "eloc_per_s": N_SAMPLES / t_eloc, "energy_after": energy}
+    return {"compile_s": compile_s, "steps": steps, "eloc": eloc, "energy": lambda: float(vs.expect(ham).mean.real)}
+
+
+def alternate(sides, n_steps, repeats):
+    """Rounds that alternate between the libraries (so a change of load hits
+    both): per round, the mean s/step over `n_steps` steps and the mean time of
+    10 local-energy calls; medians over `repeats` rounds."""
+    times = {lib: {"step": [], "eloc": []} for lib in sides}
+    for side in sides.values():  # untimed: importing NetKet changes a JAX setting, so nqs compiles once more
+        side["steps"](1)
+        jax.block_until_ready(side["eloc"]())
+    for r in range(repeats):
+        for lib, side in sides.items():
+            t0 = time.perf_counter()
+            side["steps"](n_steps)
+            times[lib]["step"].append((time.perf_counter() - t0) / n_steps)
+            t0 = time.perf_counter()
+            for _ in range(10):
+                jax.block_until_ready(side["eloc"]())
+            times[lib]["eloc"].append((time.perf_counter() - t0) / 10)
+        print(f"round {r + 1}/{repeats}: " + ", ".join(f"{lib} {t['step'][-1]:.4f} s/step" for lib, t in times.items()), flush=True)
+    out = {}
+    for lib, side in sides.items():
+        t = times[lib]
+        out[lib] = {"compile_s": side["compile_s"], "step_s": pystats.median(t["step"]), "eloc_per_s": N_SAMPLES / pystats.median(t["eloc"]),
+                    "energy_after": side["energy"](), "rounds_step_s": t["step"]}
+    return out
 
 
 def main():
@@ -243,13 +252,14 @@ def main():
     if have_netket and j1j2:  # before timing: both sides compute the same thing
         results["check"] = check_same_j1j2()
         print(f"same log psi and local energies from the same parameters: {results['check']}", flush=True)
-    results["nqs"] = bench_nqs(args.steps, args.repeats)
+    sides = {"nqs": prepare_nqs()}
     results["netket"] = None
     if have_netket:
         import netket
 
         results["netket_version"] = netket.__version__
-        results["netket"] = bench_netket(args.steps, args.repeats)
+        sides["netket"] = prepare_netket()
+    results.update(alternate(sides, args.steps, args.repeats))
     print(f"{results['problem']}\n{results['machine']}")
     print(f"{'':8s} {'s/step':>10s} {'E_loc/s':>12s} {'compile s':>10s} {'E after':>10s}")
     for lib in ("nqs", "netket"):
