@@ -312,7 +312,8 @@ class VMC(AbstractDriver):
         if state.guard is None:  # a state made before the guard existed
             state = eqx.tree_at(lambda s: s.guard, state, self.divergence.init(), is_leaf=lambda x: x is None)
         new, stats, info, reason = self._step(state, jnp.asarray(scale, dtype=jnp.float64))
-        stats = jax.block_until_ready(stats)
+        # one transfer for every scalar of the record (not one per float())
+        stats, info, reason = jax.device_get((stats, info, reason))
         record = {"step": int(state.step), **_stats_record(stats)}
         for k, v in info.items():
             record[k] = float(v)
