@@ -52,7 +52,7 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "max_r_hat": (math.inf, "reject a step whose energy R-hat exceeds this (inf: off)"),
     "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
     "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
-    "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums and ansatz parameters that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
+    "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums, ansatz parameters and natural-gradient steps that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
 }
 #: Injected constructor arguments that are never user fields.
 _CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy", "divergence"}

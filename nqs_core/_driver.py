@@ -24,7 +24,7 @@ from ._sampler import AbstractSampler, BornDistribution
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
 from ._tree import n_real_parameters, parameters
-from ._validate import check_int
+from ._validate import check_int, check_memory
 
 
 class GuardState(eqx.Module):
@@ -258,11 +258,26 @@ class VMC(AbstractDriver):
         self.stop_reason: str | None = None
         params, static = parameters(ansatz)
         self._params0 = params
+        self._check_step_memory()
         self._step = eqx.filter_jit(
             _Step(static, system, sampler, self.estimator, self.preconditioner, optimizer, self.divergence)
         )
         self._evaluate = eqx.filter_jit(_Evaluate(static, system, sampler, self.estimator))
         self.static = static
+
+    def _check_step_memory(self) -> None:
+        """Refuse a step whose preconditioner would need more than the memory
+        limit (`AbstractPreconditioner.memory_estimate`), before compiling it."""
+        space = self.sampler.space
+        full_sum = isinstance(self.sampler, FullSumSampler)  # its estimator checks the log-derivatives itself
+        n = 0 if full_sum else self.sampler.n_chains * self.sampler.n_samples_per_chain
+        p = n_real_parameters(self.ansatz)
+        out = jax.eval_shape(self.ansatz, jax.ShapeDtypeStruct(tuple(space.shape), space.dtype))
+        value_bytes = 16 if jnp.iscomplexobj(out) else 8
+        n_bytes = self.preconditioner.memory_estimate(n, p, value_bytes)
+        if n_bytes > 0:
+            rows = "" if full_sum else f"{n} samples x "
+            check_memory(n_bytes, f"one {type(self.preconditioner).__name__} step ({rows}{p} real parameters)")
 
     @property
     def n_parameters(self) -> int:

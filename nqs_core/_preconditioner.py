@@ -75,6 +75,20 @@ class AbstractPreconditioner(eqx.Module):
         """`(direction, new_state, info)`."""
         raise NotImplementedError
 
+    def memory_estimate(self, n_samples: int, n_params: int, value_bytes: int) -> float:
+        """Bytes of this preconditioner's work in one step on one process,
+        beyond the parameters and the gradient (log-derivative matrices, a
+        `P x P` or sample-space matrix and its factor). The VMC driver refuses,
+        when it is built, a step that would need more than the memory limit
+        (`nqs_core.check_memory`), before anything is compiled or allocated.
+
+        **Arguments:** `n_samples` samples per step on this process (0: the
+        log-derivative matrix is counted elsewhere, e.g. by a full sum),
+        `n_params` real parameters, `value_bytes` per log-derivative (8 real,
+        16 complex). Default: 0 (no more than the gradient).
+        """
+        return 0.0
+
 
 class IdentityPreconditioner(AbstractPreconditioner):
     """No preconditioning: the direction is the energy gradient."""

@@ -43,6 +43,16 @@ class _AbstractNaturalGradient(AbstractPreconditioner):
     def init(self, ansatz, samples):
         return None
 
+    def memory_estimate(self, n_samples, n_params, value_bytes):
+        # Y, its centred copy and the real sample matrix X, then the solver's own
+        return 3.0 * n_samples * n_params * value_bytes + self._solver_bytes(n_samples, n_params, value_bytes)
+
+    def _solver_bytes(self, n_samples, n_params, value_bytes) -> float:
+        """Bytes of the linear solve (default: the sample-space `2M x 2M`
+        matrix (`M x M` for real log-derivatives) and its factor)."""
+        rows = n_samples * (2 if value_bytes > 8 else 1)
+        return 2.0 * 8 * rows * rows
+
     def __call__(self, context, state):
         y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
         x, f = real_sample_matrix(y, eps)
@@ -81,6 +91,10 @@ class SR(_AbstractNaturalGradient):
             raise ValueError(f"unknown SR solver {self.solver!r}; valid: {', '.join(SOLVERS)}")
         if self.diag_shift < 0 or self.diag_scale < 0:
             raise ValueError("diag_shift and diag_scale must be >= 0")
+
+    def _solver_bytes(self, n_samples, n_params, value_bytes):
+        # the P x P matrix and its Cholesky factor; conjugate gradients only multiply by X
+        return 2.0 * 8 * n_params * n_params if self.solver == "cholesky" else 0.0
 
     def _solve(self, x, f, split):
         force = sum_over_ranks(x.T @ f)

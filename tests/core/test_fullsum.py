@@ -250,15 +250,21 @@ def test_the_estimate_bounds_what_xla_allocates(alpha):
 
 
 def test_natural_gradient_data_are_counted_only_when_used(tmp_path):
-    """A 1 MB limit passes the 64 states and their local energies but not SR's
-    64 x 1356 log-derivative matrices (4.2 MB): the run stops when its first
-    step is traced, before any step is taken; the plain gradient runs."""
+    """A 1 MB limit passes the 64 states and their local energies but not
+    SRt's 64 x 1356 log-derivative matrices (4.2 MB): the run stops when its
+    first step is traced, before any step is taken. Dense SR's 1356 x 1356
+    matrix (29 MB) is refused earlier, when the driver is built
+    (`memory_estimate`). The plain gradient runs."""
     cfg = nqs_core.loads_config(EXACT_VMC)
     cfg["ansatz"] = {"name": "rbm", "alpha": 16, "param_dtype": "complex128"}
     cfg["run"]["max_memory_gb"] = 1e-3
-    with pytest.raises(nqs_core.MemoryLimitError, match=r"the full sum over 64 states and its 64 x 1356 log-derivative matrix would need about 4\.17 MB, more than the limit of 1 MB"):
+    with pytest.raises(nqs_core.ConfigError, match=r"one SR step \(1356 real parameters\) would need about 29\.4 MB, more than the limit of 1 MB"):
         nqs_core.run(cfg, run_dir=tmp_path / "sr", progress=False, n_steps=1)
-    assert not (tmp_path / "sr").exists()  # nothing left behind, no step-0 checkpoint either
+    assert not (tmp_path / "sr").exists()
+    cfg["preconditioner"] = {"name": "srt", "diag_shift": 1e-3}
+    with pytest.raises(nqs_core.MemoryLimitError, match=r"the full sum over 64 states and its 64 x 1356 log-derivative matrix would need about 4\.17 MB, more than the limit of 1 MB"):
+        nqs_core.run(cfg, run_dir=tmp_path / "srt", progress=False, n_steps=1)
+    assert not (tmp_path / "srt").exists()  # nothing left behind, no step-0 checkpoint either
     cfg["preconditioner"] = {"name": "identity"}
     nqs_core.run(cfg, run_dir=tmp_path / "identity", progress=False, n_steps=1)
     assert len(nqs_core.read_log(tmp_path / "identity")) == 1
