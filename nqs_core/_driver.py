@@ -17,7 +17,7 @@ from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callb
 from ._distributed import concat_over_ranks, fold_rank
 from ._driver_protocol import AbstractDriver
 from ._estimator import AbstractEstimator, EnergyEstimator
-from ._fullsum import FullSumSampler
+from ._fullsum import FullSumSampler, _value_bytes
 from ._observable import measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
@@ -272,8 +272,7 @@ class VMC(AbstractDriver):
         full_sum = isinstance(self.sampler, FullSumSampler)  # its estimator checks the log-derivatives itself
         n = 0 if full_sum else self.sampler.n_chains * self.sampler.n_samples_per_chain
         p = n_real_parameters(self.ansatz)
-        out = jax.eval_shape(self.ansatz, jax.ShapeDtypeStruct(tuple(space.shape), space.dtype))
-        value_bytes = 16 if jnp.iscomplexobj(out) else 8
+        value_bytes = _value_bytes(self.ansatz, jax.ShapeDtypeStruct(tuple(space.shape), space.dtype))
         n_bytes = self.preconditioner.memory_estimate(n, p, value_bytes)
         if n_bytes > 0:
             rows = "" if full_sum else f"{n} samples x "

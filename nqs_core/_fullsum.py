@@ -41,7 +41,7 @@ from ._sampler import AbstractDistribution, AbstractSampler, DirectState, legacy
 from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._stats import Stats
 from ._system import AbstractDiscreteHamiltonian, AbstractSystem
-from ._tree import batch_apply, parameters, real_ravel
+from ._tree import batch_apply, n_real_parameters, parameters, real_ravel
 from ._validate import _MEMORY_LIMIT, check_int, check_memory
 
 #: Default largest number of configurations a full sum enumerates.
@@ -138,7 +138,7 @@ def _counts(space, system=None, ansatz=None, log_derivatives=False) -> dict:
         size=int(space.size),
         item=np.dtype(space.dtype).itemsize,
         max_conn=k,
-        n_params=_n_real_parameters(ansatz) if log_derivatives else 0,
+        n_params=n_real_parameters(ansatz) if log_derivatives else 0,
         value_bytes=_value_bytes(ansatz) if log_derivatives else 0,
     )
 
@@ -161,12 +161,6 @@ def _full_sum_bytes(n_states, rows, size, item, max_conn=0, n_params=0, value_by
         n_bytes += 3.0 * rows * n_params * value_bytes
         what += f" and its {rows} x {n_params} log-derivative matrix"
     return n_bytes, what
-
-
-def _n_real_parameters(ansatz: AbstractAnsatz) -> int:
-    """Real parameters of `ansatz` (a complex one counts twice, as in `real_ravel`)."""
-    leaves = jax.tree.leaves(parameters(ansatz)[0])
-    return sum(int(np.prod(a.shape)) * (2 if jnp.iscomplexobj(a) else 1) for a in leaves)
 
 
 def _value_bytes(ansatz: AbstractAnsatz, x: Array | None = None) -> int:
@@ -406,7 +400,7 @@ class FullSumEstimator(AbstractEstimator):
             rows=rows,
             size=int(np.prod(flat.shape[1:])),
             item=flat.dtype.itemsize,
-            n_params=_n_real_parameters(ansatz),
+            n_params=n_real_parameters(ansatz),
             value_bytes=_value_bytes(ansatz, jax.ShapeDtypeStruct(flat.shape[1:], flat.dtype)),
         )
         check_memory(n_bytes, what, limit=self.memory_limit_bytes)
