@@ -404,13 +404,18 @@ class VMC(AbstractDriver):
         for _ in range(n_batches):
             eloc, sampler_state, _ = self._evaluate(state.params, sampler_state)
             chunks.append(eloc)
-        eloc = concat_over_ranks(jnp.concatenate(chunks, axis=1))
-        return statistics(eloc), eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
+        return _pooled_statistics(chunks), eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 
     def measure(self, state: VMCState, observables: Mapping[str, Any], n_batches: int) -> tuple[Stats, dict[str, Stats], VMCState]:
         """The energy and the `[observables]` on the same final samples
         (`nqs_core.measure`; one exact sum for a `full_sum` run)."""
         return measure(self, state, observables, n_batches)
+
+
+@jax.jit
+def _pooled_statistics(chunks):
+    """`statistics` of the batches' local energies over every rank's chains, compiled once."""
+    return statistics(concat_over_ranks(jnp.concatenate(chunks, axis=1)))
 
 
 def _stats_record(stats: Stats) -> dict[str, float]:

@@ -147,6 +147,9 @@ class EnergyEstimator(AbstractEstimator):
         return clipped - jnp.mean(clipped_all)
 
     def __call__(self, ansatz, system, samples):
+        return _estimate(self, ansatz, system, samples)
+
+    def _estimate(self, ansatz, system, samples):
         ndim = len(system.space.shape)
         flat = _flat(samples, ndim)
         # batched: discrete Hamiltonians evaluate only the non-zero connected elements
@@ -156,6 +159,9 @@ class EnergyEstimator(AbstractEstimator):
         return Estimate(stats=statistics(concat_over_ranks(eloc)), local_values=eloc)
 
     def gradient(self, ansatz, samples, estimate):
+        return _gradient(self, ansatz, samples, estimate)
+
+    def _gradient(self, ansatz, samples, estimate):
         eloc = estimate.local_values.reshape(-1)
         flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
         m = eloc.shape[0] * n_ranks()  # samples over all ranks
@@ -185,6 +191,19 @@ class EnergyEstimator(AbstractEstimator):
         y = (jac - o_mean) / jnp.sqrt(m)
         eps = -2.0 * jnp.conj(self._for_gradient(eloc, estimate.stats.mean)) / jnp.sqrt(m)
         return y, eps
+
+
+# Compiled entry points: called eagerly (a script, `nqs_core.measure`), the
+# estimator's many small operations would otherwise each compile on first use;
+# inside a compiled step they are inlined.
+@eqx.filter_jit
+def _estimate(estimator, ansatz, system, samples):
+    return estimator._estimate(ansatz, system, samples)
+
+
+@eqx.filter_jit
+def _gradient(estimator, ansatz, samples, estimate):
+    return estimator._gradient(ansatz, samples, estimate)
 
 
 def log_derivatives(ansatz, xs, chunk_size=None):

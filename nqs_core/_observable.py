@@ -238,6 +238,16 @@ def _draw(sampler, model, sampler_state):
     return sampler.sample(BornDistribution(model), sampler_state)
 
 
+@eqx.filter_jit
+def _energy(estimator, system, model, samples, exact: bool):
+    """The energy statistics of `measure`, compiled once (run eagerly, its few
+    hundred small operations each compiled on first use took seconds)."""
+    estimate = estimator(model, system, samples)
+    if exact:
+        return estimate.stats
+    return sample_statistics(estimate.local_values)  # as VMC.evaluate: every local energy of every rank
+
+
 def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batches: int = 10):
     """The energy and the observables of a driver state, on the same samples:
     `n_batches` sampler calls, chains continued between calls (as
@@ -252,11 +262,7 @@ def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batc
         samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
         batches.append(samples)
     samples = jnp.concatenate(batches, axis=1)
-    estimate = driver.estimator(model, driver.system, samples)
-    if isinstance(driver.sampler, FullSumSampler):
-        energy = estimate.stats
-    else:  # as VMC.evaluate: the statistics of every local energy of every rank
-        energy = sample_statistics(estimate.local_values)
+    energy = _energy(driver.estimator, driver.system, model, samples, isinstance(driver.sampler, FullSumSampler))
     values = expect_many(model, observables, _target(driver, samples)) if observables else {}
     return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 

@@ -105,9 +105,11 @@ def _split_rhat(x: Array) -> Array:
     return jnp.sqrt(var_plus / jnp.where(w > 0, w, 1.0))
 
 
+@jax.jit  # eagerly, its few dozen small operations would each compile on first use
 def statistics(data: Array) -> Stats:
     """Statistics of Monte Carlo data shaped `(n_chains, n_per_chain)` (a 1D
-    array is read as one chain). Works under `jax.jit`.
+    array is read as one chain). Compiled (`jax.jit`) once per shape; works
+    inside other compiled functions.
 
     The error of the mean uses the integrated autocorrelation time averaged
     over chains; with several chains it is never smaller than the error

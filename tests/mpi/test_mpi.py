@@ -58,15 +58,31 @@ def assert_same(a, b, tol=1e-10):
 
 
 @pytest.fixture(scope="module")
-def mpi_results(tmp_path_factory):
+def mpi_run(tmp_path_factory):
+    """One `mpirun -np 2` of both workers (`worker.py`); the persistent
+    compilation cache of the test run is shared with the ranks, so the VMC
+    step compiled for the run is reused by the second run and the resume."""
     tmp = tmp_path_factory.mktemp("mpi")
     (tmp / "cfg.toml").write_text(CONFIG)
-    out = tmp / "out.npz"
-    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_ENABLE_X64="1", OMP_NUM_THREADS="1")
-    cmd = [MPIRUN, "-np", "2", sys.executable, str(HERE / "mpi_worker.py"), str(out), str(tmp / "run"), str(tmp / "cfg.toml")]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        JAX_ENABLE_X64="1",
+        OMP_NUM_THREADS="1",
+        JAX_COMPILATION_CACHE_DIR=os.path.abspath(jax.config.jax_compilation_cache_dir or tmp / "jax_cache"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5",
+    )
+    out, compaction = tmp / "out.npz", tmp / "compaction.npz"
+    cmd = [MPIRUN, "-np", "2", sys.executable, str(HERE / "worker.py"), str(out), str(tmp / "run"), str(tmp / "cfg.toml"), str(compaction)]
+    # a collective inside the compacted loop (different trip counts per rank) would hang: the timeout fails it
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return dict(np.load(out)), tmp
+    return dict(np.load(out)), dict(np.load(compaction)), tmp
+
+
+@pytest.fixture(scope="module")
+def mpi_results(mpi_run):
+    return mpi_run[0], mpi_run[2]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
@@ -92,7 +108,7 @@ def test_two_ranks_equal_one(mpi_results, dtype):
         assert_same(res[f"{dtype}/obs/{oname}/mc_error"], mc.error_of_mean)
         assert_same(res[f"{dtype}/obs/{oname}/exact"], nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
     for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
-        direction, _, _ = pre(StepContext(system, model, samples, estimate, est), None)
+        direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, samples, estimate)
         assert_same(res[f"{dtype}/{name}"], real_ravel(direction)[0])
 
 
@@ -113,14 +129,8 @@ def test_vmc_under_mpi(mpi_results):
 
 
 @pytest.fixture(scope="module")
-def compaction_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mpi_compaction") / "out.npz"
-    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_ENABLE_X64="1", OMP_NUM_THREADS="1")
-    cmd = [MPIRUN, "-np", "2", sys.executable, str(HERE / "compaction_worker.py"), str(out)]
-    # a collective inside the compacted loop (different trip counts per rank) would hang: the timeout fails it
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return dict(np.load(out))
+def compaction_results(mpi_run):
+    return mpi_run[1]
 
 
 @pytest.mark.parametrize("problem", ["tfim", "j1j2"])
