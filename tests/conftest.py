@@ -3,16 +3,20 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as nqs_core does; conftest imports numpy first
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+# A persistent compilation cache shared by the xdist workers, by the subprocesses
+# the tests start (`nqs run`, `mpirun`: they inherit these variables) and by later
+# runs on the same checkout: what several tests compile is compiled once.
+CACHE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
-# A compilation cache shared by the xdist workers (and by later runs on the same
-# checkout): functions that several test files compile are compiled once.
-jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.dirname(__file__), "..", ".jax_cache"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
 @pytest.fixture
