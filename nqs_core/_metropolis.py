@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
-from ._sampler import AbstractDistribution, AbstractSampler, legacy_key, metropolis_sweep
+from ._sampler import AbstractDistribution, AbstractSampler, legacy_key, metropolis_steps
 from ._space import AbstractSpace
 from ._validate import check_chains, check_int
 
@@ -78,6 +78,20 @@ class AbstractMetropolisRule(eqx.Module):
         accepted proposals per chain (int64)."""
         raise NotImplementedError
 
+    def draw(self, key: PRNGKeyArray, n_sweeps: int, n: int, x: Array, rule_state: Any) -> Any:
+        """The random numbers of `n_sweeps` sweeps of `n` steps each, drawn at
+        once (one vectorised draw costs far less than one per sweep): a pytree
+        whose leaves have the leading axis `n_sweeps`. The engine hands slice
+        `i` to `sweep`. `x` and `rule_state` are those at the start of the
+        block, for shapes and dtypes: what is drawn must not depend on their
+        values. Default: one key per sweep, and `sweep` calls `transition`."""
+        return jax.random.split(key, n_sweeps)
+
+    def sweep(self, distribution: AbstractDistribution, x: Array, log_prob: Array, rule_state: Any, randoms: Any, n: int) -> tuple[Array, Array, Array]:
+        """`n` steps of every chain with one sweep's slice of `draw`, returning
+        what `transition` returns. Default: `transition` with the key `draw` gave."""
+        return self.transition(distribution, x, log_prob, rule_state, randoms, n)
+
     @abc.abstractmethod
     def adapt(self, rule_state: Any, acceptance: Scalar) -> Any:
         """New rule state after a sweep with this acceptance (during
@@ -98,13 +112,16 @@ class AbstractMetropolisRule(eqx.Module):
 
 class AbstractSymmetricRule(AbstractMetropolisRule):
     """Symmetric proposals `q(x'|x) = q(x|x')` of the whole configuration,
-    accepted with probability `min(1, p(x') / p(x))` (`metropolis_sweep`).
+    accepted with probability `min(1, p(x') / p(x))` (`metropolis_steps`).
     Subclasses draw the random moves and apply them."""
 
     @abc.abstractmethod
     def moves(self, key: PRNGKeyArray, shape: tuple[int, int], x: Array, rule_state: Any):
         """Random parameters of `shape = (n, n_chains)` proposals (a pytree of
-        arrays with these leading dimensions)."""
+        arrays with these leading dimensions). `x` and `rule_state` give shapes
+        and dtypes only: the moves of many sweeps are drawn at once, before the
+        chains reach them, so they must not depend on the values (scale a move
+        by the width in `propose`)."""
         raise NotImplementedError
 
     @abc.abstractmethod
@@ -112,11 +129,24 @@ class AbstractSymmetricRule(AbstractMetropolisRule):
         """Apply one move per chain: `x` is `(n_chains, *shape)`."""
         raise NotImplementedError
 
-    def transition(self, distribution, x, log_prob, rule_state, key, n):
+    def draw(self, key, n_sweeps, n, x, rule_state):
         k_move, k_u = jax.random.split(key)
-        moves = self.moves(k_move, (n, x.shape[0]), x, rule_state)
+        n_chains = x.shape[0]
+        moves = self.moves(k_move, (n_sweeps * n, n_chains), x, rule_state)
+        moves = jax.tree.map(lambda m: m.reshape((n_sweeps, n) + m.shape[1:]), moves)
+        dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+        # drawn as 2-d arrays: XLA compiles the threefry of a 3-d shape several times slower
+        log_u = jnp.log(jax.random.uniform(k_u, (n_sweeps * n, n_chains), dtype=dtype))
+        return moves, log_u.reshape(n_sweeps, n, n_chains)
+
+    def sweep(self, distribution, x, log_prob, rule_state, randoms, n):
+        moves, log_u = randoms
         propose = lambda y, move: self.propose(y, move, rule_state)  # noqa: E731
-        return metropolis_sweep(jax.vmap(distribution.log_prob), propose, x, log_prob, moves, k_u)
+        return metropolis_steps(jax.vmap(distribution.log_prob), propose, x, log_prob, moves, log_u.astype(log_prob.dtype))
+
+    def transition(self, distribution, x, log_prob, rule_state, key, n):
+        randoms = jax.tree.map(lambda r: r[0], self.draw(key, 1, n, x, rule_state))
+        return self.sweep(distribution, x, log_prob, rule_state, randoms, n)
 
     def proposals_per_step(self, x):
         return 1
@@ -273,6 +303,28 @@ def _init(sampler, distribution, key):
     )
 
 
+# bytes of random numbers drawn at once (the draws of a block of sweeps)
+_DRAW_BYTES = 1 << 24
+
+
+def _block_size(rule, n_th, n_run, sweep, x, rule_state):
+    """Sweeps whose random numbers `rule.draw` draws together.
+
+    At most what fits in `_DRAW_BYTES`; a divisor of the `n_run` sweeps of every
+    call (and of the `n_th` thermalisation sweeps where one is large enough: at
+    most 16 blocks per call), so that no sweep slot is padding. Otherwise the
+    parts are padded to whole blocks and the padding slots leave the chains
+    unchanged."""
+    one = jax.eval_shape(lambda k: rule.draw(k, 1, sweep, x, rule_state), jax.ShapeDtypeStruct((2,), jnp.uint32))
+    per_sweep = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(one))
+    cap = max(1, min(n_run, _DRAW_BYTES // max(per_sweep, 1)))
+    divisors = [d for d in range(1, cap + 1) if n_run % d == 0]
+    common = [d for d in divisors if n_th % d == 0 and 16 * d >= n_run]
+    if common:
+        return max(common)
+    return max(divisors) if 16 * max(divisors) >= cap else cap
+
+
 @eqx.filter_jit
 def _sample(sampler, distribution, state):
     rule = sampler.rule
@@ -285,33 +337,56 @@ def _sample(sampler, distribution, state):
     n_th = sampler.n_thermalize
     lp = jax.vmap(distribution.log_prob)(x)  # parameters changed since the last call
     key, k_sweeps = jax.random.split(state.key)
-    keys = jax.random.split(k_sweeps, n_discard + n_keep)
-    if n_th:  # sweeps run only on fresh chains; their own keys, the others unchanged
-        keys = jnp.concatenate([jax.random.split(jax.random.fold_in(k_sweeps, 1), n_th), keys])
+    # The random numbers of a block of sweeps are drawn at once (`rule.draw`: one
+    # vectorised draw instead of one per sweep). The thermalisation sweeps, which
+    # run only on fresh chains, have blocks of their own, skipped otherwise.
+    n_run = n_discard + n_keep
+    block = _block_size(rule, n_th, n_run, sweep, x, state.rule_state)
+    n_th_blocks, n_run_blocks = -(-n_th // block), -(-n_run // block)
+    block_keys = jax.random.split(k_sweeps, n_run_blocks)
+    if n_th:
+        block_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(k_sweeps, 1), n_th_blocks), block_keys])
+    # per sweep slot: is it a real sweep (not padding of a part's last block), does it
+    # count (thermalisation does not), does the rule adapt after it (not while storing)
+    pos_th, pos_run = jnp.arange(n_th_blocks * block), jnp.arange(n_run_blocks * block)
+    real = jnp.concatenate([pos_th < n_th, pos_run < n_run]).reshape(-1, block)
+    adapting = jnp.concatenate([pos_th < n_th, pos_run < n_discard]).reshape(-1, block)
+    counted = jnp.arange(n_th_blocks + n_run_blocks) >= n_th_blocks
+    padded = n_th_blocks * block != n_th or n_run_blocks * block != n_run
     fresh = state.n_steps == 0
-    index = jnp.arange(n_th + n_discard + n_keep)
-    counted = index >= n_th
-    adapting = index < n_th + n_discard
 
-    def one_sweep(carry, inputs):
-        key, count, adapt = inputs
+    def one_sweep(count, carry, inputs):
+        randoms, is_real, adapt = inputs
+        x, lp, rule_state, acc = carry
+        x, lp, n_acc = rule.sweep(distribution, x, lp, rule_state, randoms, sweep)
+        rate = jnp.sum(n_acc).astype(lp.dtype) / (n_chains * sweep * per_step)
+        adapted = rule.adapt(rule_state, rate)
+        rule_state = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), adapted, rule_state)
+        new = x, lp, rule_state, acc + jnp.where(count, n_acc, 0)
+        if padded:  # a padding slot leaves everything as it was
+            new = jax.tree.map(lambda a, b: jnp.where(is_real, a, b), new, carry)
+        return new, new[0]
+
+    def one_block(carry, inputs):
+        block_key, count, is_real, adapt = inputs
 
         def run(carry):
-            x, lp, rule_state, acc = carry
-            x, lp, n_acc = rule.transition(distribution, x, lp, rule_state, key, sweep)
-            rate = jnp.sum(n_acc).astype(lp.dtype) / (n_chains * sweep * per_step)
-            adapted = rule.adapt(rule_state, rate)
-            rule_state = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), adapted, rule_state)
-            return x, lp, rule_state, acc + jnp.where(count, n_acc, 0)
+            randoms = rule.draw(block_key, block, sweep, carry[0], carry[2])
+            return jax.lax.scan(lambda c, i: one_sweep(count, c, i), carry, (randoms, is_real, adapt))
 
-        carry = run(carry) if not n_th else jax.lax.cond(count | fresh, run, lambda c: c, carry)
-        return carry, carry[0]
+        if not n_th:
+            return run(carry)
+        # thermalisation blocks run on fresh chains only
+        skip = lambda c: (c, jnp.broadcast_to(c[0], (block,) + c[0].shape))  # noqa: E731
+        return jax.lax.cond(count | fresh, run, skip, carry)
 
-    # one scan over all sweeps (one copy of the loop body to compile); the
-    # configurations stored during the first n_thermalize + n_discard sweeps are dropped
+    # one scan over blocks of sweeps (one copy of the sweep to compile); the
+    # configurations of the thermalisation, discarded and padding sweeps are dropped
     carry = (x, lp, state.rule_state, jnp.zeros(n_chains, dtype=jnp.int64))
-    carry, samples = jax.lax.scan(one_sweep, carry, (keys, counted, adapting))
-    samples = samples[n_th + n_discard :]
+    carry, stored = jax.lax.scan(one_block, carry, (block_keys, counted, real, adapting))
+    stored = stored.reshape((-1,) + stored.shape[2:])
+    start = n_th_blocks * block + n_discard
+    samples = stored[start : start + n_keep]
     x, lp, rule_state, acc = carry
     n_steps = (n_discard + n_keep) * sweep
     new_state = MetropolisState(

@@ -250,6 +250,14 @@ def metropolis_sweep(log_prob, propose, x: Array, lp: Array, moves, key: PRNGKey
     """
     n, n_chains = jax.tree.leaves(moves)[0].shape[:2]
     log_u = jnp.log(jax.random.uniform(key, (n, n_chains), dtype=lp.dtype))
+    return metropolis_steps(log_prob, propose, x, lp, moves, log_u)
+
+
+def metropolis_steps(log_prob, propose, x: Array, lp: Array, moves, log_u: Array):
+    """`metropolis_sweep` with the accept-test numbers drawn beforehand:
+    `log_u` is `log` of `(n, n_chains)` uniform numbers in `[0, 1)`. A proposal
+    is accepted when `log_u < log p(x') - log p(x)`."""
+    n_chains = log_u.shape[1]
 
     def step(carry, inputs):
         x, lp, acc = carry
