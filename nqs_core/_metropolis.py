@@ -244,7 +244,9 @@ class MetropolisSampler(AbstractMetropolisSampler):
     - `sweep_size`: rule steps per chain between stored samples (default:
       `space.size`).
     - `n_thermalize`: sweeps run once on fresh chains, before the first call's
-      samples (default 20; chains restored from a checkpoint are not fresh).
+      samples (default 20; chains restored from a checkpoint are not fresh),
+      rounded up to whole blocks of the random draws (a divisor of the
+      discarded + stored sweeps per call).
 
     **Example:**
 
@@ -307,22 +309,21 @@ def _init(sampler, distribution, key):
 _DRAW_BYTES = 1 << 24
 
 
-def _block_size(rule, n_th, n_run, sweep, x, rule_state):
+def _block_size(rule, n_run, sweep, x, rule_state):
     """Sweeps whose random numbers `rule.draw` draws together.
 
-    At most what fits in `_DRAW_BYTES`; a divisor of the `n_run` sweeps of every
-    call (and of the `n_th` thermalisation sweeps where one is large enough: at
-    most 16 blocks per call), so that no sweep slot is padding. Otherwise the
-    parts are padded to whole blocks and the padding slots leave the chains
-    unchanged."""
+    At most what fits in `_DRAW_BYTES`, and a divisor of the `n_run` sweeps of
+    every call where a large enough one exists (at least 1/16 of that), so that
+    no sweep of a call is padding; otherwise the last block is padded. It does
+    not depend on `n_thermalize`: a call on chains that are not fresh draws the
+    same numbers with or without thermalisation. Thermalisation runs whole
+    blocks (`n_thermalize` rounded up to a multiple: more thermalisation on the
+    first call, instead of a padding test in every sweep of every call)."""
     one = jax.eval_shape(lambda k: rule.draw(k, 1, sweep, x, rule_state), jax.ShapeDtypeStruct((2,), jnp.uint32))
     per_sweep = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(one))
     cap = max(1, min(n_run, _DRAW_BYTES // max(per_sweep, 1)))
-    divisors = [d for d in range(1, cap + 1) if n_run % d == 0]
-    common = [d for d in divisors if n_th % d == 0 and 16 * d >= n_run]
-    if common:
-        return max(common)
-    return max(divisors) if 16 * max(divisors) >= cap else cap
+    best = max(d for d in range(1, cap + 1) if n_run % d == 0)
+    return best if 16 * best >= cap else cap
 
 
 @eqx.filter_jit
@@ -339,20 +340,21 @@ def _sample(sampler, distribution, state):
     key, k_sweeps = jax.random.split(state.key)
     # The random numbers of a block of sweeps are drawn at once (`rule.draw`: one
     # vectorised draw instead of one per sweep). The thermalisation sweeps, which
-    # run only on fresh chains, have blocks of their own, skipped otherwise.
+    # run only on fresh chains, have blocks of their own (keys of their own too),
+    # skipped otherwise.
     n_run = n_discard + n_keep
-    block = _block_size(rule, n_th, n_run, sweep, x, state.rule_state)
+    block = _block_size(rule, n_run, sweep, x, state.rule_state)
     n_th_blocks, n_run_blocks = -(-n_th // block), -(-n_run // block)
     block_keys = jax.random.split(k_sweeps, n_run_blocks)
     if n_th:
         block_keys = jnp.concatenate([jax.random.split(jax.random.fold_in(k_sweeps, 1), n_th_blocks), block_keys])
-    # per sweep slot: is it a real sweep (not padding of a part's last block), does it
+    # per sweep slot: is it a real sweep (not padding of the last block), does it
     # count (thermalisation does not), does the rule adapt after it (not while storing)
     pos_th, pos_run = jnp.arange(n_th_blocks * block), jnp.arange(n_run_blocks * block)
-    real = jnp.concatenate([pos_th < n_th, pos_run < n_run]).reshape(-1, block)
-    adapting = jnp.concatenate([pos_th < n_th, pos_run < n_discard]).reshape(-1, block)
+    real = jnp.concatenate([pos_th >= 0, pos_run < n_run]).reshape(-1, block)
+    adapting = jnp.concatenate([pos_th >= 0, pos_run < n_discard]).reshape(-1, block)
     counted = jnp.arange(n_th_blocks + n_run_blocks) >= n_th_blocks
-    padded = n_th_blocks * block != n_th or n_run_blocks * block != n_run
+    padded = n_run_blocks * block != n_run
     fresh = state.n_steps == 0
 
     def one_sweep(count, carry, inputs):

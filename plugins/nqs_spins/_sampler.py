@@ -77,7 +77,9 @@ class MetropolisLocal(nqs_core.AbstractMetropolisSampler):
     - `sweep_size`: proposals per chain between stored samples (default:
       `n_sites`).
     - `n_thermalize`: sweeps run once on fresh chains, before the first call's
-      samples (default 20; chains restored from a checkpoint are not fresh).
+      samples (default 20; chains restored from a checkpoint are not fresh),
+      rounded up to whole blocks of the random draws (a divisor of the
+      discarded + stored sweeps per call).
     """
 
     space: nqs_core.AbstractDiscreteSpace

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import nqs_core
 import nqs_phi4 as p4
+from nqs_phi4 import _cli as phi4_cli  # the command group (a submodule: loaded on import, not by attribute)
 
 TINY = """
 [run]
@@ -68,11 +69,11 @@ def test_run_directory_and_the_numbers_of_the_phi4_commands(four_steps, tmp_path
     # the same calculation through the existing commands, same seed
     runner = CliRunner()
     cfgs, cvs = tmp_path / "c.npz", tmp_path / "cv.npz"
-    r = runner.invoke(p4._cli.app, ["generate", "--out", str(cfgs), "--L0", "8", "--L1", "4", "--m2", "0.2", "--lam", "2.4",
+    r = runner.invoke(phi4_cli.app, ["generate", "--out", str(cfgs), "--L0", "8", "--L1", "4", "--m2", "0.2", "--lam", "2.4",
                                     "--n", "64", "--n-chains", "4", "--n-skip", "2", "--n-leapfrog", "4", "--n-thermalize", "20", "--seed", "3"])
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(p4.load_configurations(cfgs)[0], np.asarray(res.state.phi))
-    r = runner.invoke(p4._cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--hidden", "3", "--epochs", "4",
+    r = runner.invoke(phi4_cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--hidden", "3", "--epochs", "4",
                                     "--start", "random", "--refit-every", "2", "--batch-size", "4", "--lr", "0.01", "--seed", "3"])
     assert r.exit_code == 0, r.output
     (cv,), head = p4.load_control_variates(cvs)
@@ -133,7 +134,7 @@ def test_all_t_transfer_training_equals_the_command_and_resumes(tmp_path):
     runner = CliRunner()
     cfgs, cvs = tmp_path / "c.npz", tmp_path / "cv.npz"
     p4.save_configurations(cfgs, np.asarray(full.state.phi), m2=0.2, lam=2.4)
-    r = runner.invoke(p4._cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--all-t", "--hidden", "2",
+    r = runner.invoke(phi4_cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--all-t", "--hidden", "2",
                                     "--epochs", "2", "--epochs-transfer", "1", "--start", "random", "--refit-every", "0",
                                     "--batch-size", "4", "--lr", "0.01", "--seed", "3"])
     assert r.exit_code == 0, r.output
