@@ -32,8 +32,9 @@ def main(out, run_dir, cfg_path):
         # observables (issue 14): Monte Carlo over this rank's chains and the exact
         # full sum split over the ranks, both reduced over ranks
         for oname, obs in observables(system).items():
-            results[f"{dtype}/obs/{oname}/mc"] = np.asarray(nqs_core.expect(model, obs, local).mean)
-            results[f"{dtype}/obs/{oname}/mc_error"] = np.asarray(nqs_core.expect(model, obs, local).error_of_mean)
+            mc = nqs_core.expect(model, obs, local)
+            results[f"{dtype}/obs/{oname}/mc"] = np.asarray(mc.mean)
+            results[f"{dtype}/obs/{oname}/mc_error"] = np.asarray(mc.error_of_mean)
             results[f"{dtype}/obs/{oname}/exact"] = np.asarray(nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
         for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
             direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, local, estimate)
