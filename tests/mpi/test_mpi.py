@@ -70,7 +70,6 @@ def mpi_run(tmp_path_factory):
         JAX_ENABLE_X64="1",
         OMP_NUM_THREADS="1",
         JAX_COMPILATION_CACHE_DIR=os.path.abspath(jax.config.jax_compilation_cache_dir or tmp / "jax_cache"),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1.0"),
     )
     out, compaction = tmp / "out.npz", tmp / "compaction.npz"
     cmd = [MPIRUN, "-np", "2", sys.executable, str(HERE / "worker.py"), str(out), str(tmp / "run"), str(tmp / "cfg.toml"), str(compaction)]
