@@ -70,4 +70,8 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(public))
 
+    #: name -> module (as given) of every lazy export, for tools that document the
+    #: package without importing it (the API reference of docs/api.md)
+    __getattr__.where = dict(where)
+
     return __getattr__, __dir__, public
