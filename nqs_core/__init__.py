@@ -30,7 +30,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "._ansatz": ["AbstractAnsatz", "AbstractAutoregressiveAnsatz", "AbstractConnectedAnsatz", "AbstractDirectSamplingAnsatz"],
-        "._estimator": ["AbstractEstimator", "EnergyEstimator", "Estimate", "log_derivatives"],
+        "._estimator": ["AbstractEstimator", "AbstractScheduledEstimator", "EnergyEstimator", "Estimate", "log_derivatives", "scheduled"],
         "._space": ["AbstractContinuousSpace", "AbstractDiscreteSpace", "AbstractSpace", "SumConstraint"],
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],
         "._preconditioner": ["AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
@@ -39,7 +39,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._metropolis": ["AbstractFixedSymmetricRule", "AbstractMetropolisRule", "AbstractMetropolisSampler", "AbstractSymmetricRule", "MetropolisSampler", "MetropolisState", "adapt_width", "metropolis_counts"],
         "._validate": ["MemoryLimitError", "check_chains", "check_int", "check_memory", "check_positive", "memory_limit"],
         "._stats": ["Stats", "blocking_error", "statistics"],
-        "._system": ["AbstractAction", "AbstractContinuumHamiltonian", "AbstractDiscreteHamiltonian", "AbstractHamiltonian", "AbstractSystem"],
+        "._system": ["autodiff_grad", "AbstractAction", "AbstractContinuumHamiltonian", "AbstractDiscreteHamiltonian", "AbstractHamiltonian", "AbstractSystem"],
         "._tree": ["batch_apply", "log_psi_batch", "n_real_parameters", "parameters", "real_ravel"],
         "._callbacks": ["AbstractCallback", "Checkpoint", "FunctionCallback", "StopRun", "EarlyStopping", "JsonlLog", "NaNGuard", "ProgressBar"],
         "._config": ["Calculation", "ConfigError", "build", "component_fields", "describe_type", "run_memory_limit"],

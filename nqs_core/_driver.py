@@ -16,7 +16,7 @@ from ._ansatz import AbstractAnsatz
 from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callbacks
 from ._distributed import concat_over_ranks, fold_rank
 from ._driver_protocol import AbstractDriver
-from ._estimator import AbstractEstimator, EnergyEstimator
+from ._estimator import AbstractEstimator, EnergyEstimator, scheduled
 from ._fullsum import FullSumSampler, _value_bytes
 from ._observable import measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
@@ -162,13 +162,13 @@ class _Step(eqx.Module):
 
     def __call__(self, state: VMCState, scale: jax.Array):
         ansatz = eqx.combine(state.params, self.static)
-        estimator = self.estimator.at_step(state.step)
+        estimator, schedule_info = scheduled(self.estimator, state.step)
         samples, sampler_state, sinfo = self.sampler.sample(BornDistribution(ansatz), state.sampler_state)
         estimate = estimator(ansatz, self.system, samples)
         context = StepContext(self.system, ansatz, samples, estimate, estimator)
         direction, precond_state, pinfo = self.preconditioner(context, state.precond_state)
         dnorm = optax.tree.norm(direction)
-        pinfo = {**pinfo, **estimator.step_info(), "direction_norm": dnorm}
+        pinfo = {**pinfo, **schedule_info, "direction_norm": dnorm}
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)  # < 1 only when retrying
         params = optax.apply_updates(state.params, updates)

@@ -44,18 +44,8 @@ class AbstractEstimator(eqx.Module):
     tensor `S = Re[Y^H Y]` (Rende et al. 2024, Eqs. 5-8).
 
     Estimators whose loss depends on the optimisation step (an annealing
-    schedule, say) override `at_step`, which the VMC driver calls at every step
-    with the current step number (a traced scalar), and may report scalars of
-    their own through `step_info` (added to the step's log record).
+    schedule, say) also implement the `AbstractScheduledEstimator` capability.
     """
-
-    def at_step(self, step: Array) -> "AbstractEstimator":
-        """The estimator to use at optimisation step `step` (default: itself)."""
-        return self
-
-    def step_info(self) -> dict[str, Array]:
-        """Scalars to log for the current step (default: none)."""
-        return {}
 
     @abc.abstractmethod
     def __call__(self, ansatz: AbstractAnsatz, system: AbstractSystem, samples: Array) -> Estimate:
@@ -70,6 +60,32 @@ class AbstractEstimator(eqx.Module):
         self, ansatz: AbstractAnsatz, samples: Array, estimate: Estimate
     ) -> tuple[Array, Array]:
         raise NotImplementedError
+
+class AbstractScheduledEstimator(AbstractEstimator):
+    """Capability: an estimator whose loss depends on the optimisation step
+    (an annealing schedule, say). The VMC driver calls `at_step` at every step
+    with the current step number (a traced scalar) and adds `step_info` to the
+    step's log record (`scheduled`)."""
+
+    @abc.abstractmethod
+    def at_step(self, step: Array) -> "AbstractScheduledEstimator":
+        """The estimator to use at optimisation step `step`."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def step_info(self) -> dict[str, Array]:
+        """Scalars to log for the current step (e.g. a temperature)."""
+        raise NotImplementedError
+
+
+def scheduled(estimator: AbstractEstimator, step: Array) -> tuple[AbstractEstimator, dict[str, Array]]:
+    """The estimator to use at optimisation step `step` and the scalars it logs
+    (itself and none unless it is an `AbstractScheduledEstimator`)."""
+    if isinstance(estimator, AbstractScheduledEstimator):
+        estimator = estimator.at_step(step)
+        return estimator, estimator.step_info()
+    return estimator, {}
+
 
 def _flat(samples, ndim):
     """`(n_chains, n_per_chain, *shape)` -> `(M, *shape)`."""

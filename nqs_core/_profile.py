@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from ._distributed import is_root
+from ._estimator import scheduled
 from ._io import write_text
 from ._preconditioner import StepContext
 from ._sampler import BornDistribution
@@ -65,7 +66,7 @@ def _parts(driver):
     precond, optimizer = driver.preconditioner, driver.optimizer
 
     def estimator_at(step):
-        return driver.estimator.at_step(step)
+        return scheduled(driver.estimator, step)[0]
 
     def sample(params, sampler_state):
         return sampler.sample(BornDistribution(eqx.combine(params, static)), sampler_state)[0]

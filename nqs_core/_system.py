@@ -203,6 +203,15 @@ class AbstractContinuumHamiltonian(AbstractHamiltonian):
         raise NotImplementedError
 
     def local_energy(self, log_psi, x):
+        """`-c [lap log psi + (grad log psi)^2] + V` at `x`. For a complex
+        `log psi` (a signed or complex wave function) the real potential is added
+        to the complex kinetic term under standard dtype promotion."""
+        if jnp.iscomplexobj(jax.eval_shape(log_psi, x)):
+            with jax.numpy_dtype_promotion("standard"):
+                return self._laplacian_local_energy(log_psi, x)
+        return self._laplacian_local_energy(log_psi, x)
+
+    def _laplacian_local_energy(self, log_psi, x):
         shape = x.shape
         flat = x.reshape(-1)
 
@@ -236,11 +245,20 @@ class AbstractContinuumHamiltonian(AbstractHamiltonian):
 
 class AbstractAction(AbstractSystem):
     """A classical (Euclidean) action `S[phi]`; configurations are sampled from
-    `exp(-S)`. `grad` is `dS/dphi` (autodiff unless a subclass overrides)."""
+    `exp(-S)`. `grad` is the force `dS/dphi` (`autodiff_grad` gives it by
+    automatic differentiation for an action without a closed form)."""
 
     @abc.abstractmethod
     def __call__(self, phi: Array) -> Scalar:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def grad(self, phi: Array) -> Array:
-        return jax.grad(self.__call__)(phi)
+        """`dS/dphi` of one configuration, same shape as `phi`."""
+        raise NotImplementedError
+
+
+def autodiff_grad(action: AbstractAction, phi: Array) -> Array:
+    """`dS/dphi` of `action` at `phi` by reverse-mode autodiff (an
+    `AbstractAction.grad` for actions without a closed-form force)."""
+    return jax.grad(action.__call__)(phi)

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-from nqs_core import AbstractEstimator, Estimate, EnergyEstimator, batch_apply, statistics
+from nqs_core import AbstractScheduledEstimator, Estimate, EnergyEstimator, batch_apply, statistics
 
 
-class AnnealedEstimator(AbstractEstimator):
+class AnnealedEstimator(AbstractScheduledEstimator):
     """Energy plus pseudo-entropy reward and magnetisation penalty (Roth 2020, Eq. 24).
 
     The loss is `E + T(t)/N <log |psi(s)|^2> + C <M_s^2>` with `N` the number of

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Scalar
 
@@ -72,12 +71,3 @@ class TrappedFermions1D(nqs_core.AbstractContinuumHamiltonian):
     def potential(self, x: Array) -> Scalar:
         """Trap plus interaction energy of one configuration."""
         return self.trap_potential(x) + self.interaction(x)
-
-    def local_energy(self, log_psi, x):
-        """The core's forward-over-reverse local energy; for a complex `log psi`
-        (e.g. `EquivariantSlater(signed=True)`) the real potential is added to
-        the complex kinetic term under standard dtype promotion."""
-        if jnp.iscomplexobj(jax.eval_shape(log_psi, x)):
-            with jax.numpy_dtype_promotion("standard"):
-                return super().local_energy(log_psi, x)
-        return super().local_energy(log_psi, x)

@@ -47,11 +47,10 @@ class _AbstractNaturalGradient(AbstractPreconditioner):
         # Y, its centred copy and the real sample matrix X, then the solver's own
         return 3.0 * n_samples * n_params * value_bytes + self._solver_bytes(n_samples, n_params, value_bytes)
 
+    @abc.abstractmethod
     def _solver_bytes(self, n_samples, n_params, value_bytes) -> float:
-        """Bytes of the linear solve (default: the sample-space `2M x 2M`
-        matrix (`M x M` for real log-derivatives) and its factor)."""
-        rows = n_samples * (2 if value_bytes > 8 else 1)
-        return 2.0 * 8 * rows * rows
+        """Bytes of the linear solve and its factor."""
+        raise NotImplementedError
 
     def __call__(self, context, state):
         y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
@@ -59,6 +58,13 @@ class _AbstractNaturalGradient(AbstractPreconditioner):
         delta, info = self._solve(x, f, jnp.iscomplexobj(y))
         _, unravel = real_ravel(parameters(context.ansatz)[0])
         return unravel(-delta), state, info
+
+
+def _sample_space_bytes(n_samples, value_bytes) -> float:
+    """Bytes of a sample-space solve (SRt, MinSR): the `2M x 2M` matrix (`M x M`
+    for real log-derivatives) and its factor."""
+    rows = n_samples * (2 if value_bytes > 8 else 1)
+    return 2.0 * 8 * rows * rows
 
 
 class SR(_AbstractNaturalGradient):

@@ -8,7 +8,7 @@ import lineax as lx
 
 from nqs_core.distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
 
-from ._sr import _AbstractNaturalGradient
+from ._sr import _AbstractNaturalGradient, _sample_space_bytes
 
 
 def _eigh_solve(a, f, rcond, acond):
@@ -108,6 +108,9 @@ class SRt(_AbstractNaturalGradient):
         if self.diag_shift < 0:
             raise ValueError("diag_shift must be >= 0")
 
+    def _solver_bytes(self, n_samples, n_params, value_bytes):
+        return _sample_space_bytes(n_samples, value_bytes)
+
     def _solve(self, x, f, split):
         delta, fallback = solve_srt(x, f, self.diag_shift, split=split)
         return delta, {"solver_fallback": fallback}
@@ -138,6 +141,9 @@ class MinSR(_AbstractNaturalGradient):
     def __check_init__(self):
         if self.rcond < 0 or self.acond < 0 or self.diag_shift < 0:
             raise ValueError("rcond, acond and diag_shift must be >= 0")
+
+    def _solver_bytes(self, n_samples, n_params, value_bytes):
+        return _sample_space_bytes(n_samples, value_bytes)
 
     def _solve(self, x, f, split):
         t, f_all, xb = sample_space_gram(x, f, split=split)

@@ -115,7 +115,7 @@ def test_vmc_direct_sampling_reaches_ground_state(trained):
     assert trained.exact_energy == pytest.approx(-2.4935771338879, abs=1e-8)  # ED, OBC L = 6, S units
     assert trained.relative_error < 1e-2  # from ~0.3 at the uniform initial state
     log = nqs_core.read_log(trained.run_dir)
-    # the core VMC driver hands the step to the estimator (AbstractEstimator.at_step)
+    # the core VMC driver hands the step to the estimator (AbstractScheduledEstimator.at_step)
     temps = [r["temperature"] for r in log]
     np.testing.assert_allclose(temps[:3], [0.5 / (1 + 0.01 * t) for t in range(3)])
     assert all(r["tau_corr"] <= 1.0 for r in log[-5:])  # independent samples

@@ -59,3 +59,80 @@ def test_every_kind_has_a_documented_entry():
 
 # The descent-direction check of every preconditioner lives in
 # tests/core/test_contract_suites.py (nqs_core.testing.check_preconditioner).
+
+# -- abstract-or-final, checked (equinox's rule: only abstract methods are overridden) --
+
+_PACKAGES = ["nqs_core", "nqs_spins", "nqs_networks", "nqs_optim", "nqs_autoregressive",
+             "nqs_continuum", "nqs_deuteron", "nqs_phi4", "nqs_vq"]
+
+#: Concrete methods of a protocol that are declared hooks with a default, each with the
+#: reason it is one. Anything else an nqs class redefines must be abstract in its base.
+HOOKS_WITH_DEFAULTS = {
+    ("AbstractDiscreteSpace", "constraint"): "optional symmetry-sector constraint (NetKet's `constrained`); default: none",
+    ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
+    ("AbstractPreconditioner", "memory_estimate"): "extra memory of a step for the memory guard; default: 0 (nothing beyond the samples)",
+    ("AbstractHamiltonian", "local_energies"): "batched local energies; default: local_energy mapped over the batch, "
+                                               "the discrete protocol declares the compacted evaluation",
+    ("AbstractMetropolisRule", "draw"): "random numbers of a block of sweeps; default: one key per sweep "
+                                        "(the symmetric-rule protocol draws moves and uniforms at once)",
+    ("AbstractMetropolisRule", "sweep"): "one sweep from its slice of `draw`; default: `transition`",
+}
+
+
+def _nqs_classes():
+    import importlib
+    import pkgutil
+
+    modules = []
+    for pkg in _PACKAGES:
+        package = importlib.import_module(pkg)
+        modules += [importlib.import_module(f"{pkg}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    return {c for mod in modules for c in vars(mod).values()
+            if inspect.isclass(c) and issubclass(c, eqx.Module) and c.__module__.startswith("nqs_")}
+
+
+def _overrides(classes):
+    """`(base, method, class)` for every method a class redefines whose nearest
+    definition in an nqs base is concrete (the scan of the 2026-12-07 review, section 2.3)."""
+    found = set()
+    for cls in classes:
+        for attr, val in vars(cls).items():
+            f = val.fget if isinstance(val, property) else val
+            if attr.startswith("__") or not callable(f):
+                continue
+            for base in cls.__mro__[1:]:
+                if base.__module__.startswith("nqs_") and attr in vars(base):
+                    b = vars(base)[attr]
+                    b = b.fget if isinstance(b, property) else b
+                    if callable(b) and not getattr(b, "__isabstractmethod__", False):
+                        found.add((base.__qualname__, attr, cls.__qualname__))
+                    break
+    return found
+
+
+def test_no_class_overrides_a_concrete_method():
+    classes = _nqs_classes()
+    assert len(classes) > 100
+    bad = sorted(f"{cls}.{attr} overrides the concrete {base}.{attr}"
+                 for base, attr, cls in _overrides(classes) if (base, attr) not in HOOKS_WITH_DEFAULTS)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_override_scan_finds_an_override():
+    class Base(eqx.Module):
+        @abc.abstractmethod
+        def required(self): ...
+
+        def concrete(self):
+            return 0
+
+    class Child(Base):
+        def required(self):
+            return 1
+
+        def concrete(self):
+            return 2
+
+    Base.__module__ = Child.__module__ = "nqs_probe"
+    assert _overrides({Base, Child}) == {("test_the_override_scan_finds_an_override.<locals>.Base", "concrete",
+                                          "test_the_override_scan_finds_an_override.<locals>.Child")}
