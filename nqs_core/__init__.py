@@ -50,6 +50,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._io": ["CheckpointError", "load_checkpoint", "load_parameters", "read_log", "save_checkpoint"],
         "._run": ["DEFAULT_CONFIG", "RunResult", "default_config", "resume", "run"],
         "._distributed": ["is_root", "n_ranks", "rank"],
+        "._signals": ["RunInterrupted"],
         "._profile": ["format_profile", "profile_run", "profile_step"],
         "._fullsum": ["FullSumEstimator", "FullSumSampler", "FullSumState"],
         "._observable": ["AbstractObservable", "AbstractOperatorObservable", "AbstractSampleObservable", "OperatorObservable", "expect", "expect_many", "measure", "stats_dict"],
