@@ -287,7 +287,12 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
 
     Everything that can fail before the first step (the build, `init_from`,
     the initial state, the run directory) is checked before anything is
-    written; a run that fails before its first step leaves nothing behind."""
+    written; a run that fails before its first step leaves nothing behind.
+
+    The run directory must be new or empty (files that nqs did not write are
+    never overwritten); it is locked (`nqs.lock`) while the run writes it.
+    SIGINT / SIGTERM stop the run at the next step boundary with a checkpoint
+    and raise `RunInterrupted`."""
     check_launch()
     calc = build(config)
     _check_name(calc)
@@ -296,7 +301,6 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     _check_steps(calc)
     with _signals.catch_signals(run_dir):
-        state = _initial_state(calc)  # before anything is written
         # under MPI only rank 0 touches the run directory (and holds its lock)
         error, created, lock = None, False, None
         if is_root():
@@ -323,6 +327,7 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
         run_dir = pathlib.Path(run_dir)
         _signals.set_run_dir(run_dir)
         try:
+            state = _initial_state(calc)  # before anything is written
             if is_root():
                 write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
             return _continue(calc, run_dir, state, progress, console)
