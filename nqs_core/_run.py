@@ -229,14 +229,24 @@ def _make_dir(run_dir: pathlib.Path) -> None:
 def _claim(run_dir: pathlib.Path, created: bool) -> RunLock:
     """Lock the run directory a new run writes into, then check that it holds
     nothing nqs did not create: `run` writes only into a new or empty directory."""
+    if not (run_dir / LOCK_FILE).exists():  # (else another nqs run may hold it: say so)
+        _check_empty(run_dir)  # before the lock file is made
     lock = RunLock(run_dir, "nqs run").acquire()
+    try:
+        _check_empty(run_dir)  # again under the lock: another run may have begun meanwhile
+    except ConfigError:
+        lock.release()
+        raise
+    lock_note(lock)
+    return lock
+
+
+def _check_empty(run_dir: pathlib.Path) -> None:
     try:
         others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE)
     except OSError as exc:
-        lock.release()
         raise ConfigError(f"cannot read the run directory {run_dir}: {exc.strerror or exc}") from None
     if others:
-        lock.release()
         if any(n in others for n in (LOG_FILE, CHECKPOINT_META, CHECKPOINT_FILE)):
             raise ConfigError(f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output")
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
@@ -244,8 +254,6 @@ def _claim(run_dir: pathlib.Path, created: bool) -> RunLock:
             f"the output {run_dir} is not empty (it holds {shown}); nqs run writes only into a new or empty "
             "directory: choose another --output (or [run] output / name)"
         )
-    lock_note(lock)
-    return lock
 
 
 def _check_driver(calc) -> None:
