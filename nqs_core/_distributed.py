@@ -46,10 +46,13 @@ def launcher_ranks() -> int:
     return size
 
 
-def _refuse(what: str) -> None:
-    from ._config import ConfigError  # lazily: _config imports this module
+class MPILaunchError(ValueError):
+    """A start under an MPI launcher that nqs cannot serve (no mpi4py or
+    mpi4jax, or an mpi4py of another MPI library): one line, exit code 2."""
 
-    raise ConfigError(
+
+def _refuse(what: str) -> None:
+    raise MPILaunchError(
         f"{what}; install mpi4py and mpi4jax (`pip install -e .[mpi]`, see docs/mpi.md), or set NQS_DISABLE_MPI=1 "
         "to let every process run on its own"
     )
@@ -72,9 +75,7 @@ def _comm():
     comm = MPI.COMM_WORLD
     if comm.Get_size() == 1:
         if launched > 1:
-            from ._config import ConfigError
-
-            raise ConfigError(
+            raise MPILaunchError(
                 f"an MPI launcher started {launched} processes but mpi4py sees one (it was built for another MPI "
                 "library than the launcher's), so every process would run the same calculation; launch with the "
                 "mpirun of mpi4py's MPI, or set NQS_DISABLE_MPI=1 to let every process run on its own"
@@ -88,7 +89,7 @@ def _comm():
 
 
 def check_launch() -> None:
-    """Refuse (`ConfigError`, one line) a start under an MPI launcher with
+    """Refuse (`MPILaunchError`, one line) a start under an MPI launcher with
     several processes, or with `NQS_FORCE_MPI=1`, when mpi4py or mpi4jax is
     missing: every process would run the same calculation."""
     _comm()

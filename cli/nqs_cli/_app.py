@@ -65,7 +65,8 @@ def _expected_errors() -> tuple[type, ...]:
     and importing them would import jax)."""
     found: list[type] = [_UserError]
     for module, name in (("nqs_core._config", "ConfigError"), ("nqs_core._registry", "RegistryError"),
-                         ("nqs_core._validate", "MemoryLimitError"), ("nqs_core._io", "CheckpointError")):
+                         ("nqs_core._validate", "MemoryLimitError"), ("nqs_core._io", "CheckpointError"),
+                         ("nqs_core._distributed", "MPILaunchError")):
         if module in sys.modules:
             found.append(vars(sys.modules[module])[name])
     return tuple(found)
