@@ -197,9 +197,11 @@ class NaNGuard(AbstractCallback):
 
 class SignalStop(AbstractCallback):
     """Stop the run after the step during which SIGTERM or SIGINT arrived (see
-    `nqs_core._signals.catch_signals`); the `Checkpoint` callback then saves the
-    state as at the end of any run. Under MPI the ranks agree on the step (a
-    host-side sum of the flags after every step), so they stop together."""
+    `nqs_core._signals.catch_signals`), or, if that step was rejected, after the
+    retry that is accepted (an interrupted retry could not be resumed exactly);
+    the `Checkpoint` callback then saves the state as at the end of any run.
+    Under MPI the ranks agree on the step (a host-side gather of the signals
+    after every step), so they stop together."""
 
     def on_start(self, driver, state, n_steps):
         _signals.start_steps()
@@ -211,7 +213,7 @@ class SignalStop(AbstractCallback):
             signum = max(comm.allgather(signum or 0)) or None
             if signum is not None:
                 _signals.request(signum)
-        if signum is not None:
+        if signum is not None and accepted(record):
             return False
 
 
