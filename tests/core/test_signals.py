@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -42,32 +43,57 @@ def _leaves(tree):
     return [np.asarray(a) for a in jax.tree.leaves(tree)]
 
 
+def _interrupt_in_process(run_dir, n_records, signum):
+    """From a thread: send `signum` to this process once the log holds
+    `n_records` records, while the resume in the main thread is stepping."""
+    def watch():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 300:
+            if _signals._STATE["phase"] == "steps" and len(read_log(run_dir)) >= n_records:
+                if len(read_log(run_dir)) < N_STEPS - 5:  # the run is well before its end
+                    os.kill(os.getpid(), signum)
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_sigterm_and_sigint_checkpoint_and_resume_equals_the_uninterrupted_run(tmp_path, small_config):
+    """`nqs run` gets SIGTERM (exit 143, a checkpoint at the step it stopped);
+    `nqs_core.resume` gets SIGINT (`RunInterrupted`, exit code 130); a last
+    resume ends the run: log and parameters equal the uninterrupted run's to 1e-12."""
     import tomli_w
 
     cfg = nqs_core.apply_overrides(small_config, [f"run.n_steps={N_STEPS}", "run.checkpoint_every=50", "run.n_eval_batches=0"])
     (tmp_path / "cfg.toml").write_text(tomli_w.dumps(cfg))
+    run_dir = tmp_path / "run"
+    proc = _start("run", "cfg.toml", "-q", "-o", run_dir, cwd=tmp_path)  # compiles while the reference runs
     reference = nqs_core.run(cfg, run_dir=tmp_path / "ref", progress=False)
     ref_log = read_log(tmp_path / "ref")
-    run_dir = tmp_path / "run"
 
-    stops = []
-    for command, at, signum, code in (("run", 6, signal.SIGTERM, 143), ("resume", 20, signal.SIGINT, 130)):
-        args = ("run", "cfg.toml", "-q", "-o", run_dir) if command == "run" else ("resume", run_dir, "-q")
-        rc, err = _signal_after(_start(*args, cwd=tmp_path), run_dir, at, signum)
-        assert rc == code, err
+    def stopped_at():
         step = json.loads((run_dir / "checkpoint.json").read_text())["step"]
-        name = signal.Signals(signum).name
         # the checkpoint is the state after the last logged step (not the periodic one at step 50)
-        assert at <= step < N_STEPS and len(read_log(run_dir)) == step
-        assert f"stopped by {name} after step {step}; the checkpoint holds step {step}: continue with `nqs resume {run_dir}`" in err
-        assert err.count("\n") == 2 and "Traceback" not in err  # the note on receipt, the message at the end
+        assert len(read_log(run_dir)) == step and step < N_STEPS
         assert not (run_dir / "result.json").exists() and not (run_dir / "nqs.lock").exists()
-        stops.append(step)
-    assert stops[1] > stops[0]
+        return step
 
-    proc = _start("resume", run_dir, "-q", cwd=tmp_path)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    rc, err = _signal_after(proc, run_dir, 6, signal.SIGTERM)
+    assert rc == 143, err
+    first = stopped_at()
+    assert f"stopped by SIGTERM after step {first}; the checkpoint holds step {first}: continue with `nqs resume {run_dir}`" in err
+    assert err.count("\n") == 2 and "Traceback" not in err  # the note on receipt, the message at the end
+
+    thread = _interrupt_in_process(run_dir, first + 10, signal.SIGINT)
+    with pytest.raises(nqs_core.RunInterrupted) as info:
+        nqs_core.resume(run_dir, progress=False)
+    thread.join()
+    second = stopped_at()
+    assert second >= first + 10 and (info.value.exit_code, info.value.step) == (130, second)
+
+    nqs_core.resume(run_dir, progress=False)
     log = read_log(run_dir)
     assert [r["step"] for r in log] == list(range(N_STEPS))
     for a, b in zip(log, ref_log):
