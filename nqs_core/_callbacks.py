@@ -13,7 +13,9 @@ from typing import Any, Callable, Iterable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ._io import LOG_FILE, json_line, save_run_state
+from . import _signals
+from ._distributed import python_comm
+from ._io import LOG_FILE, json_line, open_append, save_run_state
 from ._stats import _digits
 
 
@@ -119,7 +121,7 @@ class JsonlLog(AbstractCallback):
         self._f = None
 
     def on_start(self, driver, state, n_steps):
-        self._f = open(self.path, "a")
+        self._f = open_append(self.path)  # never through a symbolic link
 
     def __call__(self, driver, state, record):
         self._f.write(json_line(record) + "\n")
@@ -145,16 +147,18 @@ class Checkpoint(AbstractCallback):
     good one, and a run that diverged before any step was accepted keeps its
     previous checkpoint."""
 
-    def __init__(self, run_dir, every: int = 50):
+    def __init__(self, run_dir, every: int = 50, meta: dict[str, Any] | None = None):
         self.run_dir = pathlib.Path(run_dir)
         self.every = int(every)
         if self.every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        #: extra JSON fields of every checkpoint's meta (the run's physics fingerprint)
+        self.meta = dict(meta or {})
         self._next = None
         self._any_accepted = False
 
     def save(self, state):
-        save_run_state(self.run_dir, state)
+        save_run_state(self.run_dir, state, self.meta)
 
     def on_start(self, driver, state, n_steps):
         self._next, self._any_accepted = state, False
@@ -188,6 +192,28 @@ class NaNGuard(AbstractCallback):
         key = driver.objective
         if accepted(record) and not (math.isfinite(record[key]) and math.isfinite(record.get("variance", 0.0))):
             self.tripped_at, self.reason = record["step"], f"step {record['step']}: the {key} is not finite"
+            return False
+
+
+class SignalStop(AbstractCallback):
+    """Stop the run after the step during which SIGTERM or SIGINT arrived (see
+    `nqs_core._signals.catch_signals`), or, if that step was rejected, after the
+    retry that is accepted (an interrupted retry could not be resumed exactly);
+    the `Checkpoint` callback then saves the state as at the end of any run.
+    Under MPI the ranks agree on the step (a host-side gather of the signals
+    after every step), so they stop together."""
+
+    def on_start(self, driver, state, n_steps):
+        _signals.start_steps()
+
+    def __call__(self, driver, state, record):
+        signum = _signals.requested()
+        comm = python_comm()
+        if comm is not None:  # every rank stops at this step if any rank was signalled
+            signum = max(comm.allgather(signum or 0)) or None
+            if signum is not None:
+                _signals.request(signum)
+        if signum is not None and accepted(record):
             return False
 
 

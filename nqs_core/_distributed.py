@@ -4,7 +4,9 @@ Each rank runs its own Markov chains on its own samples; these helpers reduce
 across ranks inside jitted code (mpi4jax collectives) so that every rank ends a
 step with identical statistics and identical parameters. Without mpi4py /
 mpi4jax installed, or with a single rank, nothing is imported and every helper
-returns its input.
+returns its input; but a start under an MPI launcher with several processes
+(or `NQS_FORCE_MPI=1`) without them is refused (`check_launch`) rather than run
+as copies of one calculation.
 """
 
 from __future__ import annotations
@@ -15,29 +17,82 @@ import os
 import jax
 
 
+#: Environment variables in which MPI launchers give the number of processes
+#: (Open MPI, MPICH / Intel MPI / Slurm PMI, MPICH hydra, MVAPICH) ...
+LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+#: ... and this process's rank (PMIx gives only the rank).
+LAUNCHER_RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def launcher_ranks() -> int:
+    """The number of processes an MPI launcher says it started (read from its
+    environment variables; 1 when none is set; 2 when only a rank > 0 is known)."""
+    size = 1
+    for k in LAUNCHER_SIZE_VARS:
+        try:
+            size = max(size, int(os.environ.get(k, "1")))
+        except ValueError:
+            pass
+    for k in LAUNCHER_RANK_VARS:
+        try:
+            if int(os.environ.get(k, "0")) > 0:
+                size = max(size, 2)
+        except ValueError:
+            pass
+    return size
+
+
+class MPILaunchError(ValueError):
+    """A start under an MPI launcher that nqs cannot serve (no mpi4py or
+    mpi4jax, or an mpi4py of another MPI library): one line, exit code 2."""
+
+
+def _refuse(what: str) -> None:
+    raise MPILaunchError(
+        f"{what}; install mpi4py and mpi4jax (`pip install -e .[mpi]`, see docs/mpi.md), or set NQS_DISABLE_MPI=1 "
+        "to let every process run on its own"
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def _comm():
-    if os.environ.get("NQS_DISABLE_MPI", "") not in ("", "0"):
+    if _flag("NQS_DISABLE_MPI"):
         return None
     # only import MPI when launched under an MPI launcher (or asked to)
-    launched = any(k in os.environ for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "NQS_FORCE_MPI"))
-    if not launched:
+    launched = launcher_ranks()
+    forced = _flag("NQS_FORCE_MPI")
+    if launched == 1 and not forced:
         return None
     try:
         from mpi4py import MPI
     except ImportError:
-        return None
+        why = f"an MPI launcher started {launched} processes" if launched > 1 else "NQS_FORCE_MPI=1 asks for MPI"
+        _refuse(f"{why} but mpi4py is not installed, so every process would run the same calculation")
     comm = MPI.COMM_WORLD
     if comm.Get_size() == 1:
+        if launched > 1:
+            raise MPILaunchError(
+                f"an MPI launcher started {launched} processes but mpi4py sees one (it was built for another MPI "
+                "library than the launcher's), so every process would run the same calculation; launch with the "
+                "mpirun of mpi4py's MPI, or set NQS_DISABLE_MPI=1 to let every process run on its own"
+            )
         return None
     try:
         import mpi4jax  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - needs a broken install
-        raise ImportError(
-            "nqs runs under MPI with several ranks but mpi4jax is not installed; "
-            "install it with `pip install -e .[mpi]` (see docs/mpi.md)"
-        ) from exc
+    except ImportError:
+        _refuse(f"nqs runs under MPI with {comm.Get_size()} ranks but mpi4jax is not installed")
     return comm
+
+
+def check_launch() -> None:
+    """Refuse (`MPILaunchError`, one line) a start under an MPI launcher with
+    several processes, or with `NQS_FORCE_MPI=1`, when mpi4py or mpi4jax is
+    missing: every process would run the same calculation."""
+    _comm()
 
 
 def n_ranks() -> int:

@@ -15,6 +15,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from . import _signals
 from ._distributed import is_root, n_ranks, python_comm
 
 CONFIG_FILE = "config.toml"
@@ -22,6 +23,8 @@ LOG_FILE = "log.jsonl"
 CHECKPOINT_FILE = "checkpoint.eqx"
 CHECKPOINT_META = "checkpoint.json"
 RESULT_FILE = "result.json"
+#: The files nqs reads and writes in a run directory (none of them may be a symbolic link).
+RUN_FILES = (CONFIG_FILE, LOG_FILE, CHECKPOINT_FILE, CHECKPOINT_META, RESULT_FILE)
 
 
 class CheckpointError(ValueError):
@@ -50,6 +53,28 @@ def atomic_write(path: pathlib.Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def open_append(path):
+    """`path` opened for appending text, created if missing; a symbolic link is
+    refused (`OSError`), never followed."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    return os.fdopen(fd, "a")
+
+
+def check_run_files(run_dir) -> None:
+    """Refuse a run directory in which one of nqs's files is a symbolic link
+    (they are not followed: a link could point into another run or a user's file).
+
+    **Raises:** `CheckpointError` naming the link.
+    """
+    run_dir = pathlib.Path(run_dir)
+    links = [name for name in RUN_FILES if (run_dir / name).is_symlink()]
+    if links:
+        raise CheckpointError(
+            f"{', '.join(str(run_dir / n) for n in links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; "
+            "nqs does not follow links in a run directory: replace them by the files themselves"
+        )
 
 
 def write_text(path, text: str) -> None:
@@ -97,8 +122,9 @@ def save_checkpoint(run_dir, state: Any, meta: dict[str, Any]) -> None:
     meta = {**meta, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     trailer = json.dumps(meta).encode()
     blob = data + _TRAILER + trailer + len(trailer).to_bytes(8, "little")
-    atomic_write(run_dir / CHECKPOINT_FILE, lambda f: f.write(blob))
-    write_text(run_dir / CHECKPOINT_META, json.dumps(meta, indent=1))
+    with _signals.saving():  # SIGINT / SIGTERM wait until both files are written
+        atomic_write(run_dir / CHECKPOINT_FILE, lambda f: f.write(blob))
+        write_text(run_dir / CHECKPOINT_META, json.dumps(meta, indent=1))
 
 
 def _split(blob: bytes) -> tuple[bytes, dict[str, Any] | None]:
@@ -191,15 +217,16 @@ def load_parameters(run_dir, like: Any) -> Any:
         raise ValueError(f"the checkpoint in {run_dir} does not fit this model ({exc})") from None
 
 
-def save_run_state(run_dir, state) -> None:
+def save_run_state(run_dir, state, extra: dict[str, Any] | None = None) -> None:
     """Checkpoint a driver state from every MPI rank (collective under MPI).
 
     Parameters and optimizer state are identical on all ranks; the sampler
     states (chains, keys) differ, so they are gathered to rank 0 and stored
-    stacked along a leading rank axis. Only rank 0 writes.
+    stacked along a leading rank axis. Only rank 0 writes. `extra`: more JSON
+    fields for the meta (the run's physics fingerprint).
     """
     comm = python_comm()
-    meta = {"step": int(state.step), "n_ranks": n_ranks()}
+    meta = {**(extra or {}), "step": int(state.step), "n_ranks": n_ranks()}
     if comm is not None:
         local = jax.tree.map(np.asarray, state.sampler_state)
         gathered = comm.gather(local, root=0)
@@ -281,5 +308,5 @@ def truncate_log(run_dir, n_steps: int) -> None:
 
 def append_log(run_dir, record: dict[str, Any]) -> None:
     """Append one record (e.g. an event) to `run_dir/log.jsonl`."""
-    with open(pathlib.Path(run_dir) / LOG_FILE, "a") as f:
+    with open_append(pathlib.Path(run_dir) / LOG_FILE) as f:
         f.write(json_line(record) + "\n")

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import pathlib
 from typing import Any
 
-from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar
+from . import _signals
+from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar, SignalStop
 from ._config import ConfigError, build
 from ._toml import apply_overrides, load_config, loads_config, resolved_toml
-from ._distributed import is_root, n_ranks, python_comm
+from ._distributed import check_launch, is_root, n_ranks, python_comm
 from ._io import (
-    CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, load_parameters, load_run_state,
-    read_log, strict_json, truncate_log, write_text,
+    CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, append_log, check_run_files, load_parameters,
+    load_run_state, read_log, strict_json, truncate_log, write_text,
 )
+from ._lock import LOCK_FILE, RunLock, lock_note
 from ._observable import ObservableLog, stats_dict
 from ._stats import Stats
 from ._validate import check_int
@@ -99,16 +103,114 @@ RESUME_FIELDS = (
 )
 
 
+#: `[run]` fields that are part of a run's physics fingerprint (the others say
+#: how it runs: steps, output, checks, references, limits).
+PHYSICS_RUN_FIELDS = ("seed",)
+
+
+def physics(config: dict[str, Any]) -> dict[str, Any]:
+    """The physics of a resolved config as flat `table.field` -> value: every
+    component table (lattice, space, system, ansatz, sampler, estimator,
+    preconditioner, optimizer, driver, nested tables flattened) and `[run] seed`,
+    but not the fields that `resume --set` may change (`RESUME_FIELDS`), the
+    other `[run]` fields (steps, output, checks, references) or the
+    `[observables]` (what is measured, not the state)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif value is not None and prefix not in RESUME_FIELDS:
+            flat[prefix] = list(value) if isinstance(value, tuple) else value
+
+    for table, value in config.items():
+        if table == "run":
+            for k in PHYSICS_RUN_FIELDS:
+                if k in value:
+                    walk(f"run.{k}", value[k])
+        elif table != "observables":
+            walk(table, value)
+    return json.loads(json.dumps(flat, sort_keys=True, default=str))  # as it reads back from JSON
+
+
+def fingerprint(config: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint meta fields that fingerprint the physics of `config`
+    (see `physics`): `{"physics": {...}, "fingerprint": sha256}`."""
+    flat = physics(config)
+    digest = hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()
+    return {"physics": flat, "fingerprint": digest}
+
+
+def check_physics(run_dir, config: dict[str, Any], ignore: tuple[str, ...] = ()) -> None:
+    """Refuse (`ConfigError`, one line naming the fields) a resolved `config`
+    whose physics differs from that fingerprinted in the checkpoint of
+    `run_dir` (its `config.toml` was edited after the run). Fields under a
+    prefix in `ignore` are not compared (what `nqs measure` replaces); a field
+    on one side only (added or removed by another nqs version) is not either.
+    A checkpoint without a fingerprint (nqs before 0.x) is not checked."""
+    try:
+        meta = json.loads((pathlib.Path(run_dir) / CHECKPOINT_META).read_text())
+        stored = meta["physics"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no checkpoint, an old one, or a damaged one (reported when it is loaded)
+    if not isinstance(stored, dict):
+        return
+    now = physics(config)
+    changed = sorted(
+        k for k in set(stored) & set(now)
+        if stored[k] != now[k] and not any(k == p or k.startswith(p + ".") for p in ignore)
+    )
+    if changed:
+        shown = ", ".join(f"{k} = {_short(stored[k])} -> {_short(now[k])}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(
+            f"{pathlib.Path(run_dir) / CONFIG_FILE} was edited after the run: {shown}{more} (the checkpoint was made "
+            f"with the old values); undo the edit, or start a new run (`nqs run`, with [run] init_from = \"{run_dir}\" "
+            "to start from these parameters)"
+        )
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_name(calc) -> None:
+    """`[run] name` is one directory name inside `[run] output`: no path separators, no `..`."""
+    name = calc.run["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"[run] name must be a directory name (a string), got {name!r}")
+    if name and (name in (".", "..") or "/" in name or "\\" in name or os.sep in name or (os.altsep and os.altsep in name)
+                 or "\0" in name or pathlib.PurePath(name).is_absolute()):
+        raise ConfigError(
+            f"[run] name {name!r} must be one directory name inside [run] output (no '/', no '..'); "
+            "set [run] output (or --output) to choose the folder"
+        )
+    if not isinstance(calc.run["output"], str):
+        raise ConfigError(f"[run] output must be a folder (a string), got {calc.run['output']!r}")
+
+
 def _new_run_dir(calc) -> pathlib.Path:
+    """A fresh run directory `output/name` (`output/name-1`, ... when taken),
+    created here, atomically: two runs started at the same second get two."""
     out = pathlib.Path(calc.run["output"])
     what = calc.config["system"]["name"] if "system" in calc.config else calc.config["driver"]["name"]
     name = calc.run["name"] or f"{what}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = out / name
-    i = 1
-    while run_dir.is_dir() and any(run_dir.iterdir()):
-        run_dir = out / f"{name}-{i}"
-        i += 1
-    return run_dir
+    _make_dir(out)
+    run_dir, i = out / name, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the run directory {run_dir}: {exc.strerror or exc}; choose another output "
+                "(--output or [run] output)"
+            ) from None
+        run_dir, i = out / f"{name}-{i}", i + 1
 
 
 def _make_dir(run_dir: pathlib.Path) -> None:
@@ -122,6 +224,36 @@ def _make_dir(run_dir: pathlib.Path) -> None:
             f"cannot write the run directory {run_dir}: {exc.strerror or exc}; choose another output "
             "(--output or [run] output)"
         ) from None
+
+
+def _claim(run_dir: pathlib.Path, created: bool) -> RunLock:
+    """Lock the run directory a new run writes into, then check that it holds
+    nothing nqs did not create: `run` writes only into a new or empty directory."""
+    if not (run_dir / LOCK_FILE).exists():  # (else another nqs run may hold it: say so)
+        _check_empty(run_dir)  # before the lock file is made
+    lock = RunLock(run_dir, "nqs run").acquire()
+    try:
+        _check_empty(run_dir)  # again under the lock: another run may have begun meanwhile
+    except ConfigError:
+        lock.release()
+        raise
+    lock_note(lock)
+    return lock
+
+
+def _check_empty(run_dir: pathlib.Path) -> None:
+    try:
+        others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the run directory {run_dir}: {exc.strerror or exc}") from None
+    if others:
+        if any(n in others for n in (LOG_FILE, CHECKPOINT_META, CHECKPOINT_FILE)):
+            raise ConfigError(f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output")
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(
+            f"the output {run_dir} is not empty (it holds {shown}); nqs run writes only into a new or empty "
+            "directory: choose another --output (or [run] output / name)"
+        )
 
 
 def _check_driver(calc) -> None:
@@ -163,50 +295,75 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
 
     Everything that can fail before the first step (the build, `init_from`,
     the initial state, the run directory) is checked before anything is
-    written; a run that fails before its first step leaves nothing behind."""
+    written; a run that fails before its first step leaves nothing behind.
+
+    The run directory must be new or empty (files that nqs did not write are
+    never overwritten); it is locked (`nqs.lock`) while the run writes it.
+    SIGINT / SIGTERM stop the run at the next step boundary with a checkpoint
+    and raise `RunInterrupted`."""
+    check_launch()
     calc = build(config)
+    _check_name(calc)
     _check_driver(calc)
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     _check_steps(calc)
-    state = _initial_state(calc)  # before anything is written
-    # under MPI only rank 0 touches the run directory
-    error, created = None, False
-    if is_root():
-        if run_dir is None:
-            run_dir = _new_run_dir(calc)
-        run_dir = pathlib.Path(run_dir)
-        if (run_dir / LOG_FILE).exists() or (run_dir / CHECKPOINT_META).exists():
-            error = f"run directory {run_dir} already holds a run; continue it with `nqs resume {run_dir}` or choose another output"
-        elif run_dir.exists() and not run_dir.is_dir():
-            error = f"the output {run_dir} is a file, not a directory; choose another output (--output or [run] output)"
-        else:
-            created = not run_dir.exists()
+    with _signals.catch_signals(run_dir):
+        # under MPI only rank 0 touches the run directory (and holds its lock)
+        error, created, lock = None, False, None
+        if is_root():
             try:
-                _make_dir(run_dir)
+                if run_dir is None:
+                    run_dir, created = _new_run_dir(calc), True
+                else:
+                    run_dir = pathlib.Path(run_dir)
+                    if run_dir.exists() and not run_dir.is_dir():
+                        raise ConfigError(f"the output {run_dir} is a file, not a directory; choose another output (--output or [run] output)")
+                    created = not run_dir.exists()
+                    _make_dir(run_dir)
+                lock = _claim(run_dir, created)
             except ConfigError as exc:
                 error = str(exc)
-    comm = python_comm()
-    if comm is not None:
-        run_dir, error = comm.bcast((run_dir, error), root=0)
-    if error:
-        raise ConfigError(error)
-    run_dir = pathlib.Path(run_dir)
-    if is_root():
-        write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+                if created and run_dir is not None:
+                    with contextlib.suppress(OSError):
+                        pathlib.Path(run_dir).rmdir()
+        comm = python_comm()
+        if comm is not None:
+            run_dir, error = comm.bcast((run_dir, error), root=0)
+        if error:
+            raise ConfigError(error)
+        run_dir = pathlib.Path(run_dir)
+        _signals.set_run_dir(run_dir)
+        try:
+            state = _initial_state(calc)  # before anything is written
+            if is_root():
+                write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+            return _continue(calc, run_dir, state, progress, console)
+        except BaseException:
+            if is_root() and not _logged(run_dir):
+                # failed before its first step was logged: the directory was checked to
+                # hold nothing else, so any checkpoint in it is this run's initial state
+                _remove_run(run_dir, created, lock)
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _logged(run_dir) -> bool:
     try:
-        return _continue(calc, run_dir, state, progress, console)
-    except BaseException:
-        if is_root() and not read_log(run_dir, events=True):
-            # failed before its first step was logged: the directory was checked to
-            # hold no run, so any checkpoint in it is this run's initial state
-            _remove_run(run_dir, created)
-        raise
+        return bool(read_log(run_dir, events=True))
+    except ValueError:  # a damaged log: something was logged
+        return True
 
 
-def _remove_run(run_dir: pathlib.Path, created: bool) -> None:
+def _remove_run(run_dir: pathlib.Path, created: bool, lock: RunLock | None = None) -> None:
+    """Remove what a run that failed before its first step wrote (under its
+    lock, released here), and the directory if the run made it."""
     for name in (CONFIG_FILE, LOG_FILE, CHECKPOINT_META, CHECKPOINT_FILE):
         (run_dir / name).unlink(missing_ok=True)
+    if lock is not None:
+        lock.release()
     if created:
         try:
             run_dir.rmdir()
@@ -235,9 +392,11 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
     first checkpoint starts again from step 0. The checkpoint is read and
     verified before anything in the run directory is rewritten.
     """
+    check_launch()
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"not a run directory: {run_dir}")
+    check_run_files(run_dir)  # symbolic links are refused, not followed
     if not (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"not a run directory (no {CONFIG_FILE}): {run_dir}")
     overrides = list(overrides or [])
@@ -247,38 +406,79 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
             raise ConfigError(
                 f"resume --set {item!r}: only these fields may change between stages of a run: {', '.join(RESUME_FIELDS)}"
             )
-    config = apply_overrides(load_config(run_dir / CONFIG_FILE), overrides)
-    calc = build(config)
-    _check_driver(calc)
-    if n_steps is not None:
-        calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
-    _check_steps(calc)
-    if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
-        like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
-        try:
-            state, meta = load_run_state(run_dir, like)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        step = int(meta["step"])
-    else:  # killed before its first checkpoint: start again (the same trajectory)
-        state, step = _initial_state(calc), 0
-    # verified: from here on the run directory may change
+    if n_steps is not None and any(o.split("=", 1)[0].strip() == "run.n_steps" for o in overrides):
+        raise ConfigError("resume: --steps and --set run.n_steps both set the number of steps; give one of them")
+    with _signals.catch_signals(run_dir), _locked(run_dir, "nqs resume"):
+        config = apply_overrides(load_config(run_dir / CONFIG_FILE), overrides)
+        calc = build(config)
+        _check_driver(calc)
+        if n_steps is not None:
+            calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
+        _check_steps(calc)
+        check_physics(run_dir, calc.config)
+        if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
+            like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
+            try:
+                state, meta = load_run_state(run_dir, like)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            step = int(meta["step"])
+        else:  # killed before its first checkpoint: start again (the same trajectory)
+            state, step = _initial_state(calc), 0
+        if calc.run["n_steps"] < step:
+            asked = f"--steps {n_steps}" if n_steps is not None else f"n_steps = {calc.run['n_steps']}"
+            raise ConfigError(
+                f"resume {asked}: the run has already completed {step} steps (its checkpoint); ask for at least {step} "
+                "(a run cannot go back; start a new one for fewer steps)"
+            )
+        if is_root():
+            try:
+                read_log(run_dir, events=True)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{exc}; the checkpoint (step {step}) is intact: delete or repair that line (or move "
+                    f"{run_dir / LOG_FILE} aside to start a new log) and resume again"
+                ) from None
+        # verified: from here on the run directory may change
+        if is_root():
+            for tmp in run_dir.glob(".*.tmp"):  # a write that a kill interrupted (see atomic_write)
+                tmp.unlink()
+            truncate_log(run_dir, step)
+            if overrides or n_steps is not None:
+                write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
+            if overrides:
+                append_log(run_dir, {"step": step, "event": "resume", "set": dict(o.split("=", 1) for o in overrides)})
+        return _continue(calc, run_dir, state, progress, console)
+
+
+@contextlib.contextmanager
+def _locked(run_dir: pathlib.Path, command: str):
+    """Hold the run directory's lock (rank 0 only under MPI; the others learn whether it was taken)."""
+    lock, error = None, None
     if is_root():
-        for tmp in run_dir.glob(".*.tmp"):  # a write that a kill interrupted (see atomic_write)
-            tmp.unlink()
-        truncate_log(run_dir, step)
-        if overrides or n_steps is not None:
-            write_text(run_dir / CONFIG_FILE, resolved_toml(calc))
-        if overrides:
-            append_log(run_dir, {"step": step, "event": "resume", "set": dict(o.split("=", 1) for o in overrides)})
-    return _continue(calc, run_dir, state, progress, console)
+        try:
+            lock = RunLock(run_dir, command).acquire()
+            lock_note(lock)
+        except ConfigError as exc:
+            error = str(exc)
+    comm = python_comm()
+    if comm is not None:
+        error = comm.bcast(error, root=0)
+    if error:
+        raise ConfigError(error)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _continue(calc, run_dir, state, progress, console) -> RunResult:
     driver = calc.driver
     n_steps = calc.run["n_steps"]
     guard = NaNGuard()
-    callbacks = [Checkpoint(run_dir, calc.run["checkpoint_every"]), guard]  # collective: every rank
+    # collective: every rank; the checkpoint's meta fingerprints the physics (see check_physics)
+    callbacks = [Checkpoint(run_dir, calc.run["checkpoint_every"], meta=fingerprint(calc.config)), guard, SignalStop()]
     if is_root():
         callbacks.insert(0, JsonlLog(run_dir))
         if progress:
@@ -286,6 +486,7 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
         callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
     state = driver.run(state, n_steps, callbacks)
+    _signals.end_steps(int(state.step))  # SIGTERM / SIGINT stopped the run: RunInterrupted after the checkpoint
     energy, observed = None, {}
     if calc.run["n_eval_batches"] > 0 and guard.tripped_at is None:
         # the energy and the observables on the same final samples (exact for a full_sum run)

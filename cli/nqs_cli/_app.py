@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -35,6 +36,8 @@ class _UserError(Exception):
 #: Exit codes: 2 for a problem with the input (config, command line, files,
 #: sizes), 3 for a run that stopped at a divergence, 1 for an internal error.
 EXIT_USER, EXIT_DIVERGED, EXIT_INTERNAL = 2, 3, 1
+#: A run stopped by SIGINT / SIGTERM after writing a checkpoint: 128 + the signal.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 #: `NQS_DEBUG=1` (or `--verbose`) prints the traceback of an internal error.
 DEBUG_ENV = "NQS_DEBUG"
 _VERBOSE = {"on": False}
@@ -62,7 +65,8 @@ def _expected_errors() -> tuple[type, ...]:
     and importing them would import jax)."""
     found: list[type] = [_UserError]
     for module, name in (("nqs_core._config", "ConfigError"), ("nqs_core._registry", "RegistryError"),
-                         ("nqs_core._validate", "MemoryLimitError"), ("nqs_core._io", "CheckpointError")):
+                         ("nqs_core._validate", "MemoryLimitError"), ("nqs_core._io", "CheckpointError"),
+                         ("nqs_core._distributed", "MPILaunchError")):
         if module in sys.modules:
             found.append(vars(sys.modules[module])[name])
     return tuple(found)
@@ -143,6 +147,20 @@ def _report(result) -> None:
         )
 
 
+@contextlib.contextmanager
+def _stopped_by_signal():
+    """A run stopped by SIGTERM / SIGINT (`nqs_core.RunInterrupted`): one line
+    naming the step and the resume command on stderr, exit 143 / 130."""
+    from nqs_core import RunInterrupted, is_root
+
+    try:
+        yield
+    except RunInterrupted as exc:
+        if is_root():
+            err_console.print(f"[bold yellow]nqs:[/] {escape(exc.message())}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT) from None
+
+
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
 
 
@@ -165,7 +183,8 @@ def run(
         cfg = _load(config, set_ or [])
         if config is None:
             console.print("Running the default problem: TFIM chain L=16, h=1, PBC, RBM(alpha=1) + SR.", highlight=False)
-        result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)
+        with _stopped_by_signal():
+            result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)
         if nqs_core.is_root():
             _report(result)
         if profile:
@@ -192,7 +211,8 @@ def resume(
         import nqs_core
 
         _registry()
-        result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
+        with _stopped_by_signal():
+            result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
         if nqs_core.is_root():
             _report(result)
 

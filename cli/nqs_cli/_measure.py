@@ -53,6 +53,7 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
     config_file = run_dir / "config.toml"
     if not config_file.exists():
         raise _UserError(f"not a run directory (no config.toml): {run_dir}")
+    nqs_core.check_run_files(run_dir)  # symbolic links are refused, not followed
     config = copy.deepcopy(nqs_core.load_config(config_file))
     registry = nqs_core.get_registry()
     tables = config.setdefault("observables", {})
@@ -77,6 +78,8 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
             f"the run in {run_dir} configures no [observables]; name one with --observable "
             f"(registered: {', '.join(registry.names('observable'))})"
         )
+    # an edited config.toml (other physics than the checkpoint's) is refused; not what measure itself replaces
+    nqs_core.check_physics(run_dir, calc.config, ignore=("sampler", "estimator") if exact else ("sampler.n_samples",) if n_samples is not None else ())
     driver = calc.driver
     try:
         params = nqs_core.load_parameters(run_dir, nqs_core.parameters(driver.ansatz)[0])

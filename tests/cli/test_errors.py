@@ -170,7 +170,7 @@ RESUME_CASES = [
     (_truncate, [], "is damaged"),
     (_flip, [], "is damaged"),
     (_wrong_step, [], "checkpoint.json says step 52 but the checkpoint"),
-    (_edit_config, [], "does not fit this run's configuration"),
+    (_edit_config, [], "config.toml was edited after the run: ansatz.alpha = 1 -> 2"),
     (_corrupt_meta, [], "missing or damaged"),
     (None, ["--steps", "-5"], "n_steps must be an integer >= 0, got -5"),
     (None, ["--set", "ansatz.alpha=2"], "only these fields may change between stages of a run"),
