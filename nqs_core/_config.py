@@ -259,6 +259,8 @@ def _build(config, registry, exact, stop_after) -> Calculation:
         spec = dict(spec)
         name = spec.pop("name", _default_name(table, built))
         if name is None:
+            if table not in takes and not _taken_by_another(config, registry, table):
+                raise ConfigError(_unused_table(table, config, registry))  # e.g. a --set on a driver without it
             raise ConfigError(f"[{table}] needs a 'name'; valid names: {', '.join(registry.names(table)) or '(none)'}")
         try:
             entry = registry.get(table, name)
@@ -355,17 +357,38 @@ def _check_everything_is_read(config, calc, injected) -> None:
     for table in COMPONENT_TABLES:
         if table == "driver" or table not in config or table in injected or table in takes:
             continue
-        fields = component_fields(calc.registry.get("driver", name).obj)
-        given = [f for f in config[table] if f != "name"] if isinstance(config[table], dict) else []
-        hint = [f"driver.{f}" for f in given if f in fields]
-        instead = f" (set {', '.join(hint)} instead)" if hint else f" (the driver's own fields: `nqs info {name}`)"
-        raise ConfigError(f"[{table}] is not used by the {name} driver, so its fields would be ignored; remove the table{instead}")
+        raise ConfigError(_unused_table(table, config, calc.registry))
     run = config.get("run", {})
     for field, argument in RUN_FIELDS_READ_BY.items():
         if field in run and argument not in takes and run[field] != RUN_FIELDS[field][0]:
             raise ConfigError(
                 f"[run] {field} = {run[field]!r} is not read by the {name} driver, so it would be ignored; remove it"
             )
+
+
+def _unused_table(table, config, registry) -> str:
+    """The message for a component table that the driver and the other components ignore."""
+    spec = config.get("driver", {})
+    name = spec.get("name", DEFAULT_NAMES["driver"]) if isinstance(spec, dict) else DEFAULT_NAMES["driver"]
+    fields = component_fields(registry.get("driver", name).obj)
+    given = [f for f in config[table] if f != "name"] if isinstance(config[table], dict) else []
+    hint = [f"driver.{f}" for f in given if f in fields]
+    instead = f" (set {', '.join(hint)} instead)" if hint else f" (the driver's own fields: `nqs info {name}`)"
+    return f"[{table}] is not used by the {name} driver, so its fields would be ignored; remove the table{instead}"
+
+
+def _taken_by_another(config, registry, table) -> bool:
+    """Whether a component named in another table of `config` takes `table` by argument name."""
+    for other in COMPONENT_TABLES:
+        spec = config.get(other)
+        if other == table or not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            continue
+        try:
+            if table in _signature(registry.get(other, spec["name"]).obj).parameters:
+                return True
+        except RegistryError:  # reported when that table is built
+            continue
+    return False
 
 
 def _build_observables(config, registry, built, root, run):
