@@ -68,10 +68,10 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
         raise _UserError(f"--n-samples must be a positive integer, got {n_samples}")
     if n_samples is not None and exact:
         raise _UserError("--n-samples draws Monte Carlo samples and --exact sums over every state; give one of them")
-    if n_samples is not None and config.get("sampler", {}).get("name") == "full_sum":
-        raise _UserError(
-            f"the run in {run_dir} uses the full_sum sampler (every state, exactly), which draws no samples; omit --n-samples"
-        )
+    sampler_name = config["sampler"].get("name") if isinstance(config.get("sampler"), dict) else None
+    if n_samples is not None and sampler_name in (None, "full_sum"):
+        why = "its sampler is full_sum: every state, exactly" if sampler_name else "it has no [sampler] table"
+        raise _UserError(f"the run in {run_dir} draws no samples ({why}); omit --n-samples")
     if exact:
         config["sampler"] = {"name": "full_sum", "max_states": max_states}
         config["estimator"] = {"name": "full_sum"}

@@ -44,6 +44,12 @@ def _no_checkpoint(run_dir):
         (run_dir / name).unlink()
 
 
+def _full_sum_run(run_dir):
+    """The run's config says it sampled with full_sum (every state: no samples to draw)."""
+    p = run_dir / "config.toml"
+    p.write_text(p.read_text().replace('name = "metropolis_local"', 'name = "full_sum"'))
+
+
 def _deuteron_run(run_dir):
     """A deuteron run directory stopped before its first checkpoint (only its config)."""
     for p in run_dir.iterdir():
@@ -100,6 +106,10 @@ CASES = [
         "which need at least 16 per chain; use --n-samples >= 128"),
     ("measure -n with --exact", None, None, ["measure", "{run}", "-O", "magnetization", "-n", "64", "--exact"],
      2, "--n-samples draws Monte Carlo samples and --exact sums over every state; give one of them"),
+    ("measure -n of a full_sum run", None, _full_sum_run, ["measure", "{run}", "-O", "magnetization", "-n", "64"],
+     2, "draws no samples (its sampler is full_sum: every state, exactly); omit --n-samples"),
+    ("measure -n of a deuteron run", None, _deuteron_run, ["measure", "{run}", "-O", "magnetization", "-n", "64"],
+     2, "draws no samples (it has no [sampler] table); omit --n-samples"),
 ]
 
 
