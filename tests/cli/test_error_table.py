@@ -205,3 +205,32 @@ def test_plugin_output_does_not_corrupt_measure_json(noisy_plugin, finished_run)
     out = json.loads(r.stdout)
     assert set(out) == {"energy", "noisy_magnetization"}
     assert "noisy plugin: component imported" in r.stderr
+
+
+# -- the guard itself: failures that are not nqs's own error types ---------------------------
+
+
+@pytest.mark.parametrize(
+    "exc, line",
+    [
+        (MemoryError("Unable to allocate 74.5 GiB for an array with shape (10000000000,) and data type int64"),
+         "nqs: error: out of memory: Unable to allocate 74.5 GiB for an array with shape (10000000000,) and data type int64; "
+         "use a smaller system"),
+        (FileNotFoundError("no checkpoint in runs/x"), "nqs: error: no checkpoint in runs/x"),  # was `nqs: error: FileNotFoundError`
+        (FileNotFoundError(2, "No such file or directory", "cfg.toml"), "nqs: error: No such file or directory: cfg.toml"),
+    ],
+    ids=["MemoryError", "OSError with a message", "OSError with errno"],
+)
+def test_guard_turns_memory_and_os_errors_into_one_line(capsys, exc, line):
+    import typer
+
+    from nqs_cli._app import _guard
+
+    def body():
+        raise exc
+
+    with pytest.raises(typer.Exit) as info:
+        _guard(body)
+    assert info.value.exit_code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line), err
