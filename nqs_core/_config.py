@@ -353,6 +353,8 @@ def _check_everything_is_read(config, calc, injected) -> None:
     `[optimizer]` beside a driver with its own optimiser), or a `[run]` field,
     set to other than its default, that belongs to what the driver does not do."""
     name = calc.config["driver"]["name"]
+    if calc.observables and not getattr(calc.driver, "measures_observables", True):
+        return  # the [observables] themselves are refused first (nqs_core._run._check_driver): the clearer message
     takes = _driver_tables(config, calc.registry)
     for table in COMPONENT_TABLES:
         if table == "driver" or table not in config or table in injected or table in takes:
