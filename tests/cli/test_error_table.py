@@ -84,6 +84,8 @@ CASES = [
     # nqs exact on a config without [system]: the driver's own exact reference
     ("exact of a deuteron config", DEUTERON, None, ["exact", "{cfg}", "--digits", "6"],
      0, "E0 = -2.224575   (the deuteron driver's own exact reference)"),
+    ("nqs deuteron with an unknown potential", None, None, ["deuteron", "--potential", "foo"],
+     2, "unknown potential 'foo'; valid: yamaguchi, malfliet-tjon, table"),
     # measure of a run stopped before its first checkpoint
     ("measure without a checkpoint", None, _no_checkpoint, ["measure", "{run}", "-O", "magnetization"],
      2, "no checkpoint in {run}: the run stopped before its first checkpoint; continue it with `nqs resume {run}`"),
