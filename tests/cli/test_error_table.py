@@ -5,6 +5,7 @@ traceback, and leaves a run directory it refuses byte-identical."""
 
 import json
 import pathlib
+import re
 import shutil
 import sys
 
@@ -16,7 +17,7 @@ from test_errors import _snapshot, finished_run, invoke  # noqa: E402,F401  (fin
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"
 DEUTERON = (EXAMPLES / "deuteron" / "yamaguchi.toml").read_text()
 
-#: a 4-site spin problem on a graph lattice (edges filled in per case)
+#: a spin problem on a graph lattice (the lattice table's fields filled in per case)
 GRAPH = """
 [run]
 n_steps = 0
@@ -143,6 +144,10 @@ def test_error_table(finished_run, tmp_path, case, config, damage, argv, code, e
     lines = r.stderr.strip().splitlines()
     if code == 0 and not expected.startswith("nqs: warning:"):
         assert lines == [] and expected in r.stdout, (r.stdout, r.stderr)
+        if "absolute error" in expected:  # |E - 0| = |E|, to the printed digits
+            energy = float(re.search(r"Energy: (\S+) ±", r.stdout).group(1))
+            error = float(re.search(r"absolute error (\S+)", r.stdout).group(1))
+            assert error == pytest.approx(abs(energy), rel=1e-2, abs=1e-6)
         return
     prefix = "nqs: warning:" if code == 0 else "nqs: error:"
     assert len(lines) == 1 and lines[0].startswith(prefix) and expected in lines[0], r.stderr
