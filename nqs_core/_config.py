@@ -216,11 +216,16 @@ def build(
     builds only the tables up to and including that one."""
     registry = registry or get_registry()
     _REGISTRY_OF_BUILD.append(registry)
+    _INJECTED.append(set())
     try:
         with memory_limit(run_memory_limit(_run_options(config))):
-            return _build(config, registry, exact, stop_after)
+            calc = _build(config, registry, exact, stop_after)
+        if stop_after is None:
+            _check_everything_is_read(config, calc, _INJECTED[-1])
+        return calc
     finally:
         _REGISTRY_OF_BUILD.pop()
+        _INJECTED.pop()
 
 
 def run_memory_limit(run: dict[str, Any]) -> float | None:
@@ -254,6 +259,8 @@ def _build(config, registry, exact, stop_after) -> Calculation:
         spec = dict(spec)
         name = spec.pop("name", _default_name(table, built))
         if name is None:
+            if table not in takes and not _taken_by_another(config, registry, table):
+                raise ConfigError(_unused_table(table, config, registry))  # e.g. a --set on a driver without it
             raise ConfigError(f"[{table}] needs a 'name'; valid names: {', '.join(registry.names(table)) or '(none)'}")
         try:
             entry = registry.get(table, name)
@@ -266,6 +273,7 @@ def _build(config, registry, exact, stop_after) -> Calculation:
         resolved[table] = {"name": name, **fields}
     resolved["run"]["exact_energy"] = run["exact_energy"] if run["exact_energy"] is not None else "none"
     _check_full_sum(built)
+    _check_preconditioner(built, resolved)
     observables = {}
     if stop_after is None:
         observables, resolved_obs = _build_observables(config, registry, built, root, run)
@@ -317,6 +325,72 @@ def _check_full_sum(built):
             f"[estimator] {type(estimator).__name__} averages samples with equal weights, but the full_sum sampler "
             "returns every state once: use the full_sum estimator (omit [estimator] or set name = \"full_sum\")"
         )
+
+
+def _check_preconditioner(built, resolved):
+    """Refuse, when the config is built, a preconditioner that cannot work with
+    the system (e.g. a metric that needs continuous coordinates on spins)."""
+    precond, system = built.get("preconditioner"), built.get("system")
+    if precond is None or system is None:
+        return
+    try:
+        precond.check_system(system)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[preconditioner] {resolved['preconditioner']['name']}: {exc}") from None
+
+
+#: `[run]` fields that only a driver taking this constructor argument reads
+#: (the others are read by every driver or by `nqs run` itself).
+RUN_FIELDS_READ_BY = {
+    "divergence_factor": "divergence", "max_r_hat": "divergence", "max_retries": "divergence", "retry_scale": "divergence",
+    "exact_energy": "exact_energy", "exact_max_states": "exact_energy",
+}
+
+
+def _check_everything_is_read(config, calc, injected) -> None:
+    """Refuse a config (or a `--set`) that asks for something the chosen driver
+    never reads: a component table that no built component takes (e.g.
+    `[optimizer]` beside a driver with its own optimiser), or a `[run]` field,
+    set to other than its default, that belongs to what the driver does not do."""
+    name = calc.config["driver"]["name"]
+    if calc.observables and not getattr(calc.driver, "measures_observables", True):
+        return  # the [observables] themselves are refused first (nqs_core._run._check_driver): the clearer message
+    takes = _driver_tables(config, calc.registry)
+    for table in COMPONENT_TABLES:
+        if table == "driver" or table not in config or table in injected or table in takes:
+            continue
+        raise ConfigError(_unused_table(table, config, calc.registry))
+    run = config.get("run", {})
+    for field, argument in RUN_FIELDS_READ_BY.items():
+        if field in run and argument not in takes and run[field] != RUN_FIELDS[field][0]:
+            raise ConfigError(
+                f"[run] {field} = {run[field]!r} is not read by the {name} driver, so it would be ignored; remove it"
+            )
+
+
+def _unused_table(table, config, registry) -> str:
+    """The message for a component table that the driver and the other components ignore."""
+    spec = config.get("driver", {})
+    name = spec.get("name", DEFAULT_NAMES["driver"]) if isinstance(spec, dict) else DEFAULT_NAMES["driver"]
+    fields = component_fields(registry.get("driver", name).obj)
+    given = [f for f in config[table] if f != "name"] if isinstance(config[table], dict) else []
+    hint = [f"driver.{f}" for f in given if f in fields]
+    instead = f" (set {', '.join(hint)} instead)" if hint else f" (the driver's own fields: `nqs info {name}`)"
+    return f"[{table}] is not used by the {name} driver, so its fields would be ignored; remove the table{instead}"
+
+
+def _taken_by_another(config, registry, table) -> bool:
+    """Whether a component named in another table of `config` takes `table` by argument name."""
+    for other in COMPONENT_TABLES:
+        spec = config.get(other)
+        if other == table or not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            continue
+        try:
+            if table in _signature(registry.get(other, spec["name"]).obj).parameters:
+                return True
+        except RegistryError:  # reported when that table is built
+            continue
+    return False
 
 
 def _build_observables(config, registry, built, root, run):
@@ -401,6 +475,8 @@ def _construct(entry, spec, built, key, run):
             kwargs["divergence"] = divergence_guard(run)
         elif pname in built:
             kwargs[pname] = built[pname]
+            if _INJECTED:
+                _INJECTED[-1].add(pname)
         elif param.default is inspect.Parameter.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             raise ConfigError(f"{where} needs a [{pname}] table")
     try:
@@ -463,6 +539,8 @@ def _nested_kind(annotation) -> str | None:
 
 
 _REGISTRY_OF_BUILD: list[Registry] = []
+#: per `build` call (innermost last): the tables whose component was passed to another one
+_INJECTED: list[set[str]] = []
 
 
 def entry_registry(entry) -> Registry:

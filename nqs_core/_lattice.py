@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import functools
 import itertools
+from typing import ClassVar
 
 import equinox as eqx
 import numpy as np
@@ -51,7 +52,22 @@ class AbstractLattice(eqx.Module):
 
     `is_bipartite` and `sublattice` are computed from `edges(1)` for every
     lattice (a two-colouring, site 0 of each connected piece on sublattice 0).
+
+    A lattice has at most `max_sites` sites (2^20, far beyond what a
+    variational state can be trained on): a larger one is refused when it is
+    made, before any array of its size is allocated.
     """
+
+    #: the most sites any lattice may have (site indices are 32-bit integers in the Hamiltonians)
+    max_sites: ClassVar[int] = 1 << 20
+
+    def __check_init__(self):
+        n = self.n_sites
+        if n > self.max_sites:
+            raise ValueError(
+                f"{type(self).__name__} lattice of {n} sites is larger than nqs supports "
+                f"({self.max_sites} sites); use a smaller lattice"
+            )
 
     @property
     @abc.abstractmethod

@@ -75,6 +75,15 @@ class AbstractPreconditioner(eqx.Module):
         """`(direction, new_state, info)`."""
         raise NotImplementedError
 
+    def check_system(self, system: AbstractHamiltonian) -> None:
+        """Refuse a system this preconditioner cannot work with, when the
+        config is built (before anything runs or is written); the default
+        accepts every system.
+
+        **Raises:** `ValueError` naming the problem and what would work (the
+        CLI shows it as one line, exit code 2).
+        """
+
     def memory_estimate(self, n_samples: int, n_params: int, value_bytes: int) -> float:
         """Bytes of this preconditioner's work in one step on one process,
         beyond the parameters and the gradient (log-derivative matrices, a

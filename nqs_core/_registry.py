@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -132,10 +133,17 @@ def first_sentence(doc: str) -> str:
     return para
 
 
+def _plugin_output():
+    """Send what plugin code prints while it is imported or registers itself to
+    stderr: stdout belongs to the command (`nqs list --json`, `nqs measure --json`)."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _import_reference(entry: Entry) -> Any:
     module, _, attr = entry.target.partition(":")
     try:
-        obj = importlib.import_module(module)
+        with _plugin_output():
+            obj = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except BaseException as exc:  # SystemExit at import too: a broken component, named
@@ -355,7 +363,8 @@ class Registry:
         before = {k: dict(v) for k, v in self._entries.items()}
         before_aliases = {k: dict(v) for k, v in self._aliases.items()}
         try:
-            fn(registry=self)
+            with _plugin_output():
+                fn(registry=self)
             self.plugins.append(name)
         except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             self._entries = before  # nor leave half of itself registered
@@ -398,7 +407,8 @@ def load_registry(autoload: bool | None = None) -> Registry:
         if not autoload and not _builtin(ep):
             continue
         try:
-            module = ep.load()
+            with _plugin_output():
+                module = ep.load()
             pm.register(module, name=ep.name)
         except BaseException as exc:  # SystemExit / KeyboardInterrupt at import too: reported and skipped
             registry.failures.append(

@@ -54,7 +54,9 @@ def _fail(message: str, code: int = EXIT_USER) -> None:
 
 
 def _os_message(exc: OSError) -> str:
-    what = exc.strerror or type(exc).__name__
+    # an OSError raised with only a message (e.g. FileNotFoundError("no checkpoint in ..."))
+    # has no strerror: its message is the text
+    what = exc.strerror or (str(exc) if exc.args else "") or type(exc).__name__
     where = f": {exc.filename}" if exc.filename else ""
     return f"{what}{where}"
 
@@ -91,6 +93,11 @@ def _guard(fn):
             _fail(str(exc))
         if isinstance(exc, OSError):
             _fail(_os_message(exc))
+        if isinstance(exc, MemoryError):  # an allocation the memory checks did not foresee: the input is too large
+            _fail(
+                f"out of memory{': ' + str(exc) if str(exc) else ''}; use a smaller system, fewer samples or "
+                "parameters, or a smaller [run] max_memory_gb so that nqs refuses such sizes before allocating"
+            )
         if _verbose():
             import traceback
 
@@ -133,10 +140,7 @@ def _report(result) -> None:
         line = f"[bold]{objective.capitalize()}[/]: {escape(str(e))}"
         console.print(line, highlight=False)
         if result.exact_energy is not None:
-            console.print(
-                f"[bold]Exact[/]:  {result.exact_energy:.10f}   relative error {result.relative_error:.2e}",
-                highlight=False,
-            )
+            console.print(f"[bold]Exact[/]:  {result.exact_energy:.10f}   {_error_vs_exact(result)}", highlight=False)
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
     if result.stopped_early:
         _fail(
@@ -159,6 +163,14 @@ def _stopped_by_signal():
         if is_root():
             err_console.print(f"[bold yellow]nqs:[/] {escape(exc.message())}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT) from None
+
+
+def _error_vs_exact(result) -> str:
+    """`relative error 1.2e-04`, or the absolute error when the exact energy is 0
+    (zero couplings, a graph without edges: the relative error is undefined)."""
+    if result.relative_error is not None:
+        return f"relative error {result.relative_error:.2e}"
+    return f"absolute error {abs(float(result.energy.mean.real) - result.exact_energy):.2e} (exact energy 0)"
 
 
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
@@ -210,6 +222,7 @@ def resume(
     def body():
         import nqs_core
 
+        _check_one_step_count(steps, set_ or [])
         _registry()
         with _stopped_by_signal():
             result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
@@ -217,6 +230,19 @@ def resume(
             _report(result)
 
     _guard(body)
+
+
+def _check_one_step_count(steps: int | None, overrides: List[str]) -> None:
+    """Refuse `--steps` together with `--set run.n_steps=...`: two answers to one
+    question, of which one would be ignored (whether or not they agree)."""
+    if steps is None:
+        return
+    for item in overrides:
+        if item.split("=", 1)[0].strip() == "run.n_steps":
+            raise _UserError(
+                f"--steps {steps} and --set {item.strip()} both give the total number of steps; give it once "
+                "(--steps N is short for --set run.n_steps=N)"
+            )
 
 
 from ._doctor import doctor as _doctor  # noqa: E402  (command bodies in their own modules)
@@ -272,14 +298,26 @@ def exact(
         from nqs_core import build, exact_energy, memory_limit, run_memory_limit
 
         reg = _registry()
-        calc = build(_load(config, set_ or []), registry=reg, exact=False, stop_after="system")
+        cfg = _load(config, set_ or [])
+        show = repr if digits is None else (lambda v: f"{v:.{digits}f}")
+        if "system" not in cfg:  # a driver with its own problem (e.g. the deuteron): its own exact reference
+            calc = build(cfg, registry=reg, exact=False)
+            name = calc.config["driver"]["name"]
+            value = getattr(calc.driver, "exact_energy", None)
+            if value is None or calc.driver.objective != "energy":
+                raise _UserError(
+                    f"the config has no [system] table and the {name} driver gives no exact reference; "
+                    "`nqs exact` diagonalises a config's [system] (see `nqs list system`)"
+                )
+            console.print(f"E0 = {show(float(value))}   (the {name} driver's own exact reference)", highlight=False)
+            return
+        calc = build(cfg, registry=reg, exact=False, stop_after="system")
         system = calc["system"]
         with memory_limit(run_memory_limit(calc.run)):
             value = exact_energy(system, reg)
         if value is None:
             raise _UserError(f"no exact solver applies to system {calc.config['system']['name']!r}")
         n = system.space.size  # AbstractSystem.space is an AbstractSpace
-        show = repr if digits is None else (lambda v: f"{v:.{digits}f}")
         per = f"   per site {show(float(value) / n)}" if n else ""
         console.print(f"E0 = {show(float(value))}{per}", highlight=False)
 

@@ -67,6 +67,12 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
         config["observables"] = {k: v for k, v in tables.items() if k in names}
     if n_samples is not None and n_samples < 1:
         raise _UserError(f"--n-samples must be a positive integer, got {n_samples}")
+    if n_samples is not None and exact:
+        raise _UserError("--n-samples draws Monte Carlo samples and --exact sums over every state; give one of them")
+    sampler_name = config["sampler"].get("name") if isinstance(config.get("sampler"), dict) else None
+    if n_samples is not None and sampler_name in (None, "full_sum"):
+        why = "its sampler is full_sum: every state, exactly" if sampler_name else "it has no [sampler] table"
+        raise _UserError(f"the run in {run_dir} draws no samples ({why}); omit --n-samples")
     if exact:
         config["sampler"] = {"name": "full_sum", "max_states": max_states}
         config["estimator"] = {"name": "full_sum"}
@@ -81,13 +87,50 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
     # an edited config.toml (other physics than the checkpoint's) is refused; not what measure itself replaces
     nqs_core.check_physics(run_dir, calc.config, ignore=("sampler", "estimator") if exact else ("sampler.n_samples",) if n_samples is not None else ())
     driver = calc.driver
+    if n_samples is not None:
+        _warn_few_samples(driver.sampler, n_samples)
     try:
         params = nqs_core.load_parameters(run_dir, nqs_core.parameters(driver.ansatz)[0])
+    except FileNotFoundError:
+        raise _UserError(
+            f"no checkpoint in {run_dir}: the run stopped before its first checkpoint; "
+            f"continue it with `nqs resume {run_dir}` (or a smaller [run] checkpoint_every), then measure"
+        ) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     state = driver.init(jax.random.PRNGKey(seed), params=params)  # fresh chains
     energy, values, _ = nqs_core.measure(driver, state, calc.observables, n_batches=1)
     return {"energy": energy, **values}, calc.observables, isinstance(driver.sampler, nqs_core.FullSumSampler)
+
+
+#: The fewest samples per chain for which `nqs measure -n` gives trustworthy
+#: statistics: the integrated autocorrelation time (Sokal's window must stay
+#: well inside the chain) and the split R-hat (two halves per chain) need about
+#: this many; below 4 per chain neither is computed (tau = 0, R-hat = NaN).
+MIN_SAMPLES_PER_CHAIN = 16
+
+
+def _warn_few_samples(sampler, n_samples: int) -> None:
+    """Warn (one line on stderr) when `--n-samples` leaves fewer than
+    `MIN_SAMPLES_PER_CHAIN` samples per chain of a Markov-chain sampler."""
+    from rich.markup import escape
+
+    from ._app import err_console
+
+    n_chains = getattr(sampler, "n_chains", None)
+    per_chain = getattr(sampler, "n_samples_per_chain", None)
+    if not n_chains or per_chain is None or n_chains * per_chain <= 1 or per_chain >= MIN_SAMPLES_PER_CHAIN:
+        return
+    err_console.print(
+        "[yellow]nqs: warning:[/] "
+        + escape(
+            f"--n-samples {n_samples} gives {per_chain} samples per chain ({n_chains} chains): too few for the "
+            f"error bar, tau and R-hat, which need at least {MIN_SAMPLES_PER_CHAIN} per chain; use --n-samples "
+            f">= {MIN_SAMPLES_PER_CHAIN * n_chains}"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _output(values, observables, exact_used, json_out, console) -> None:

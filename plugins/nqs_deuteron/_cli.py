@@ -80,7 +80,7 @@ def deuteron(
     try:
         pot = make_potential(potential, table)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"nqs: error: {exc}", err=True)
         raise typer.Exit(2) from None
     with console.status(f"training the deuteron network ({potential}, {n_hidden} hidden units)"):
         try:
@@ -89,7 +89,7 @@ def deuteron(
                 bfgs_steps=bfgs_steps, seed=seed,
             )
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"nqs: error: {exc}", err=True)
             raise typer.Exit(2) from None
     console.print(f"energy        {result.energy:.7f} MeV   (exact on the mesh {result.exact.energy:.7f} MeV, "
                   f"difference {1e3 * (result.energy - result.exact.energy):.4f} keV)")

@@ -73,14 +73,18 @@ class DGD(AbstractPreconditioner):
     def init(self, ansatz, samples):
         return None
 
+    def check_system(self, system):
+        """Refuse a system without continuous coordinates (the metric differentiates in `x`)."""
+        if not isinstance(system.space, AbstractContinuousSpace):
+            raise ValueError(
+                "DGD needs a continuum system (its metric uses d/dx log psi), but the space "
+                f"{type(system.space).__name__} is discrete; use the sr preconditioner for spins"
+            )
+
     def __call__(self, context, state):
         if n_ranks() > 1:
             raise NotImplementedError("DGD runs in one process only")
-        if not isinstance(context.system.space, AbstractContinuousSpace):
-            raise ValueError(
-                "DGD needs a continuum system (its metric uses d/dx log psi); "
-                f"the space {type(context.system.space).__name__} is discrete"
-            )
+        self.check_system(context.system)
         ansatz = context.ansatz
         xs = context.flat_samples
         grad = context.gradient()

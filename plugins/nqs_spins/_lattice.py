@@ -282,6 +282,11 @@ class Graph(nqs_core.AbstractLattice):
             if not isinstance(e, (list, tuple)) or len(e) != 2:
                 raise ValueError(f"graph edges must be pairs of sites [i, j], got {e!r}")
             i, j = (_as_int("graph edge site", s, minimum=0) for s in e)
+            if max(i, j) >= nqs_core.AbstractLattice.max_sites:
+                raise ValueError(
+                    f"graph edge {list(e)} names site {max(i, j)}, beyond the largest lattice nqs supports "
+                    f"({nqs_core.AbstractLattice.max_sites} sites); number the sites 0 .. n_sites - 1"
+                )
             if i == j:
                 raise ValueError(f"graph edge {list(e)} joins site {i} to itself; edges must join two different sites")
             pairs.append((min(i, j), max(i, j)))

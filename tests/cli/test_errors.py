@@ -30,9 +30,10 @@ def one_line(r, code, message):
     assert "Traceback" not in r.output and "Traceback" not in r.stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
-    """A run of 2 steps of the small TFIM config (checkpoint at every step)."""
+    """A run of 2 steps of the small TFIM config (checkpoint at every step; one
+    per session, shared with test_error_table.py: tests copy it before changing it)."""
     sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
     from conftest import SMALL_TFIM
 

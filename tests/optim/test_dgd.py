@@ -46,10 +46,15 @@ def test_dgd_equals_dense_metric(problem):
 
 
 def test_dgd_refuses_discrete_spaces(small_config):
-    """The system comes with the step (StepContext): a spin system is refused at the first step."""
+    """A spin system is refused when the config is built (`check_system`), and, for
+    a driver made directly, by the step itself (the system comes with the StepContext)."""
     cfg = dict(small_config)
     cfg["preconditioner"] = {"name": "dgd"}
-    driver = build(cfg, exact=False).driver
+    with pytest.raises(nqs_core.ConfigError, match=r"\[preconditioner\] dgd: DGD needs a continuum system .* SpinHalf is discrete"):
+        build(cfg, exact=False)
+    cfg["preconditioner"] = {"name": "identity"}
+    calc = build(cfg, exact=False)
+    driver = nqs_core.VMC(calc["system"], calc["ansatz"], calc["sampler"], optax.sgd(0.01), DGD())
     state = driver.init(jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="continuum"):
         driver.step(state)

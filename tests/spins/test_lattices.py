@@ -429,6 +429,8 @@ def test_graph_edges_colors_and_positions():
         ({"edges": [[0, 1]], "colors": [0, 1]}, "one color per edge"),
         ({"edges": [[0, 1]], "colors": [-1]}, ">= 0"),
         ({"edges": [[0, 1]], "positions": [[0.0], [1.0], [2.0]], "n_sites": 2}, "one position per site"),
+        ({"edges": [[0, 1], [1, 10**10]]}, r"names site 10000000000, beyond the largest lattice nqs supports \(1048576 sites\)"),
+        ({"edges": [[0, 1]], "n_sites": 2**20 + 1}, "Graph lattice of 1048577 sites is larger than nqs supports"),
     ],
 )
 def test_graph_errors(kwargs, match):
@@ -445,6 +447,12 @@ def test_bad_sizes(kwargs):
         ns.Ladder(0)
     with pytest.raises(TypeError, match="pbc"):
         ns.Kagome(2, pbc="yes")
+    # beyond AbstractLattice.max_sites: refused before any array of that size exists
+    with pytest.raises(ValueError, match="Chain lattice of 10000000000 sites is larger than nqs supports"):
+        ns.Chain(10**10)
+    with pytest.raises(ValueError, match="Kagome lattice of 3145728 sites"):
+        ns.Kagome(1024)
+    assert ns.Graph([[0, 1]], n_sites=2**20).n_sites == 2**20  # the limit itself is allowed
 
 
 def test_lattices_from_toml():
