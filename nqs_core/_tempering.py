@@ -113,7 +113,8 @@ class ParallelTempering(AbstractSampler):
     - `rules`: the rule(s), as for the `metropolis` sampler: rule names or
       tables `{name = "...", weight = w, ...}`; several make a mixture.
     - `lattice`: handed to rules that use bonds (from the config).
-    - `n_replicas`: temperatures per chain (default 8, at least 2).
+    - `n_replicas`: temperatures per chain (default 8, or the length of
+      `betas`; at least 2).
     - `beta_min`: smallest inverse temperature of the geometric ladder
       `beta_r = beta_min^(r / (n_replicas - 1))` (default 0.1, in (0, 1)).
     - `betas`: an explicit ladder instead (`n_replicas` numbers, `betas[0] = 1`,
@@ -149,7 +150,7 @@ class ParallelTempering(AbstractSampler):
         space: AbstractSpace,
         rules: list,
         lattice: Any = None,
-        n_replicas: int = 8,
+        n_replicas: int | None = None,
         beta_min: float = 0.1,
         betas: list[float] | None = None,
         swap_every: int = 1,
@@ -161,6 +162,8 @@ class ParallelTempering(AbstractSampler):
     ):
         if not isinstance(space, AbstractSpace):
             raise TypeError(f"parallel_tempering needs a space (AbstractSpace), got {type(space).__name__}")
+        if n_replicas is None:
+            n_replicas = 8 if betas is None else len(betas)
         n_replicas = check_int("n_replicas", n_replicas, 2)
         if betas is None:
             if isinstance(beta_min, bool) or not isinstance(beta_min, (int, float)) or not 0.0 < beta_min < 1.0:

@@ -174,7 +174,7 @@ name = "metropolis"
     assert type(build('rules = ["local"]')["sampler"].rule).__name__ == "LocalFlipRule"  # one rule: no mixture
     with pytest.raises(nqs_core.ConfigError, match="unknown rule 'flip'; valid rule names: .*global_flip.*local"):
         build('rules = ["flip"]')
-    with pytest.raises(nqs_core.ConfigError, match="unknown field.*'kk'.*valid fields: k"):
+    with pytest.raises(nqs_core.ConfigError, match="rule 'multi_flip': unknown field.*kk.*valid fields: k"):
         build('rules = [{ name = "multi_flip", kk = 2 }]')
     with pytest.raises(nqs_core.ConfigError, match="weight of rule 'local' must be a positive number"):
         build('rules = [{ name = "local", weight = 0 }]')
