@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._config import ConfigError, _construct, entry_registry
 from ._metropolis import AbstractMetropolisRule, AbstractMetropolisSampler, AbstractSymmetricRule, metropolis_counts
+from ._registry import RegistryError
 from ._sampler import metropolis_steps
 from ._space import AbstractSpace
 
@@ -167,9 +169,6 @@ def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None) -> Ab
 
     **Raises:** `ValueError` (a `ConfigError`) naming the valid rule names or fields.
     """
-    from ._config import ConfigError, _construct, entry_registry
-    from ._registry import RegistryError
-
     if isinstance(rules, (str, dict, AbstractMetropolisRule)):
         rules = [rules]
     if not isinstance(rules, (list, tuple)) or not rules:
