@@ -102,7 +102,11 @@ class ParallelTempering(AbstractSampler):
     `|psi|^2` that the chains never visit). The cost is `n_replicas` times that
     of one chain.
 
-    `info` reports `acceptance` (rule steps at beta = 1, this call),
+    `info` reports `acceptance` (rule steps at beta = 1, this call, over all
+    chains), `acceptance_min` (moves of the least mobile beta = 1 chain per
+    rule step, a move being an accepted rule step or a swap that brought
+    another configuration), `frozen_fraction` (beta = 1 chains that did not
+    move in this call),
     `swap_acceptance_<r>` for each pair `(beta_r, beta_{r+1})` of this call and
     their minimum `swap_acceptance_min` (a pair near 0 cuts the ladder: add
     replicas or raise `beta_min`), and the rule's own diagnostics at beta = 1.
@@ -239,7 +243,8 @@ def _init(sampler, distribution, key):
 def _swap(betas, x, lp, key):
     """One round of replica exchanges: per chain the even or the odd
     neighbouring pairs (at random), each accepted with the tempering ratio.
-    Returns the new `(x, lp)` and the accepted and proposed swaps per pair."""
+    Returns the new `(x, lp)`, the accepted swaps `(n_replicas - 1, n_chains)`
+    and the proposed swaps per pair."""
     R, C = lp.shape
     k_parity, k_u = jax.random.split(key)
     parity = jax.random.bernoulli(k_parity, 0.5, (C,)).astype(jnp.int32)
@@ -254,7 +259,7 @@ def _swap(betas, x, lp, key):
     src = jnp.arange(R, dtype=jnp.int32)[:, None] + up.astype(jnp.int32) - down.astype(jnp.int32)
     x = jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=0)
     lp = jnp.take_along_axis(lp, src, axis=0)
-    return x, lp, jnp.sum(accept, axis=1, dtype=jnp.int64), jnp.sum(active, axis=1, dtype=jnp.int64)
+    return x, lp, accept, jnp.sum(active, axis=1, dtype=jnp.int64)
 
 
 @eqx.filter_jit
@@ -279,7 +284,7 @@ def _sample(sampler, distribution, state):
 
     def one_sweep(carry, inputs):
         index, adapt, count = inputs
-        x, lp, rule_state, acc, swaps_acc, swaps_prop = carry
+        x, lp, rule_state, acc, moved, swaps_acc, swaps_prop = carry
         k = jax.random.fold_in(k_sweeps_of(count), index)
         k_rule, k_swap = jax.random.split(k)
         x, lp, n_acc = jax.vmap(tempered_sweep)(betas, x, lp, rule_state, jax.random.split(k_rule, R))
@@ -288,18 +293,20 @@ def _sample(sampler, distribution, state):
         rule_state = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), adapted, rule_state)
         acc = acc + jnp.where(count, n_acc[0], 0)  # beta = 1, before the swap moves configurations
         do_swap = (index + 1) % sampler.swap_every == 0
-        xs, lps, s_acc, s_prop = _swap(betas, x, lp, k_swap)
+        xs, lps, s_accept, s_prop = _swap(betas, x, lp, k_swap)
         x = jnp.where(do_swap, xs, x)
         lp = jnp.where(do_swap, lps, lp)
-        swaps_acc = swaps_acc + jnp.where(do_swap & count, s_acc, 0)
+        # a beta = 1 chain moved: its rule accepted, or a swap brought another configuration
+        moved = moved + jnp.where(count, n_acc[0] + (do_swap & s_accept[0]).astype(jnp.int64), 0)
+        swaps_acc = swaps_acc + jnp.where(do_swap & count, jnp.sum(s_accept, axis=1, dtype=jnp.int64), 0)
         swaps_prop = swaps_prop + jnp.where(do_swap & count, s_prop, 0)
-        return (x, lp, rule_state, acc, swaps_acc, swaps_prop), x[0]
+        return (x, lp, rule_state, acc, moved, swaps_acc, swaps_prop), x[0]
 
     def k_sweeps_of(count):
         return jnp.where(count, k_run, k_th)
 
     zeros = jnp.zeros(R - 1, dtype=jnp.int64)
-    carry = (x, lp, state.rule_state, jnp.zeros(C, dtype=jnp.int64), zeros, zeros)
+    carry = (x, lp, state.rule_state, jnp.zeros(C, dtype=jnp.int64), jnp.zeros(C, dtype=jnp.int64), zeros, zeros)
     if n_th:  # thermalisation, on fresh chains only (the rule adapts, nothing is counted)
         def thermalize(c):
             inputs = (jnp.arange(n_th), jnp.ones(n_th, dtype=bool), jnp.zeros(n_th, dtype=bool))
@@ -309,7 +316,7 @@ def _sample(sampler, distribution, state):
     n_run = n_discard + n_keep
     index = jnp.arange(n_run)
     carry, stored = jax.lax.scan(one_sweep, carry, (index, index < n_discard, jnp.ones(n_run, dtype=bool)))
-    x, lp, rule_state, acc, swaps_acc, swaps_prop = carry
+    x, lp, rule_state, acc, moved, swaps_acc, swaps_prop = carry
     samples = stored[n_discard:]
     n_steps = n_run * sweep
     new_state = TemperingState(
@@ -322,9 +329,15 @@ def _sample(sampler, distribution, state):
         n_swaps_accepted=state.n_swaps_accepted + swaps_acc,
         n_swaps_proposed=state.n_swaps_proposed + swaps_prop,
     )
-    acceptance = jnp.sum(acc).astype(lp.dtype) / (C * n_steps * per_step)
     swap_rates = swaps_acc.astype(lp.dtype) / jnp.maximum(swaps_prop, 1).astype(lp.dtype)
-    info = {"acceptance": acceptance, "swap_acceptance_min": jnp.min(swap_rates)}
+    info = {
+        "acceptance": jnp.sum(acc).astype(lp.dtype) / (C * n_steps * per_step),
+        # the sampling health of the beta = 1 chains, as MetropolisSampler reports it;
+        # a configuration brought by a swap counts as a move
+        "acceptance_min": jnp.min(moved).astype(lp.dtype) / (n_steps * per_step),
+        "frozen_fraction": jnp.mean((moved == 0).astype(lp.dtype)),
+        "swap_acceptance_min": jnp.min(swap_rates),
+    }
     info.update({f"swap_acceptance_{r}": swap_rates[r] for r in range(R - 1)})
     info.update(rule.info(jax.tree.map(lambda a: a[0], rule_state)))
     return jnp.swapaxes(samples, 0, 1), new_state, info

@@ -35,7 +35,9 @@ def test_tempering_crosses_the_barrier_and_samples_the_bimodal_distribution_exac
     # diagnostics: acceptance at beta = 1 and the swap rate of each neighbouring pair
     swaps = [float(info[f"swap_acceptance_{r}"]) for r in range(4)]
     assert all(0.0 < s <= 1.0 for s in swaps) and float(info["swap_acceptance_min"]) == min(swaps)
-    assert 0.0 < float(info["acceptance"]) < 1.0
+    # local flips at beta = 1 are rarely accepted on this distribution; the swaps move every chain
+    assert 0.0 < float(info["acceptance"]) < 0.2 and float(info["acceptance_min"]) > 0.0
+    assert float(info["frozen_fraction"]) == 0.0
     assert state.x.shape == (5, 16, n) and state.n_accepted.shape == (16,)
     assert np.all(np.asarray(state.n_swaps_proposed) > 0)
 
