@@ -8,6 +8,7 @@ import pytest
 from test_mixture import RBMDistribution, assert_histogram, bimodal, exact_probabilities, mode_weights, spin_space
 
 import nqs_core
+from nqs_core import testing
 
 
 def draw(sampler, dist, key, n_calls=4):
@@ -52,6 +53,18 @@ def test_tempering_samples_a_random_rbm_exactly_with_a_rule_mixture():
                                          betas=[1.0, 0.6, 0.3], swap_every=2, n_samples=1024, n_chains=16)
     chains, _, _ = draw(sampler, dist, jax.random.PRNGKey(0))
     assert_histogram(chains, p, tau=1.0)
+
+
+def test_tempering_with_an_adaptive_gaussian_rule_on_a_continuous_space():
+    space = nqs_core.get_registry().get("space", "particles_1d").obj(n_particles=2)
+    sampler = nqs_core.ParallelTempering(space, [{"name": "gaussian", "step_size": 0.3}], n_replicas=3, beta_min=0.3,
+                                         n_samples=256, n_chains=8)
+    dist = testing.Gaussian(space, mean=jax.numpy.array([0.3, -0.5]), std=0.7)
+    testing.check_sampler(sampler, dist, jax.random.PRNGKey(1))  # mean, variance, Mahalanobis distance
+    _, state, info = draw(sampler, dist, jax.random.PRNGKey(0), n_calls=1)
+    widths = np.asarray(state.rule_state)  # one adapted width per temperature, wider where p^beta is wider
+    assert widths.shape == (3,) and np.all(np.diff(widths) > 0)
+    assert float(info["step_size"]) == widths[0]
 
 
 def test_ladder_validation():
