@@ -77,7 +77,7 @@ class MixtureRule(AbstractMetropolisRule):
         return tuple(r.init_state(distribution, x) for r in self.rules)
 
     def _choices(self, key, shape):
-        logits = jnp.log(jnp.asarray(self.weights, dtype=jnp.float64))
+        logits = jnp.log(jnp.asarray(self.weights, dtype=jax.dtypes.canonicalize_dtype(jnp.float64)))
         return jax.random.categorical(key, logits, shape=shape).astype(jnp.int32)
 
     def draw(self, key, n_sweeps, n, x, rule_state):
@@ -92,7 +92,8 @@ class MixtureRule(AbstractMetropolisRule):
                 )
                 for r, k, s in zip(self.rules, keys[2:], rule_state)
             )
-            log_u = jnp.log(jax.random.uniform(keys[1], (n_sweeps * n, n_chains), dtype=jnp.float64))
+            dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+            log_u = jnp.log(jax.random.uniform(keys[1], (n_sweeps * n, n_chains), dtype=dtype))
             return which, moves, log_u.reshape(n_sweeps, n, n_chains)
         # every step of a general rule is one sweep of length 1 of that rule
         subs = tuple(
