@@ -186,3 +186,17 @@ name = "metropolis"
         build("")
     with pytest.raises(nqs_core.ConfigError, match="k = 9 is more than the 4 sites"):
         build('rules = [{ name = "multi_flip", k = 9 }]')
+
+
+def test_mixture_of_field_rules_samples_the_free_field():
+    """The phi^4 checkerboard update (its own accept test: the mixture's general
+    path) mixed with a global Gaussian move, on a free field (lam = 0) whose
+    moments are exact (`testing.gaussian_moments`)."""
+    space = REG.get("space", "phi4_field").obj(L0=4, L1=4)
+    action = REG.get("system", "phi4").obj(space, L0=4, L1=4, m2=1.0, lam=0.0)
+    sampler = nqs_core.MetropolisMixture(
+        space, [{"name": "checkerboard", "weight": 0.7}, {"name": "gaussian", "step_size": 0.1, "weight": 0.3}],
+        n_samples=256, n_chains=8, n_thermalize=100, sweep_size=2,
+    )
+    assert isinstance(sampler.rule, nqs_core.MixtureRule)
+    testing.check_sampler(sampler, nqs_core.BoltzmannDistribution(action), jax.random.PRNGKey(3))
