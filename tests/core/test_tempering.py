@@ -50,7 +50,7 @@ def test_tempering_samples_a_random_rbm_exactly_with_a_rule_mixture():
                            b=0.2 * jax.random.normal(k3, (2 * n,)))
     _, p = exact_probabilities(dist, n)
     sampler = nqs_core.ParallelTempering(spin_space(n), [{"name": "local", "weight": 0.7}, {"name": "exchange", "weight": 0.3}],
-                                         betas=[1.0, 0.6, 0.3], swap_every=2, n_samples=1024, n_chains=16)
+                                         betas=[1.0, 0.6, 0.3], swap_every=2, n_samples=512, n_chains=16)
     chains, _, _ = draw(sampler, dist, jax.random.PRNGKey(0))
     assert_histogram(chains, p, tau=1.0)
 
