@@ -14,6 +14,8 @@ COMPONENTS = (
     ("sampler", "direct", "nqs_core._sampler:DirectSampler"),
     ("sampler", "exact", "nqs_core._sampler:ExactSampler"),
     ("sampler", "full_sum", "nqs_core._fullsum:FullSumSampler"),
+    ("sampler", "metropolis", "nqs_core._mixture:MetropolisMixture"),
+    ("sampler", "parallel_tempering", "nqs_core._tempering:ParallelTempering"),
     ("estimator", "full_sum", "nqs_core._fullsum:FullSumEstimator"),
 )
 

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "system": "Hamiltonians and classical actions",
     "ansatz": "variational wave functions and other networks",
     "sampler": "Monte Carlo and direct samplers",
+    "rule": "Metropolis moves (local flip, exchange, ...) that the metropolis and parallel_tempering samplers combine",
     "estimator": "turn samples into statistics and gradients",
     "preconditioner": "turn gradients into update directions (SR, SRt, ...)",
     "optimizer": "optax optimizers that apply the update",

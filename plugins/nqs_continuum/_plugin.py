@@ -11,6 +11,7 @@ COMPONENTS = (
     ("ansatz", "equivariant_slater", "nqs_continuum._ansatz:EquivariantSlater"),
     ("sampler", "gaussian_metropolis", "nqs_continuum._sampler:GaussianMetropolis"),
     ("exact", "trapped_fermions_grid", "nqs_continuum._exact:exact_solver"),
+    ("rule", "gaussian", "nqs_continuum._rules:gaussian"),
 )
 
 

@@ -14,6 +14,7 @@ COMPONENTS = (
     ("sampler", "metropolis_field", "nqs_phi4._sampler:MetropolisField"),
     ("driver", "phi4_cv", "nqs_phi4._driver:ControlVariateDriver"),
     ("command", "phi4", "nqs_phi4._cli:app"),
+    ("rule", "checkerboard", "nqs_phi4._rules:checkerboard"),
 )
 
 

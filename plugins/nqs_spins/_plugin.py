@@ -28,6 +28,10 @@ COMPONENTS = (
     ("observable", "structure_factor", "nqs_spins._observables:StructureFactor"),
     ("observable", "dimer", "nqs_spins._observables:Dimer"),
     ("observable", "operator", "nqs_spins._observables:UserOperator"),
+    ("rule", "local", "nqs_spins._rules:local"),
+    ("rule", "exchange", "nqs_spins._rules:exchange"),
+    ("rule", "global_flip", "nqs_spins._rules:global_flip"),
+    ("rule", "multi_flip", "nqs_spins._rules:multi_flip"),
 )
 
 

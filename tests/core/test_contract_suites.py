@@ -105,6 +105,17 @@ def _metropolis_exchange():
     return calc["sampler"], table_target(calc), {}
 
 
+def _metropolis_mixture():
+    calc = spins(sampler='name = "metropolis"\nrules = [{ name = "local", weight = 0.8 }, { name = "multi_flip", k = 2, weight = 0.1 }, '
+                         '{ name = "global_flip", weight = 0.1 }]\nn_samples = 512\nn_chains = 16')
+    return calc["sampler"], table_target(calc), {}
+
+
+def _parallel_tempering():
+    calc = spins(sampler='name = "parallel_tempering"\nrules = ["local"]\nn_replicas = 3\nn_samples = 512\nn_chains = 16')
+    return calc["sampler"], table_target(calc), {}
+
+
 def _exact():
     calc = spins(sampler='name = "exact"\nn_samples = 512\nn_chains = 8')
     return calc["sampler"], table_target(calc), {}
@@ -144,6 +155,8 @@ def _metropolis_field():
 SAMPLERS = {
     "metropolis_local": _metropolis_local,
     "metropolis_exchange": _metropolis_exchange,
+    "metropolis": _metropolis_mixture,
+    "parallel_tempering": _parallel_tempering,
     "exact": _exact,
     "direct": _direct,
     "full_sum": _full_sum,

@@ -1,0 +1,119 @@
+"""Metropolis rules for spin-1/2 configurations, registered by name (kind `rule`)
+for the `metropolis` and `parallel_tempering` samplers: local and multi-spin
+flips, exchanges, the global spin flip."""
+
+from __future__ import annotations
+
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import nqs_core
+
+from ._sampler import ExchangeRule, LocalFlipRule
+from ._space import check_sizes, check_spin_space
+
+
+class GlobalFlipRule(nqs_core.AbstractFixedSymmetricRule):
+    """Invert every spin of a chain, `x -> -x` (a symmetric, deterministic move).
+
+    It maps `S^z` to `-S^z`: valid on the full space and in the `S^z = 0`
+    sector only. Alone it is not ergodic; mix it with a local rule to jump
+    between the two halves of a Z2-symmetric `|psi|^2`."""
+
+    def moves(self, key, shape, x, rule_state):
+        return jnp.zeros(shape, dtype=jnp.int8)
+
+    def propose(self, x, move, rule_state):
+        return -x
+
+
+class MultiFlipRule(nqs_core.AbstractFixedSymmetricRule):
+    """Flip `k` distinct, uniformly chosen spins of a chain at once (symmetric:
+    flipping the same sites undoes the move; changes the magnetisation).
+
+    **Arguments:**
+
+    - `n_sites`: number of spins of a configuration.
+    - `k`: spins flipped per move, `1 <= k <= n_sites`.
+    """
+
+    n_sites: int = eqx.field(static=True)
+    k: int = eqx.field(static=True)
+
+    def moves(self, key, shape, x, rule_state):
+        # the k smallest of n_sites uniform numbers: k distinct uniform sites
+        u = jax.random.uniform(key, shape + (self.n_sites,), dtype=jnp.float32)
+        _, sites = jax.lax.top_k(-u, self.k)
+        return sites.astype(jnp.int32)
+
+    def propose(self, x, sites, rule_state):
+        flip = jnp.any(jnp.arange(x.shape[-1], dtype=jnp.int32)[None, :, None] == sites[:, None, :], axis=-1)
+        return jnp.where(flip, -x, x)
+
+
+def _unconstrained(owner: str, space, what: str) -> None:
+    check_spin_space(owner, space)
+    if space.constraint is not None:
+        raise ValueError(
+            f"rule {owner!r} {what}, so it cannot sample a space with fixed total_sz={space.constraint.total / 2:g}; "
+            "use the exchange rule there"
+        )
+
+
+def local(space) -> LocalFlipRule:
+    """Flip one uniformly chosen spin (changes S^z: full space only).
+
+    **Arguments:** none (the space comes from the config).
+    """
+    _unconstrained("local", space, "flips single spins, which changes S^z")
+    return LocalFlipRule(space.size)
+
+
+def exchange(space, lattice=None) -> ExchangeRule:
+    """Swap the spins of a random nearest-neighbour bond of the lattice (all pairs
+    of sites without a lattice); conserves S^z.
+
+    **Arguments:** none (the space and the lattice come from the config).
+    """
+    check_spin_space("exchange", space)
+    if lattice is None:
+        pairs = list(itertools.combinations(range(space.size), 2))
+    else:
+        check_sizes(space.size, lattice)
+        pairs = list(lattice.edges(1))
+    if not pairs:
+        raise ValueError("rule 'exchange' needs at least one pair of sites to exchange")
+    return ExchangeRule(jnp.asarray(np.asarray(pairs, dtype=np.int32)))
+
+
+def global_flip(space) -> GlobalFlipRule:
+    """Invert all spins, `S^z -> -S^z` (full space or the `S^z = 0` sector); mix it
+    with a local rule for a Z2-symmetric `|psi|^2`.
+
+    **Arguments:** none.
+    """
+    check_spin_space("global_flip", space)
+    if space.constraint is not None and abs(space.constraint.total) > 1e-9:
+        raise ValueError(
+            f"rule 'global_flip' maps S^z to -S^z, which leaves the sector total_sz={space.constraint.total / 2:g}; "
+            "use it on the full space or at total_sz = 0"
+        )
+    return GlobalFlipRule()
+
+
+def multi_flip(space, k: int = 2) -> MultiFlipRule:
+    """Flip `k` distinct random spins at once (changes S^z: full space only).
+
+    **Arguments:**
+
+    - `k`: spins flipped per move (default 2; `1 <= k <= n_sites`).
+    """
+    _unconstrained("multi_flip", space, "flips spins, which changes S^z")
+    k = nqs_core.check_int("k", k, 1)
+    if k > space.size:
+        raise ValueError(f"rule 'multi_flip': k = {k} is more than the {space.size} sites")
+    return MultiFlipRule(space.size, k)
