@@ -35,6 +35,8 @@ class _UserError(Exception):
 #: Exit codes: 2 for a problem with the input (config, command line, files,
 #: sizes), 3 for a run that stopped at a divergence, 1 for an internal error.
 EXIT_USER, EXIT_DIVERGED, EXIT_INTERNAL = 2, 3, 1
+#: the run finished but its result failed the exact cross-check (result.json flagged)
+EXIT_CHECK_FAILED = 4
 #: `NQS_DEBUG=1` (or `--verbose`) prints the traceback of an internal error.
 DEBUG_ENV = "NQS_DEBUG"
 _VERBOSE = {"on": False}
@@ -133,14 +135,36 @@ def _report(result) -> None:
                 f"[bold]Exact[/]:  {result.exact_energy:.10f}   relative error {result.relative_error:.2e}",
                 highlight=False,
             )
+    check = getattr(result, "exact_check", None) or {}
+    if check.get("status") in ("agrees", "disagrees"):
+        e_check = check["energy"]
+        console.print(
+            f"[bold]Exact sum, same parameters[/] ({check['n_states']} states): {e_check['exact']:.10g}   "
+            f"sampled {e_check['sampled']:.10g} ± {e_check['error'] if e_check['error'] is not None else float('nan'):.2g}: "
+            f"{'agrees' if check['status'] == 'agrees' else 'DISAGREES'}",
+            highlight=False,
+        )
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
     if result.stopped_early:
         _fail(
-            f"the run diverged at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
+            f"the run stopped at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
             f"step {int(result.state.step)}: continue with a smaller step, e.g. "
             f"`nqs resume {result.run_dir} --set {'optimizer' if 'optimizer' in result.calculation.config else 'driver'}.learning_rate=...`",
             code=EXIT_DIVERGED,
         )
+    if check.get("status") == "disagrees":
+        from nqs_core._crosscheck import describe_disagreement
+
+        what = describe_disagreement(check)
+        if getattr(result, "failed_exact_check", False):
+            _fail(
+                f"the sampled result disagrees with the exact sum over the same parameters: {what} "
+                "(non-ergodic or biased sampling; try parallel tempering or a rule mixture, or set "
+                "[run] exact_check = 'warn' to only warn); result.json is flagged",
+                code=EXIT_CHECK_FAILED,
+            )
+        else:
+            console.print(f"[bold yellow]warning[/]: the sampled result disagrees with the exact sum: {escape(what)}", highlight=False)
 
 
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
