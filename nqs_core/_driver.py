@@ -228,7 +228,9 @@ class DivergenceGuard(eqx.Module):
 
 def _norm(tree) -> jax.Array:
     """Euclidean norm of every inexact array of `tree`."""
-    leaves = [jnp.sum(jnp.abs(a) ** 2) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)]
+    leaves = [
+        jnp.sum(jnp.abs(a) ** 2).astype(jnp.float64) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)
+    ]
     return jnp.sqrt(jnp.sum(jnp.stack(leaves))).astype(jnp.float64) if leaves else jnp.asarray(0.0, jnp.float64)
 
 

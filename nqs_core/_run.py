@@ -109,6 +109,7 @@ class RunResult:
 RESUME_FIELDS = (
     "run.n_steps", "run.checkpoint_every", "run.n_eval_batches", "run.divergence_factor", "run.max_r_hat",
     "run.max_retries", "run.retry_scale", "run.max_memory_gb", "optimizer.learning_rate", "preconditioner.diag_shift",
+    "run.blowup_factor", "run.max_frozen_fraction", "run.on_unhealthy", "run.exact_check", "run.exact_check_max_states",
     "driver.learning_rate",
 )
 
