@@ -32,7 +32,7 @@ def test_count_distinct_matches_numpy():
 
 
 def _system(cfg_text):
-    return nqs_core.build(nqs_core.loads_config(cfg_text), exact=False).driver.system
+    return nqs_core.build(nqs_core.loads_config(cfg_text), exact=False, stop_after="system").components["system"]
 
 
 def _config(system, n=6, extra=""):
@@ -198,7 +198,7 @@ def test_collapse_exits_3_and_warn_goes_on(tmp_path):
     assert result["exact_check"]["status"] == "skipped: the run stopped early"
     # opted out: the run goes on, every unhealthy step flagged, the warning printed
     r = runner.invoke(app, ["run", str(cfg), "-q", "-o", str(tmp_path / "b"), "--set", "run.on_unhealthy=warn",
-                            "--set", "run.n_steps=4", "--set", "run.exact_check=off"])
+                            "--set", "run.n_steps=3", "--set", "run.exact_check=off"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert any("unhealthy" in rec for rec in read_log(tmp_path / "b"))
     assert "nan" in r.stdout or "R̂" in r.stdout
