@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._fullsum import FullSumSampler, FullSumState, check_enumerable
+from ._observable import expect_many
 from ._space import AbstractDiscreteSpace
 from ._system import AbstractHamiltonian
 from ._validate import MemoryLimitError
@@ -104,8 +105,6 @@ def exact_crosscheck(driver, state, energy, observables: Mapping[str, Any], meas
     `exact`, `n_sigma`, `agrees`), `observables` (the same per observable),
     the `rule` and `n_states`.
     """
-    from ._observable import expect_many
-
     why = skip_reason(driver, max_states)
     if why is not None:
         return {"status": f"skipped: {why}"}

@@ -262,7 +262,7 @@ class _Step(eqx.Module):
         params = optax.apply_updates(state.params, updates)
         health = {}
         if not isinstance(self.sampler, FullSumSampler):  # a full sum has no sampling to be unhealthy
-            health = {**sampling_health(self.system, samples, sinfo, estimate.stats)}
+            health = {**sampling_health(self.system, samples, sinfo, estimate.stats, ansatz)}
             if "frozen_fraction" in sinfo:
                 health["frozen_fraction"] = sinfo["frozen_fraction"]
         reason = self.guard.check(state.guard, estimate.stats, dnorm, direction, params, health)

@@ -34,6 +34,9 @@ from ._system import AbstractDiscreteHamiltonian
 
 #: The energy variance counts as zero below this times `max(E^2, 1)`.
 ZERO_VARIANCE_RTOL = 1e-14
+#: `|psi|^2` counts as collapsed onto a configuration when its `psi_weight` is
+#: below this times its `offdiag_weight`.
+COLLAPSE_RTOL = 1e-6
 #: A chain whose last configuration has an off-diagonal weight above this
 #: times `max(E^2, 1)` is not in an eigenstate of one configuration.
 OFFDIAG_RTOL = 1e-12
@@ -91,7 +94,25 @@ def offdiagonal_weight(system, x: Array) -> Array:
     return jax.vmap(one)(x)
 
 
-def sampling_health(system, samples: Array, info: dict[str, Array], stats) -> dict[str, Array]:
+def _psi_weight(system, log_psi, x: Array) -> Array:
+    """`sum_{x' != x} |<x|H|x'>|^2 |psi(x') / psi(x)|^2` of each row of `x`:
+    how much of the basis-state variance the wave function actually
+    connects to (about 0 when `|psi|^2` collapsed onto `x`)."""
+    if not isinstance(system, AbstractDiscreteHamiltonian) or log_psi is None:
+        return jnp.full(x.shape[:1], jnp.nan)
+
+    def one(row):
+        xps, mels = system.connected(row)
+        differs = jnp.any((xps != row[None]).reshape(xps.shape[0], -1), axis=1) & (mels != 0)
+        lx = jnp.real(log_psi(row))
+        lxp = jnp.real(jax.vmap(log_psi)(xps))
+        ratio2 = jnp.exp(jnp.minimum(2.0 * (lxp - lx), 700.0)).astype(jnp.float64)
+        return jnp.sum(jnp.where(differs, (jnp.abs(mels) ** 2).astype(jnp.float64) * ratio2, 0.0))
+
+    return jax.vmap(one)(x)
+
+
+def sampling_health(system, samples: Array, info: dict[str, Array], stats, log_psi=None) -> dict[str, Array]:
     """The health numbers of one step (jit-compatible).
 
     **Arguments:**
@@ -101,23 +122,33 @@ def sampling_health(system, samples: Array, info: dict[str, Array], stats) -> di
     - `info`: the sampler's info (`acceptance`, and for Metropolis samplers
       `acceptance_min` and `frozen_fraction`).
     - `stats`: the energy `Stats` of the samples.
+    - `log_psi`: the wave function (for `psi_weight`; `None`: not computed).
 
     **Returns:** a dict with `n_distinct` (distinct configurations among the
-    samples), `offdiag_weight` (mean over the chains' last configurations;
-    NaN without connected elements) and `zero_variance` (1.0 when the energy
-    variance is zero although the sampled configurations are not
-    eigenstates, else 0.0).
+    samples), `offdiag_weight` (`sum_{x' != x} |H_{x x'}|^2`, mean over the
+    chains' last configurations; NaN without connected elements),
+    `psi_weight` (the same weighted by `|psi(x')/psi(x)|^2`) and
+    `zero_variance`: 1.0 when the energy variance is zero although the
+    sampled configurations are not eigenstates (`offdiag_weight > 0`) and
+    `|psi|^2` collapsed onto them (`psi_weight` below 1e-6 of
+    `offdiag_weight`), else 0.0. An eigenstate spread over many
+    configurations (zero variance, large `psi_weight`) and a product
+    eigenstate (`offdiag_weight = 0`) are not flagged.
     """
     n_distinct = count_distinct(samples).astype(jnp.float64)
-    off = jnp.mean(offdiagonal_weight(system, samples[:, -1]))
+    last = samples[:, -1]
+    off = jnp.mean(offdiagonal_weight(system, last))
+    psi_w = jnp.mean(_psi_weight(system, log_psi, last))
     energy = jnp.abs(jnp.real(jnp.asarray(stats.mean))).astype(jnp.float64)
     scale = jnp.maximum(energy**2, 1.0)
     var = jnp.asarray(stats.variance, jnp.float64)
-    not_eigen = ~(off <= OFFDIAG_RTOL * scale)  # True for NaN: no basis eigenstates in continuous spaces
-    zero_var = (var <= ZERO_VARIANCE_RTOL * scale) & not_eigen
+    not_eigen = off > OFFDIAG_RTOL * scale  # False for NaN: no basis eigenstates in continuous spaces
+    collapsed = ~(psi_w > COLLAPSE_RTOL * off)  # NaN (no wave function given): decided by the variance alone
+    zero_var = (var <= ZERO_VARIANCE_RTOL * scale) & not_eigen & collapsed
     return {
         "n_distinct": n_distinct,
         "offdiag_weight": off,
+        "psi_weight": psi_w,
         "zero_variance": zero_var.astype(jnp.float64),
     }
 

@@ -345,7 +345,7 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
 
 #: Health numbers of a log record copied into `result.json` "health".
 _HEALTH_KEYS = (
-    "acceptance", "acceptance_min", "frozen_fraction", "n_distinct", "zero_variance", "offdiag_weight", "R_hat",
+    "acceptance", "acceptance_min", "frozen_fraction", "n_distinct", "zero_variance", "offdiag_weight", "psi_weight", "R_hat",
     "param_norm", "unhealthy",
 )
 

@@ -153,9 +153,9 @@ def _report(result) -> None:
             code=EXIT_DIVERGED,
         )
     if check.get("status") == "disagrees":
-        from nqs_core._crosscheck import describe_disagreement
+        import nqs_core
 
-        what = describe_disagreement(check)
+        what = nqs_core.describe_disagreement(check)
         if getattr(result, "failed_exact_check", False):
             _fail(
                 f"the sampled result disagrees with the exact sum over the same parameters: {what} "

@@ -210,7 +210,7 @@ name = "rbm"
 alpha = 1
 param_dtype = "float64"
 [sampler]
-name = "metropolis_local"
+name = "exact"
 n_samples = 512
 n_chains = 8
 [preconditioner]
@@ -223,8 +223,14 @@ learning_rate = 0.05
 
 
 def test_agrees_and_skips(tmp_path):
+    """A healthy short run with the `exact` sampler (no acceptance: health
+    without the Metropolis numbers, no false alarm) agrees with the exact sum."""
     cfg = nqs_core.loads_config(SMALL)
     result = nqs_core.run(cfg, run_dir=tmp_path / "ok", progress=False)
+    assert result.stop_reason is None and not result.stopped_early
+    records = nqs_core.read_log(tmp_path / "ok")
+    assert all("n_distinct" in r and "frozen_fraction" not in r and "rejected" not in r for r in records)
+    assert result.health["final_r_hat"] is not None
     check = result.exact_check
     assert check["status"] == "agrees", check
     # independent exact sum of the final parameters: TFIM from Kronecker products

@@ -117,6 +117,24 @@ def test_health_codes_collapse_versus_eigenstate():
     health = sampling_health(ferro, up, {}, statistics(jnp.full((4, 16), -1.5)))
     assert not bool(health["zero_variance"])
     assert int(guard.health_code(stats, {**health, "frozen_fraction": jnp.asarray(1.0)})) == 0
+    # an eigenstate spread over many configurations (zero variance, |psi|^2 not
+    # collapsed): the ferromagnet's S = L/2, S^z = L/2 - 1 state, one spin down anywhere
+    one_down = jnp.ones((n, n)).at[jnp.arange(n), jnp.arange(n)].set(-1.0)
+    spread_samples = jnp.tile(one_down, (4, 3, 1))[:, :16]
+    zero = statistics(jnp.full((4, 16), 1.0))
+
+    def spread(x):
+        return -50.0 * (jnp.sum(x < 0).astype(jnp.float64) - 1.0) ** 2
+
+    def peaked(x):  # the same configurations, |psi|^2 on the first one only
+        return -50.0 * jnp.sum(jnp.abs(x - one_down[0]))
+
+    health = sampling_health(ferro, spread_samples, {}, zero, spread)
+    assert float(health["offdiag_weight"]) > 0 and float(health["psi_weight"]) > 0.5 * float(health["offdiag_weight"])
+    assert not bool(health["zero_variance"])
+    at_peak = jnp.broadcast_to(one_down[0], (4, 16, n))
+    assert bool(sampling_health(ferro, at_peak, {}, zero, peaked)["zero_variance"])
+    assert not bool(sampling_health(ferro, at_peak, {}, zero, spread)["zero_variance"])  # psi not collapsed there
     # moving chains with a variance: healthy
     xs = jax.random.choice(jax.random.PRNGKey(2), jnp.asarray([-1.0, 1.0]), (4, 16, n))
     moving = statistics(jax.random.normal(jax.random.PRNGKey(3), (4, 16)))
@@ -202,19 +220,6 @@ def test_collapse_exits_3_and_warn_goes_on(tmp_path):
     assert r.exit_code == 0, (r.output, r.exception)
     assert any("unhealthy" in rec for rec in read_log(tmp_path / "b"))
     assert "nan" in r.stdout or "R̂" in r.stdout
-
-
-def test_exact_sampler_health_and_no_false_alarm(tmp_path):
-    """A sampler without acceptance (exact) still gets health numbers; a
-    healthy short run is not stopped."""
-    text = _config('name = "ising"\nJ = 1.0\nh = 1.0', 6).replace('name = "metropolis_local"', 'name = "exact"')
-    cfg = nqs_core.loads_config(text + '[preconditioner]\nname = "sr"\ndiag_shift = 0.01\n[optimizer]\nname = "sgd"\nlearning_rate = 0.05\n')
-    cfg["run"].update(n_steps=3, n_eval_batches=2)
-    result = nqs_core.run(cfg, run_dir=tmp_path / "r", progress=False)
-    assert result.stop_reason is None and not result.stopped_early
-    records = read_log(tmp_path / "r")
-    assert all("n_distinct" in r and "frozen_fraction" not in r and "rejected" not in r for r in records)
-    assert result.health["final_r_hat"] is not None and result.exact_check["status"] == "agrees"
 
 
 def test_deuteron_blowup_is_a_divergence(tmp_path):
