@@ -34,6 +34,8 @@ from ._system import AbstractDiscreteHamiltonian
 
 #: The energy variance counts as zero below this times `max(E^2, 1)`.
 ZERO_VARIANCE_RTOL = 1e-14
+#: Chains whose last configuration enters `offdiag_weight` and `psi_weight`.
+_MAX_ROWS = 16
 #: `|psi|^2` counts as collapsed onto a configuration when its `psi_weight` is
 #: below this times its `offdiag_weight`.
 COLLAPSE_RTOL = 1e-6
@@ -126,7 +128,7 @@ def sampling_health(system, samples: Array, info: dict[str, Array], stats, log_p
 
     **Returns:** a dict with `n_distinct` (distinct configurations among the
     samples), `offdiag_weight` (`sum_{x' != x} |H_{x x'}|^2`, mean over the
-    chains' last configurations; NaN without connected elements),
+    last configurations of the first 16 chains; NaN without connected elements),
     `psi_weight` (the same weighted by `|psi(x')/psi(x)|^2`) and
     `zero_variance`: 1.0 when the energy variance is zero although the
     sampled configurations are not eigenstates (`offdiag_weight > 0`) and
@@ -136,7 +138,7 @@ def sampling_health(system, samples: Array, info: dict[str, Array], stats, log_p
     eigenstate (`offdiag_weight = 0`) are not flagged.
     """
     n_distinct = count_distinct(samples).astype(jnp.float64)
-    last = samples[:, -1]
+    last = samples[:_MAX_ROWS, -1]  # a few chains' last configurations: the cost stays that of a few local energies
     off = jnp.mean(offdiagonal_weight(system, last))
     psi_w = jnp.mean(_psi_weight(system, log_psi, last))
     energy = jnp.abs(jnp.real(jnp.asarray(stats.mean))).astype(jnp.float64)

@@ -146,8 +146,10 @@ def _report(result) -> None:
         )
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
     if result.stopped_early:
+        reason = result.stop_reason or "a non-finite energy"
+        verb = "stopped" if ("sampling froze" in reason or "samples collapsed" in reason or "R-hat" in reason) else "diverged"
         _fail(
-            f"the run stopped at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
+            f"the run {verb} at {reason}; the checkpoint holds the last good "
             f"step {int(result.state.step)}: continue with a smaller step, e.g. "
             f"`nqs resume {result.run_dir} --set {'optimizer' if 'optimizer' in result.calculation.config else 'driver'}.learning_rate=...`",
             code=EXIT_DIVERGED,
