@@ -234,3 +234,18 @@ def test_deuteron_blowup_is_a_divergence(tmp_path):
     assert records[-1]["diverged"] == result.stop_reason
     # the checkpoint holds the parameters the run started from, not the blown ones
     assert int(result.state.step) == records[-1]["step"]
+
+
+def test_final_r_hat_far_from_one_stops():
+    from nqs_core._run import _final_health
+
+    run = {"max_r_hat": 100.0}
+    chains_apart = statistics(jnp.arange(4.0)[:, None] * 1e3 + jax.random.normal(jax.random.PRNGKey(4), (4, 64)))
+    assert float(chains_apart.R_hat) > 100
+    out = _final_health({"step": 9, "R_hat": 1.01, "n_distinct": 40}, chains_apart, run)
+    assert out["last_step"] == {"step": 9, "R_hat": 1.01, "n_distinct": 40}
+    assert "R-hat" in out["final_r_hat_exceeds"] and "above max_r_hat = 100" in out["final_r_hat_exceeds"]
+    healthy = _final_health(None, statistics(jax.random.normal(jax.random.PRNGKey(5), (4, 64))), run)
+    assert "final_r_hat_exceeds" not in healthy and abs(healthy["final_r_hat"] - 1.0) < 0.1
+    frozen = _final_health(None, statistics(jnp.full((4, 64), 2.0)), run)
+    assert frozen["final_r_hat"] is None  # NaN: undefined, stored as null
