@@ -41,6 +41,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._tempering": ["ParallelTempering", "TemperedDistribution", "TemperingState"],
         "._validate": ["MemoryLimitError", "check_chains", "check_int", "check_memory", "check_positive", "memory_limit"],
         "._stats": ["Stats", "blocking_error", "statistics"],
+        "._health": ["BlowUpWatch", "count_distinct", "offdiagonal_weight", "sampling_health"],
+        "._crosscheck": ["describe_disagreement", "exact_crosscheck"],
         "._system": ["autodiff_grad", "AbstractAction", "AbstractContinuumHamiltonian", "AbstractDiscreteHamiltonian", "AbstractHamiltonian", "AbstractSystem"],
         "._tree": ["batch_apply", "log_psi_batch", "n_real_parameters", "parameters", "real_ravel"],
         "._callbacks": ["AbstractCallback", "Checkpoint", "FunctionCallback", "StopRun", "EarlyStopping", "JsonlLog", "NaNGuard", "ProgressBar"],

@@ -244,7 +244,7 @@ class ProgressBar(AbstractCallback):
     one line is printed every `every` steps (and at the last step) with the step,
     the energy and its error, the relative error when the exact energy is known,
     the seconds per step and the estimated time left, e.g.
-    `step 40/300  E = -20.3911 ± 0.0021  rel.err 6.7e-04  σ² = 0.061  acc 0.47  0.052 s/step  ETA 14 s`.
+    `step 40/300  E = -20.3911 ± 0.0021  rel.err 6.7e-04  σ² = 0.061  acc 0.47  R̂ 1.002  0.052 s/step  ETA 14 s`.
 
     **Arguments:**
 
@@ -294,6 +294,13 @@ class ProgressBar(AbstractCallback):
         if "rejected" in record:  # always shown, and never as if it were a result
             self.console.print(_format_rejected(record, self._total), highlight=False, markup=False, soft_wrap=True)
             return
+        if record.get("unhealthy") and record["unhealthy"] != getattr(self, "_warned", None):
+            # [run] on_unhealthy = "warn": shown once per kind of trouble
+            self._warned = record["unhealthy"]
+            self.console.print(
+                f"warning: step {record['step']}: {record['unhealthy']} (on_unhealthy = 'warn': the run goes on)",
+                highlight=False, markup=False, soft_wrap=True,
+            )
         if self._progress is not None:
             self._progress.update(self._task, completed=step, energy=_format_record(record, driver.objective, exact))
             return
@@ -355,4 +362,7 @@ def _format_energy(record: dict[str, Any], exact: float | None) -> str:
     s += f"  σ² = {record['variance']:.3g}"
     if "acceptance" in record:
         s += f"  acc {record['acceptance']:.2f}"
+    if "R_hat" in record:  # nan when undefined (frozen chains), never 0
+        r = record["R_hat"]
+        s += f"  R̂ {r:.3f}" if not math.isfinite(r) or r < 100 else f"  R̂ {r:.2g}"
     return s

@@ -49,7 +49,12 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
     "observe_every": (0, "steps between measurements of the [observables] into log.jsonl (0: only at the end, into result.json)"),
     "divergence_factor": (1e4, "reject a step whose energy variance or direction norm exceeds this times its running median (inf: off)"),
-    "max_r_hat": (math.inf, "reject a step whose energy R-hat exceeds this (inf: off)"),
+    "max_r_hat": (100.0, "reject a step whose energy R-hat exceeds this: chains far from agreeing (inf: off)"),
+    "blowup_factor": (1e5, "reject a step whose parameter norm or energy grew by more than this factor over the first step's (a finite blow-up; inf: off)"),
+    "max_frozen_fraction": (0.5, "sampling counts as frozen when at least this fraction of the chains did not move during a step (1.0: all)"),
+    "on_unhealthy": ("stop", "frozen or collapsed sampling: 'stop' (like a divergence, exit 3) or 'warn'"),
+    "exact_check": ("error", "after a Monte Carlo run on a small space, compare with the exact sum over the same parameters: 'error' (exit 4 on disagreement), 'warn' or 'off'"),
+    "exact_check_max_states": (1 << 20, "largest space that the exact cross-check enumerates"),
     "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
     "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
     "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums, ansatz parameters and natural-gradient steps that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
@@ -172,7 +177,7 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown field(s) {', '.join(unknown)} in [run]; valid fields: {', '.join(RUN_FIELDS)}")
     out = {k: table.get(k, default) for k, (default, _) in RUN_FIELDS.items()}
-    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states", "max_retries"):
+    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states", "max_retries", "exact_check_max_states"):
         if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
             raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
     if out["checkpoint_every"] < 1:
@@ -184,7 +189,11 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")
     if isinstance(ex, float) and not math.isfinite(ex):
         raise ConfigError(f"[run] exact_energy must be a finite number, 'auto' or 'none', got {ex!r}")
-    for k in ("divergence_factor", "max_r_hat", "retry_scale"):
+    if out["exact_check"] not in ("error", "warn", "off"):
+        raise ConfigError(f"[run] exact_check must be 'error', 'warn' or 'off', got {out['exact_check']!r}")
+    if out["on_unhealthy"] not in ("stop", "warn"):
+        raise ConfigError(f"[run] on_unhealthy must be 'stop' or 'warn', got {out['on_unhealthy']!r}")
+    for k in ("divergence_factor", "max_r_hat", "retry_scale", "blowup_factor", "max_frozen_fraction"):
         if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or math.isnan(out[k]):
             raise ConfigError(f"[run] {k} must be a number, got {out[k]!r}")
         out[k] = float(out[k])
@@ -201,6 +210,8 @@ def divergence_guard(run: dict[str, Any]):
         return DivergenceGuard(
             factor=run["divergence_factor"], max_r_hat=run["max_r_hat"],
             max_retries=run["max_retries"], retry_scale=run["retry_scale"],
+            blowup_factor=run["blowup_factor"], max_frozen_fraction=run["max_frozen_fraction"],
+            on_unhealthy=run["on_unhealthy"],
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[run] {exc}") from None

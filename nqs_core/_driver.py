@@ -18,6 +18,7 @@ from ._distributed import concat_over_ranks, fold_rank
 from ._driver_protocol import AbstractDriver
 from ._estimator import AbstractEstimator, EnergyEstimator, scheduled
 from ._fullsum import FullSumSampler, _value_bytes
+from ._health import OFFDIAG_RTOL, describe_health, sampling_health
 from ._observable import measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
@@ -34,6 +35,11 @@ class GuardState(eqx.Module):
     variance: jax.Array
     direction_norm: jax.Array
     count: jax.Array
+    #: references of the blow-up tests, set at the first accepted step (NaN before):
+    #: the parameter norm, the energy and its standard deviation
+    param_norm0: jax.Array | None = None
+    energy0: jax.Array | None = None
+    sigma0: jax.Array | None = None
 
 
 class VMCState(eqx.Module):
@@ -55,10 +61,16 @@ REJECT_REASONS = {
     4: "the update direction is not finite",
     5: "the updated parameters are not finite",
     6: "the update direction norm jumped above divergence_factor times its running median",
+    7: "the sampling froze: most chains did not move during the step (max_frozen_fraction) on a state that is not an eigenstate",
+    8: "the energy variance is zero on a state that is not an eigenstate: the samples collapsed onto few configurations",
+    9: "the parameters grew by orders of magnitude (norm above blowup_factor times its initial value)",
+    10: "the energy moved by orders of magnitude (more than blowup_factor times its initial scale)",
 }
 #: Reasons that condemn the parameters the step started from (so the update
 #: that produced them is undone); the others condemn its samples or its update.
-_PARAMS_REASONS = (1, 2)
+_PARAMS_REASONS = (1, 2, 7, 8, 10)
+#: Reasons about the sampling's health: `[run] on_unhealthy = "warn"` only warns.
+HEALTH_REASONS = (7, 8)
 
 
 class DivergenceGuard(eqx.Module):
@@ -68,19 +80,35 @@ class DivergenceGuard(eqx.Module):
     updated) when the energy, its variance, the update direction or the new
     parameters are not finite, when the energy variance or the direction norm
     exceeds `factor` times its median over the last `window` accepted steps
-    (once `warmup` steps have been accepted), or when R-hat exceeds
-    `max_r_hat`. The driver then retries (see `VMC.run`) at most
+    (once `warmup` steps have been accepted), when R-hat exceeds
+    `max_r_hat`, when the parameters or the energy grew by orders of
+    magnitude (a finite blow-up: the parameter norm above `blowup_factor`
+    times `max(|p0|, 1)`, or `|E - E0|` above `blowup_factor` times
+    `max(|E0|, sigma0)`, with `p0`, `E0`, `sigma0` those of the first accepted
+    step), or when the sampling is unhealthy (see `nqs_core._health`): at
+    least `max_frozen_fraction` of the chains did not move, or the energy
+    variance is zero, on a state whose sampled configurations are not
+    eigenstates of `H`. The driver then retries (see `VMC.run`) at most
     `max_retries` times, each with the update scaled by a further
     `retry_scale`, and stops with the reason when the retries are spent.
 
     **Arguments:**
 
     - `factor`: jump factor over the running median (`inf`: off; default 1e4).
-    - `max_r_hat`: largest accepted R-hat (`inf`: off; default `inf`).
+    - `max_r_hat`: largest accepted R-hat (`inf`: off; default 100; NaN, an
+      undefined R-hat, is not rejected here: frozen chains are caught by the
+      health tests).
     - `max_retries`: retries of a rejected step before the run stops (default 3).
     - `retry_scale`: factor on the update per retry (default 0.5).
     - `window`: length of the running median (default 20).
     - `warmup`: accepted steps before the jump and R-hat tests start (default 2).
+    - `blowup_factor`: growth of the parameter norm or the energy that counts
+      as a finite blow-up (`inf`: off; default 1e5).
+    - `max_frozen_fraction`: fraction of chains that did not move in a step
+      that counts as frozen sampling (default 0.5; 1.0: only when all froze).
+    - `on_unhealthy`: `"stop"` (default: frozen or collapsed sampling rejects
+      the step like a divergence) or `"warn"` (the step is applied, the record
+      gets `"unhealthy"` and the progress output a warning).
     """
 
     factor: float = eqx.field(static=True)
@@ -89,42 +117,78 @@ class DivergenceGuard(eqx.Module):
     retry_scale: float = eqx.field(static=True)
     window: int = eqx.field(static=True)
     warmup: int = eqx.field(static=True)
+    blowup_factor: float = eqx.field(static=True)
+    max_frozen_fraction: float = eqx.field(static=True)
+    on_unhealthy: str = eqx.field(static=True)
 
     def __init__(
         self,
         factor: float = 1e4,
-        max_r_hat: float = math.inf,
+        max_r_hat: float = 100.0,
         max_retries: int = 3,
         retry_scale: float = 0.5,
         window: int = 20,
         warmup: int = 2,
+        blowup_factor: float = 1e5,
+        max_frozen_fraction: float = 0.5,
+        on_unhealthy: str = "stop",
     ):
         factor, max_r_hat, retry_scale = float(factor), float(max_r_hat), float(retry_scale)
+        blowup_factor, max_frozen_fraction = float(blowup_factor), float(max_frozen_fraction)
         if not factor > 1.0:
             raise ValueError(f"divergence_factor must be > 1 (inf: off), got {factor}")
         if not max_r_hat > 1.0:
             raise ValueError(f"max_r_hat must be > 1 (inf: off), got {max_r_hat}")
         if not 0.0 < retry_scale <= 1.0:
             raise ValueError(f"retry_scale must be in (0, 1], got {retry_scale}")
+        if not blowup_factor > 1.0:
+            raise ValueError(f"blowup_factor must be > 1 (inf: off), got {blowup_factor}")
+        if not 0.0 < max_frozen_fraction <= 1.0:
+            raise ValueError(f"max_frozen_fraction must be in (0, 1], got {max_frozen_fraction}")
+        if on_unhealthy not in ("stop", "warn"):
+            raise ValueError(f"on_unhealthy must be 'stop' or 'warn', got {on_unhealthy!r}")
         self.factor, self.max_r_hat, self.retry_scale = factor, max_r_hat, retry_scale
+        self.blowup_factor, self.max_frozen_fraction, self.on_unhealthy = blowup_factor, max_frozen_fraction, on_unhealthy
         self.max_retries = check_int("max_retries", max_retries, minimum=0)
         self.window = check_int("window", window, minimum=1)
         self.warmup = check_int("warmup", warmup, minimum=1)
 
     def init(self) -> GuardState:
         empty = jnp.full((self.window,), jnp.nan, dtype=jnp.float64)
-        return GuardState(empty, empty, jnp.asarray(0, dtype=jnp.int64))
+        nan = jnp.asarray(jnp.nan, dtype=jnp.float64)
+        return GuardState(empty, empty, jnp.asarray(0, dtype=jnp.int64), nan, nan, nan)
 
-    def check(self, guard: GuardState, stats: Stats, direction_norm, direction, params) -> jax.Array:
+    def health_code(self, stats: Stats, health: Mapping[str, jax.Array]) -> jax.Array:
+        """The unhealthy-sampling code (int64; 0 healthy, else 7 or 8 of
+        `REJECT_REASONS`) of a step's health numbers (`sampling_health` plus
+        the sampler's `frozen_fraction` where it has one)."""
+        frozen = jnp.asarray(health.get("frozen_fraction", jnp.nan), jnp.float64)
+        off = jnp.asarray(health.get("offdiag_weight", jnp.nan), jnp.float64)
+        scale = jnp.maximum(jnp.abs(jnp.real(jnp.asarray(stats.mean))).astype(jnp.float64) ** 2, 1.0)
+        not_eigen = ~(off <= OFFDIAG_RTOL * scale)
+        conditions = [
+            (frozen >= self.max_frozen_fraction) & not_eigen,
+            jnp.asarray(health.get("zero_variance", 0.0)) > 0,
+        ]
+        return jnp.select(conditions, [jnp.asarray(7, jnp.int64), jnp.asarray(8, jnp.int64)], jnp.asarray(0, jnp.int64))
+
+    def check(self, guard: GuardState, stats: Stats, direction_norm, direction, params, health=None) -> jax.Array:
         """The reason code (int64, 0: accept) of a step; see `REJECT_REASONS`."""
         var = jnp.asarray(stats.variance, jnp.float64)
         dnorm = jnp.asarray(direction_norm, jnp.float64)
         ready = guard.count >= self.warmup
+        started = guard.count >= 1
+        energy = jnp.real(jnp.asarray(stats.mean)).astype(jnp.float64)
 
         def jump(value, history):
             median = jnp.nanmedian(history)
             return ready & (median > 0) & (value > self.factor * median)
 
+        hcode = self.health_code(stats, health or {})
+        stop_unhealthy = self.on_unhealthy == "stop"
+        p0 = guard.param_norm0 if guard.param_norm0 is not None else jnp.nan
+        e0 = guard.energy0 if guard.energy0 is not None else jnp.nan
+        s0 = guard.sigma0 if guard.sigma0 is not None else jnp.nan
         conditions = [  # in the order of REJECT_REASONS
             ~(jnp.isfinite(stats.mean) & jnp.isfinite(var)),
             jump(var, guard.variance),
@@ -132,18 +196,42 @@ class DivergenceGuard(eqx.Module):
             ~_all_finite(direction),
             ~_all_finite(params),
             jump(dnorm, guard.direction_norm),
+            stop_unhealthy & (hcode == 7),
+            stop_unhealthy & (hcode == 8),
+            started & (_norm(params) > self.blowup_factor * jnp.maximum(p0, 1.0)),
+            started & (jnp.abs(energy - e0) > self.blowup_factor * jnp.maximum(jnp.abs(e0), s0)),
         ]
         codes = [jnp.asarray(i + 1, jnp.int64) for i in range(len(conditions))]
         return jnp.select(conditions, codes, jnp.asarray(0, jnp.int64))
 
-    def update(self, guard: GuardState, stats: Stats, direction_norm) -> GuardState:
-        """`guard` with an accepted step's variance and direction norm added."""
+    def update(self, guard: GuardState, stats: Stats, direction_norm, params=None) -> GuardState:
+        """`guard` with an accepted step's variance and direction norm added
+        (and, at the first accepted step, the blow-up references: the norm of
+        `params`, the parameters the step started from, and the energy)."""
         i = guard.count % self.window
+        first = guard.count == 0
+        nan = jnp.asarray(jnp.nan, jnp.float64)
+        old = [x if x is not None else nan for x in (guard.param_norm0, guard.energy0, guard.sigma0)]
+        now = [
+            _norm(params) if params is not None else nan,
+            jnp.real(jnp.asarray(stats.mean)).astype(jnp.float64),
+            jnp.sqrt(jnp.asarray(stats.variance, jnp.float64)),
+        ]
+        refs = [jnp.where(first, b, a) for a, b in zip(old, now)]
         return GuardState(
             guard.variance.at[i].set(jnp.asarray(stats.variance, jnp.float64)),
             guard.direction_norm.at[i].set(jnp.asarray(direction_norm, jnp.float64)),
             guard.count + 1,
+            *refs,
         )
+
+
+def _norm(tree) -> jax.Array:
+    """Euclidean norm of every inexact array of `tree`."""
+    leaves = [
+        jnp.sum(jnp.abs(a) ** 2).astype(jnp.float64) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.inexact)
+    ]
+    return jnp.sqrt(jnp.sum(jnp.stack(leaves))).astype(jnp.float64) if leaves else jnp.asarray(0.0, jnp.float64)
 
 
 def _all_finite(tree) -> jax.Array:
@@ -172,17 +260,24 @@ class _Step(eqx.Module):
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
         updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)  # < 1 only when retrying
         params = optax.apply_updates(state.params, updates)
-        reason = self.guard.check(state.guard, estimate.stats, dnorm, direction, params)
+        health = {}
+        if not isinstance(self.sampler, FullSumSampler):  # a full sum has no sampling to be unhealthy
+            health = {**sampling_health(self.system, samples, sinfo, estimate.stats, ansatz)}
+            if "frozen_fraction" in sinfo:
+                health["frozen_fraction"] = sinfo["frozen_fraction"]
+        reason = self.guard.check(state.guard, estimate.stats, dnorm, direction, params, health)
+        unhealthy = self.guard.health_code(estimate.stats, health)
         ok = reason == 0
         # a rejected step leaves everything but the sampler (fresh samples for a retry) as it was
         new = jax.tree.map(
             lambda a, b: jnp.where(ok, a, b),
             VMCState(params, opt_state, state.sampler_state, precond_state, state.step + 1,
-                     self.guard.update(state.guard, estimate.stats, dnorm)),
+                     self.guard.update(state.guard, estimate.stats, dnorm, state.params)),
             state,
         )
         new = eqx.tree_at(lambda s: s.sampler_state, new, sampler_state)
-        return new, estimate.stats, {**sinfo, **pinfo}, reason
+        health = {**health, "unhealthy": unhealthy.astype(jnp.float64), "param_norm": _norm(params)}
+        return new, estimate.stats, {**sinfo, **pinfo, **health}, reason
 
 
 class _Evaluate(eqx.Module):
@@ -325,12 +420,22 @@ class VMC(AbstractDriver):
         t0 = time.perf_counter()
         if state.guard is None:  # a state made before the guard existed
             state = eqx.tree_at(lambda s: s.guard, state, self.divergence.init(), is_leaf=lambda x: x is None)
+        elif state.guard.param_norm0 is None:  # ... or before its blow-up references
+            nan = jnp.asarray(jnp.nan, jnp.float64)
+            g = state.guard
+            state = eqx.tree_at(lambda s: s.guard, state, GuardState(g.variance, g.direction_norm, g.count, nan, nan, nan))
         new, stats, info, reason = self._step(state, jnp.asarray(scale, dtype=jnp.float64))
         # one transfer for every scalar of the record (not one per float())
         stats, info, reason = jax.device_get((stats, info, reason))
         record = {"step": int(state.step), **_stats_record(stats)}
         for k, v in info.items():
             record[k] = float(v)
+        if "n_distinct" in record:
+            record["n_distinct"] = int(record["n_distinct"])
+            record["zero_variance"] = bool(record["zero_variance"])
+        sick = int(record.pop("unhealthy", 0))
+        if sick:
+            record["unhealthy"] = REJECT_REASONS[sick]
         code = int(reason)
         if code:
             record["rejected"] = REJECT_REASONS[code]
@@ -376,7 +481,10 @@ class VMC(AbstractDriver):
                     record["attempt"] = attempts
                     if attempts > guard.max_retries or (code in _PARAMS_REASONS and previous is None):
                         why = "no earlier state in this run to go back to" if attempts <= guard.max_retries else f"after {guard.max_retries} retries"
-                        self.stop_reason = f"step {step}: {record['rejected']} ({why})"
+                        detail = ""
+                        if code in HEALTH_REASONS:
+                            detail = f" [{describe_health(record, self.sampler.n_chains * self.sampler.n_samples_per_chain)}]"
+                        self.stop_reason = f"step {step}: {record['rejected']}{detail} ({why})"
                         record["diverged"] = self.stop_reason
                         stop = True
                         if previous is not None and code in _PARAMS_REASONS:

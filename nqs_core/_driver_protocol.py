@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 import jax
 
 from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callbacks
+from ._health import BlowUpWatch
 from ._stats import Stats
 
 
@@ -58,6 +59,8 @@ class AbstractDriver(abc.ABC):
     measures_observables: ClassVar[bool] = False
     #: whether the driver runs over MPI ranks (VMC); `nqs run` refuses more than one rank otherwise
     distributed: ClassVar[bool] = False
+    #: growth of the objective or the parameter norm that the default `run` treats as a divergence
+    blowup_factor: float = 1e5
 
     def run_key(self, seed: int) -> jax.Array:
         """The key `nqs run` passes to `init` for `[run] seed` (default:
@@ -101,21 +104,28 @@ class AbstractDriver(abc.ABC):
         """Step until `state.step == n_steps`, calling `callbacks` (see
         `AbstractCallback`) after every step; one returning `False` stops the run.
 
-        A step whose objective is not finite is not applied: the run stops,
-        `stop_reason` says why, and the state returned is the last one whose
-        objective was finite (the one before it), or the given state when the
-        first step failed."""
+        A step whose objective is not finite, or that blew up (`BlowUpWatch`:
+        the objective moved by more than `blowup_factor` times the first
+        step's magnitude, or the parameter norm grew by more than that factor
+        over the starting one), is not applied: the run stops, `stop_reason`
+        says why, and the state returned is the last one that passed (the one
+        before it), or the given state when the first step failed."""
         callbacks = as_callbacks(callbacks)
         self.stop_reason = None
         start_callbacks(callbacks, self, state, n_steps)
         previous = None
+        watch = BlowUpWatch(self.blowup_factor)
+        watch.check(math.nan, getattr(state, "params", None))  # references: the starting parameters (and the first objective)
         try:
             stop = False
             while int(state.step) < n_steps and not stop:
                 new, record = self.step(state)
                 value = record[self.objective]
-                if isinstance(value, float) and not math.isfinite(value):
-                    record["rejected"] = f"the {self.objective} is not finite"
+                blown = None
+                if not (isinstance(value, float) and not math.isfinite(value)):
+                    blown = watch.check(float(value), getattr(new, "params", None))
+                if (isinstance(value, float) and not math.isfinite(value)) or blown:
+                    record["rejected"] = blown or f"the {self.objective} is not finite"
                     self.stop_reason = f"step {record['step']}: {record['rejected']}"
                     record["diverged"] = self.stop_reason
                     stop = True

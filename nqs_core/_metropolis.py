@@ -187,7 +187,10 @@ class AbstractMetropolisSampler(AbstractSampler):
     The rule adapts its state (a width) after each thermalisation and discarded
     sweep; while samples are stored it is fixed, so the stored chain satisfies
     detailed balance. `info["acceptance"]` is the acceptance of the discarded
-    and stored sweeps of this call, plus the rule's `info`.
+    and stored sweeps of this call (mean over chains), `info["acceptance_min"]`
+    that of the least mobile chain, `info["frozen_fraction"]` the fraction of
+    chains that accepted nothing in this call (the sampling health of
+    `nqs_core._health`), plus the rule's `info`.
     """
 
     space: eqx.AbstractVar[AbstractSpace]
@@ -399,5 +402,10 @@ def _sample(sampler, distribution, state):
         n_accepted=state.n_accepted + acc,
         n_steps=state.n_steps + n_steps,
     )
-    acceptance = jnp.sum(acc).astype(lp.dtype) / (n_chains * n_steps * per_step)
-    return jnp.swapaxes(samples, 0, 1), new_state, {"acceptance": acceptance, **rule.info(rule_state)}
+    per_chain = acc.astype(lp.dtype) / (n_steps * per_step)
+    info = {
+        "acceptance": jnp.mean(per_chain),
+        "acceptance_min": jnp.min(per_chain),  # sampling health (nqs_core._health)
+        "frozen_fraction": jnp.mean((acc == 0).astype(lp.dtype)),  # chains that did not move in this call
+    }
+    return jnp.swapaxes(samples, 0, 1), new_state, {**info, **rule.info(rule_state)}

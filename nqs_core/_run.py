@@ -7,12 +7,15 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import pathlib
 from typing import Any
 
+import numpy as np
+
 from . import _signals
-from ._callbacks import Checkpoint, JsonlLog, NaNGuard, ProgressBar, SignalStop
+from ._callbacks import AbstractCallback, Checkpoint, JsonlLog, NaNGuard, ProgressBar, SignalStop
 from ._config import ConfigError, build
 from ._toml import apply_overrides, load_config, loads_config, resolved_toml
 from ._distributed import check_launch, is_root, n_ranks, python_comm
@@ -22,6 +25,7 @@ from ._io import (
 )
 from ._lock import LOCK_FILE, RunLock, lock_note
 from ._observable import ObservableLog, stats_dict
+from ._crosscheck import exact_crosscheck
 from ._stats import Stats
 from ._validate import check_int
 
@@ -86,6 +90,16 @@ class RunResult:
     stop_reason: str | None = None
     #: the `[observables]` measured on the final evaluation samples: name -> `Stats`
     observables: dict[str, Stats] = dataclasses.field(default_factory=dict)
+    #: the exact cross-check (`nqs_core._crosscheck.exact_crosscheck`): `status`
+    #: "agrees" / "disagrees" / "skipped: <reason>", and both numbers
+    exact_check: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: sampling health of the last step and of the final estimate (`result.json` "health")
+    health: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed_exact_check(self) -> bool:
+        """Whether the result disagrees with the exact sum and `[run] exact_check = "error"`."""
+        return self.exact_check.get("status") == "disagrees" and self.calculation.run.get("exact_check", "error") == "error"
 
     @property
     def relative_error(self) -> float | None:
@@ -99,6 +113,7 @@ class RunResult:
 RESUME_FIELDS = (
     "run.n_steps", "run.checkpoint_every", "run.n_eval_batches", "run.divergence_factor", "run.max_r_hat",
     "run.max_retries", "run.retry_scale", "run.max_memory_gb", "optimizer.learning_rate", "preconditioner.diag_shift",
+    "run.blowup_factor", "run.max_frozen_fraction", "run.on_unhealthy", "run.exact_check", "run.exact_check_max_states",
     "driver.learning_rate",
 )
 
@@ -477,14 +492,17 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
     driver = calc.driver
     n_steps = calc.run["n_steps"]
     guard = NaNGuard()
+    last = _LastRecord()
     # collective: every rank; the checkpoint's meta fingerprints the physics (see check_physics)
-    callbacks = [Checkpoint(run_dir, calc.run["checkpoint_every"], meta=fingerprint(calc.config)), guard, SignalStop()]
+    callbacks = [Checkpoint(run_dir, calc.run["checkpoint_every"], meta=fingerprint(calc.config)), guard, last, SignalStop()]
     if is_root():
         callbacks.insert(0, JsonlLog(run_dir))
         if progress:
             callbacks.append(ProgressBar(n_steps, console=console))
     if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
         callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
+    if not hasattr(driver, "divergence") and hasattr(driver, "blowup_factor"):  # drivers without a jitted guard
+        driver.blowup_factor = calc.run["blowup_factor"]
     state = driver.run(state, n_steps, callbacks)
     _signals.end_steps(int(state.step))  # SIGTERM / SIGINT stopped the run: RunInterrupted after the checkpoint
     energy, observed = None, {}
@@ -492,16 +510,69 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
         # the energy and the observables on the same final samples (exact for a full_sum run)
         energy, observed, _ = driver.measure(state, calc.observables, calc.run["n_eval_batches"])
     exact = driver.exact_energy
-    stopped = guard.tripped_at is not None
-    result = RunResult(run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=guard.reason, observables=observed)
-    payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": guard.reason}
+    health = _final_health(last.record, energy, calc.run)
+    stop_reason = guard.reason
+    if stop_reason is None and health.get("final_r_hat_exceeds"):
+        stop_reason = health["final_r_hat_exceeds"]
+    stopped = stop_reason is not None
+    check: dict[str, Any] = {}
+    if energy is not None and not stopped:
+        if calc.run["exact_check"] == "off":
+            check = {"status": "skipped: [run] exact_check = 'off'"}
+        else:
+            check = exact_crosscheck(driver, state, energy, calc.observables, observed, calc.run["exact_check_max_states"])
+    elif energy is None and not stopped:
+        check = {"status": "skipped: no final estimate (n_eval_batches = 0)"}
+    else:
+        check = {"status": "skipped: the run stopped early"}
+    result = RunResult(
+        run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=stop_reason, observables=observed,
+        exact_check=check, health=health,
+    )
+    payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": stop_reason}
     if energy is not None:
         payload[driver.objective] = energy.to_dict()  # "energy" for VMC
         payload["relative_error"] = result.relative_error
     if observed:
         payload["observables"] = {k: stats_dict(v, calc.observables[k]) for k, v in observed.items()}
+    payload["health"] = health
+    payload["exact_check"] = check
     if guard.tripped_at is None:
         payload.update(driver.summary(state))
     if is_root():
         write_text(run_dir / RESULT_FILE, json.dumps(strict_json(payload), indent=1, allow_nan=False))
     return result
+
+
+#: Health numbers of a log record copied into `result.json` "health".
+_HEALTH_KEYS = (
+    "acceptance", "acceptance_min", "frozen_fraction", "n_distinct", "zero_variance", "offdiag_weight", "psi_weight", "R_hat",
+    "param_norm", "unhealthy",
+)
+
+
+class _LastRecord(AbstractCallback):
+    """Callback keeping the last log record of a run (for `result.json` "health")."""
+
+    def __init__(self):
+        self.record: dict[str, Any] | None = None
+
+    def __call__(self, driver, state, record):
+        self.record = record
+
+
+def _final_health(record, energy, run) -> dict[str, Any]:
+    """`result.json` "health": the last step's numbers (`last_step`) and the
+    final estimate's R-hat, with `final_r_hat_exceeds` (a stop reason) when it
+    is above `[run] max_r_hat`."""
+    out: dict[str, Any] = {}
+    if record is not None:
+        out["last_step"] = {"step": record.get("step"), **{k: record[k] for k in _HEALTH_KEYS if k in record}}
+    if energy is not None:
+        r = float(np.asarray(energy.R_hat).real) if np.ndim(energy.R_hat) == 0 else float("nan")
+        out["final_r_hat"] = r if math.isfinite(r) else None
+        if math.isfinite(r) and r > run["max_r_hat"]:
+            out["final_r_hat_exceeds"] = (
+                f"the final estimate's R-hat = {r:.4g} is above max_r_hat = {run['max_r_hat']:g}: the chains disagree"
+            )
+    return out

@@ -23,7 +23,11 @@ class Stats(eqx.Module):
     - `variance`: `mean |x - mean|^2`.
     - `tau_corr`: integrated autocorrelation time minus 1/2 (0 for independent
       samples), in units of samples along a chain, with Sokal's automatic window.
-    - `R_hat`: split-chain Gelman-Rubin statistic (about 1 when chains agree).
+    - `R_hat`: split-chain Gelman-Rubin statistic (about 1 when chains agree;
+      Gelman et al. 2013, Bayesian Data Analysis, 3rd ed., eq. 11.4 on split
+      chains). NaN when undefined: fewer than 4 samples per chain (8 with one
+      chain), or no variance within the chains (frozen chains, a constant
+      observable), never 0; printed as `nan`.
 
     Prints like `-20.404 ± 0.003 [σ²=0.051, τ=0.4, R̂=1.0020]`.
     """
@@ -44,7 +48,7 @@ class Stats(eqx.Module):
             m = f"{mean.real:.{digits}f}"
         return (
             f"{m} ± {err:.{digits}f} [σ²={float(self.variance):.4g}, "
-            f"τ={float(self.tau_corr):.2g}, R̂={float(self.R_hat):.4f}]"
+            f"τ={float(self.tau_corr):.2g}, R̂={_format_rhat(float(self.R_hat))}]"
         )
 
     __str__ = __repr__
@@ -61,6 +65,11 @@ class Stats(eqx.Module):
         if mean.imag != 0.0:
             out["mean_imag"] = mean.imag
         return out
+
+
+def _format_rhat(r: float) -> str:
+    """`1.0020`, `nan` (undefined), `5.3e+11` (far from 1)."""
+    return f"{r:.4f}" if not math.isfinite(r) or abs(r) < 100 else f"{r:.3g}"
 
 
 def _digits(err: float) -> int:
@@ -91,6 +100,11 @@ def _tau_sokal(rho: Array, c: float = 5.0) -> Array:
     return jnp.maximum(tau_int[idx] - 0.5, 0.0)
 
 
+#: Split R-hat is undefined (NaN) when the within-chain variance is below this
+#: squared times the mean square of the data (rounding noise of frozen chains).
+_RHAT_RTOL = 1e-12
+
+
 def _split_rhat(x: Array) -> Array:
     n_chains, n = x.shape
     if n < 4:
@@ -102,7 +116,10 @@ def _split_rhat(x: Array) -> Array:
     w = parts.var(axis=1, ddof=1).mean()
     b = k * means.var(ddof=1)
     var_plus = (k - 1) / k * w + b / k
-    return jnp.sqrt(var_plus / jnp.where(w > 0, w, 1.0))
+    # undefined (NaN, never 0) when the chains do not vary: frozen chains, a
+    # constant observable, or a within-chain variance at the rounding level
+    undefined = ~(w > _RHAT_RTOL**2 * jnp.mean(parts**2))
+    return jnp.where(undefined, jnp.nan, jnp.sqrt(var_plus / jnp.where(undefined, 1.0, w)))
 
 
 @jax.jit  # eagerly, its few dozen small operations would each compile on first use

@@ -38,6 +38,8 @@ class _UserError(Exception):
 EXIT_USER, EXIT_DIVERGED, EXIT_INTERNAL = 2, 3, 1
 #: A run stopped by SIGINT / SIGTERM after writing a checkpoint: 128 + the signal.
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+#: the run finished but its result failed the exact cross-check (result.json flagged)
+EXIT_CHECK_FAILED = 4
 #: `NQS_DEBUG=1` (or `--verbose`) prints the traceback of an internal error.
 DEBUG_ENV = "NQS_DEBUG"
 _VERBOSE = {"on": False}
@@ -141,14 +143,38 @@ def _report(result) -> None:
         console.print(line, highlight=False)
         if result.exact_energy is not None:
             console.print(f"[bold]Exact[/]:  {result.exact_energy:.10f}   {_error_vs_exact(result)}", highlight=False)
+    check = getattr(result, "exact_check", None) or {}
+    if check.get("status") in ("agrees", "disagrees"):
+        e_check = check["energy"]
+        console.print(
+            f"[bold]Exact sum, same parameters[/] ({check['n_states']} states): {e_check['exact']:.10g}   "
+            f"sampled {e_check['sampled']:.10g} ± {e_check['error'] if e_check['error'] is not None else float('nan'):.2g}: "
+            f"{'agrees' if check['status'] == 'agrees' else 'DISAGREES'}",
+            highlight=False,
+        )
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
     if result.stopped_early:
+        reason = result.stop_reason or "a non-finite energy"
+        verb = "stopped" if ("sampling froze" in reason or "samples collapsed" in reason or "R-hat" in reason) else "diverged"
         _fail(
-            f"the run diverged at {result.stop_reason or 'a non-finite energy'}; the checkpoint holds the last good "
+            f"the run {verb} at {reason}; the checkpoint holds the last good "
             f"step {int(result.state.step)}: continue with a smaller step, e.g. "
             f"`nqs resume {result.run_dir} --set {'optimizer' if 'optimizer' in result.calculation.config else 'driver'}.learning_rate=...`",
             code=EXIT_DIVERGED,
         )
+    if check.get("status") == "disagrees":
+        import nqs_core
+
+        what = nqs_core.describe_disagreement(check)
+        if getattr(result, "failed_exact_check", False):
+            _fail(
+                f"the sampled result disagrees with the exact sum over the same parameters: {what} "
+                "(non-ergodic or biased sampling; try parallel tempering or a rule mixture, or set "
+                "[run] exact_check = 'warn' to only warn); result.json is flagged",
+                code=EXIT_CHECK_FAILED,
+            )
+        else:
+            console.print(f"[bold yellow]warning[/]: the sampled result disagrees with the exact sum: {escape(what)}", highlight=False)
 
 
 @contextlib.contextmanager
