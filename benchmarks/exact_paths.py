@@ -123,7 +123,7 @@ def _measure_run_dir(work: pathlib.Path) -> pathlib.Path:
         config = work / "heisenberg4x4.toml"
         config.write_text(MEASURE_RUN)
         subprocess.run([sys.executable, "-m", "nqs_cli", "run", str(config), "-q", "-o", str(run)], check=True,
-                       env=_env(ROOT), stdout=subprocess.DEVNULL)
+                       env=_env(ROOT), stdout=subprocess.DEVNULL, cwd=work)
     return run
 
 
@@ -139,7 +139,7 @@ def _time_measure(checkout: pathlib.Path, run: pathlib.Path) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "nqs_cli", "measure", str(run), "--exact", "--json"],
-                         env=_env(checkout), check=True, capture_output=True, text=True)
+                         env=_env(checkout), check=True, capture_output=True, text=True, cwd=run.parent)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -148,7 +148,7 @@ def _time_measure(checkout: pathlib.Path, run: pathlib.Path) -> dict:
 
 def _time_step(checkout: pathlib.Path, case: str, steps: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--worker", case, "--steps", str(steps)],
-                         env=_env(checkout), check=True, capture_output=True, text=True)
+                         env=_env(checkout), check=True, capture_output=True, text=True, cwd=tempfile.gettempdir())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -173,6 +173,13 @@ def main() -> None:
     old = _old_checkout(args.old)
     codes = {"old": old, "new": ROOT}
     work = pathlib.Path(tempfile.mkdtemp(prefix="nqs-exact-bench-"))
+    imported = {}
+    for which, checkout in codes.items():  # the code each side runs (`python -m` would put the cwd first)
+        out = subprocess.run([sys.executable, "-c", "import nqs_core; print(nqs_core.__file__)"], env=_env(checkout),
+                             check=True, capture_output=True, text=True, cwd=work)
+        imported[which] = out.stdout.strip()
+        print(f"{which}: {imported[which]}")
+        assert imported[which].startswith(str(checkout.resolve())), imported
     run = _measure_run_dir(work) if "measure" in args.cases else None
     rounds: dict = {c: {"old": [], "new": []} for c in args.cases}
     for r in range(args.rounds):
@@ -193,7 +200,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
     if args.json:
-        info = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_at_end": load, "old": OLD_COMMIT,
+        info = {"machine": platform.platform(), "cpus": os.cpu_count(), "load_at_end": load, "old": OLD_COMMIT, "imported": imported,
                 "rounds": args.rounds, "steps": args.steps, "date": time.strftime("%Y-%m-%d")}
         args.json.write_text(json.dumps({"info": info, "results": summary}, indent=1))
 

@@ -579,6 +579,16 @@ class FullSumEstimator(AbstractEstimator):
       (injected from the `[sampler]` table; needed under MPI, where it tells
       the padding rows of the last block; any other sampler is refused).
 
+    The local energies are looked up, not evaluated: with its sampler's
+    system known (the config builder injects it), the estimator builds once
+    the table of the rows each connected configuration is (`lookup_tables`)
+    and a step gathers `log psi` of those rows (a few ms for 2^16 states
+    instead of the network on `2^16 x max_conn_size` configurations). The
+    table is used only when the `system` and the rows passed are those it was
+    built for (checked in the step); otherwise look-ups are built in the
+    step, and operators that leave the space are evaluated by the network
+    (`full_sum_local_energies`).
+
     Before the sum is evaluated (when a step is traced) its memory is checked
     (`full_sum_memory`: the rows, their local energies and, in
     `natural_gradient_data`, the `n_states x P` log-derivative matrix) against
