@@ -192,6 +192,214 @@ def check_full_sum_memory(
     return check_memory(n_bytes, what, limit=limit)
 
 
+# -- local values by look-up in the enumeration ---------------------------------------
+#
+# In a full sum every connected configuration x' of a row is itself a row of the
+# enumeration (for an operator that keeps the space), so `log psi(x')` is already
+# known: the local value `sum_x' <x|O|x'> exp(log psi(x') - log psi(x))` needs a
+# look-up of x' among the rows (integer keys, one sorted search), not an
+# evaluation of the network on `n_states x max_conn_size` configurations.
+
+
+def _key_digits(space: AbstractSpace) -> np.ndarray | None:
+    """The local states of `space` (the digits of a configuration's key), or
+    `None` when keys do not fit in 62 bits (or the space is not discrete)."""
+    if not isinstance(space, AbstractDiscreteSpace):
+        return None
+    try:
+        values = np.asarray(space.local_states, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    d, size = len(values), int(space.size)
+    if d < 2 or size * np.log2(d) > 62:
+        return None
+    return values
+
+
+def state_keys(space: AbstractDiscreteSpace, x: Array) -> Array:
+    """Integer keys (int64) of configurations `x` (shape `(..., *space.shape)`):
+    the base-`d` number of the local-state indices, site 0 most significant
+    (`d = len(space.local_states)`); `-1` where an entry is not a local state.
+    Requires `_key_digits(space)` (keys below 2^62)."""
+    values = _key_digits(space)
+    shape = tuple(space.shape)
+    flat = x.reshape(x.shape[: x.ndim - len(shape)] + (-1,))
+    d, size = len(values), flat.shape[-1]
+    hit = [flat == jnp.asarray(v, flat.dtype) for v in values]
+    digit = sum(j * h.astype(jnp.int64) for j, h in enumerate(hit) if j)
+    valid = jnp.all(jnp.any(jnp.stack(hit), axis=0), axis=-1)
+    weights = jnp.asarray(np.asarray([d**k for k in range(size - 1, -1, -1)], dtype=np.int64))
+    return jnp.where(valid, jnp.sum(digit * weights, axis=-1), -1)
+
+
+def _lookup_possible(op, xs) -> bool:
+    """Whether look-ups can replace evaluations for `op` on the rows `xs` (one
+    MPI rank: every row of the space is local; a discrete operator; keys fit)."""
+    return (
+        n_ranks() == 1
+        and isinstance(op, AbstractDiscreteHamiltonian)
+        and _key_digits(op.space) is not None
+        and tuple(xs.shape[1:]) == tuple(op.space.shape)
+    )
+
+
+def _row_index(space, xs):
+    """`(own keys, rows sorted by key, sorted keys)` of the rows `xs`."""
+    own = state_keys(space, xs)
+    order = jnp.argsort(own)
+    return own, order.astype(jnp.int32), own[order]
+
+
+def lookup_table(op, xs: Array, index=None, chunk_size: int | None = None):
+    """Where the connected configurations of every row of `xs` are among the rows.
+
+    **Arguments:**
+
+    - `op`: a discrete operator (`AbstractDiscreteHamiltonian`) on the space of `xs`.
+    - `xs`: the rows, `(n, *shape)` (every configuration of the space once).
+    - `index`: `_row_index(space, xs)` if the caller has it.
+    - `chunk_size`: compute `connected` on at most this many rows at once.
+
+    **Returns:** `(rows, mels, ok)`: `rows[i, k]` (int32, `(n, max_conn_size)`)
+    is the row holding the `k`-th connected configuration of row `i`, `mels`
+    its matrix element (0 where padded), and `ok` (a traced bool) says that
+    every connected configuration with a non-zero element is a row of `xs`
+    (else the table must not be used: use `op.local_energies`).
+    """
+    own, order, sorted_keys = _row_index(op.space, xs) if index is None else index
+    n = xs.shape[0]
+
+    def row(x):
+        xps, mels = op.connected(x)
+        return state_keys(op.space, xps), mels
+
+    keys, mels = batch_apply(row, xs, chunk_size)
+    pos = jnp.clip(jnp.searchsorted(sorted_keys, keys), 0, n - 1)
+    found = (sorted_keys[pos] == keys) & (keys >= 0)
+    ok = jnp.all(found | (mels == 0))
+    rows = jnp.where(found, order[pos], jnp.arange(n, dtype=jnp.int32)[:, None])
+    return rows, jnp.where(found, mels, jnp.zeros((), mels.dtype)), ok
+
+
+def table_local_values(rows: Array, mels: Array, log_psi_xs: Array) -> Array:
+    """`O_loc(x_i) = sum_k mels[i, k] psi(x_rows[i, k]) / psi(x_i)` from a
+    `lookup_table` and `log psi` of the rows; entries with a zero element
+    contribute exactly 0 (even where `psi = 0`), the diagonal exactly `mels`."""
+    n = log_psi_xs.shape[0]
+    ratio = jnp.exp(log_psi_xs[rows] - log_psi_xs[:, None])
+    dtype = np.promote_types(mels.dtype, ratio.dtype)
+    mels = mels.astype(dtype)
+    diagonal = rows == jnp.arange(n, dtype=rows.dtype)[:, None]
+    terms = jnp.where(mels != 0, jnp.where(diagonal, mels, mels * ratio.astype(dtype)), jnp.zeros((), dtype))
+    return jnp.sum(terms, axis=1)
+
+
+def _same_pytree(a, b):
+    """A traced bool: `a` and `b` have equal leaves; `None` when their
+    structure (static fields included), shapes or dtypes differ."""
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    if ta != tb:
+        return None
+    out = jnp.asarray(True)
+    for x, y in zip(la, lb):
+        x, y = jnp.asarray(x), jnp.asarray(y)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return None
+        out = out & jnp.all(x == y)
+    return out
+
+
+def full_sum_local_energies(op, log_psi, xs: Array, log_psi_xs: Array, chunk_size: int | None = None) -> Array:
+    """`op.local_energies(log_psi, xs, log_psi_xs, chunk_size)` for rows `xs`
+    that enumerate the space, by look-up (`lookup_table`) where every needed
+    connected configuration is a row (checked at run time; otherwise the
+    operator's own compacted evaluation runs instead). Jit-able."""
+    if not _lookup_possible(op, xs):
+        return op.local_energies(log_psi, xs, log_psi_xs=log_psi_xs, chunk_size=chunk_size)
+    rows, mels, ok = lookup_table(op, xs, chunk_size=chunk_size)
+    fast = table_local_values(rows, mels, log_psi_xs)
+    return jax.lax.cond(
+        ok,
+        lambda: fast,
+        lambda: op.local_energies(log_psi, xs, log_psi_xs=log_psi_xs, chunk_size=chunk_size).astype(fast.dtype),
+    )
+
+
+#: Rows of the enumeration per call when the look-up tables are built.
+_TABLE_CHUNK = 8192
+#: Largest total size (bytes) of the look-up tables one `FullSumState` keeps;
+#: operators beyond it are evaluated as before (by the network).
+_TABLE_BUDGET = 1 << 30
+
+
+class _TableCache:
+    """Look-up tables of a `FullSumState` (host side, not a pytree): the sorted
+    keys of its rows, and `(rows, mels)` per operator (`None`: not usable), kept
+    with the operator so that its `id` stays unique."""
+
+    def __init__(self, system=None):
+        self.system = system
+        self.index = None
+        self.tables: dict[int, tuple] = {}
+        self.n_bytes = 0
+
+
+#: Largest key range (`d^size`) indexed by a dense array (int32, 4 bytes a key);
+#: larger ranges use a sorted search.
+_DENSE_KEYS = 1 << 25
+
+
+def _key_range(space) -> int:
+    return len(space.local_states) ** int(space.size)
+
+
+def _row_lookup(index, keys):
+    """`(found, row)` of integer keys: a gather in the dense index, or a sorted
+    search (`index = ("dense", row_of_key)` or `("sorted", sorted_keys, order)`)."""
+    if index[0] == "dense":
+        row_of_key = index[1]
+        row = row_of_key[jnp.clip(keys, 0, row_of_key.shape[0] - 1)]
+        return (keys >= 0) & (row >= 0), row
+    _, sorted_keys, order = index
+    n = sorted_keys.shape[0]
+    pos = jnp.clip(jnp.searchsorted(sorted_keys, keys), 0, n - 1)
+    return (sorted_keys[pos] == keys) & (keys >= 0), order[pos]
+
+
+@eqx.filter_jit
+def _table_chunk(ops, xs, start, index):
+    """`[(rows, mels, bad)]` of every operator for the rows `xs` (which start at
+    row `start` of the enumeration); see `lookup_table`."""
+    own = start + jnp.arange(xs.shape[0], dtype=jnp.int32)[:, None]
+    out = []
+    for op in ops:
+
+        def row(x, op=op):
+            xps, m = op.connected(x)
+            return state_keys(op.space, xps), m
+
+        keys, mels = jax.vmap(row)(xs)
+        found, rows = _row_lookup(index, keys)
+        out.append((jnp.where(found, rows, own), jnp.where(found, mels, jnp.zeros((), mels.dtype)), jnp.any(~found & (mels != 0))))
+    return out
+
+
+def _content_key(op):
+    """A hashable key equal for operators with equal structure and arrays (two
+    observables made of the same operators share their tables)."""
+    leaves, treedef = jax.tree.flatten(op)
+    try:
+        hash(treedef)
+    except TypeError:
+        return ("id", id(op))
+    parts = []
+    for leaf in leaves:
+        a = np.asarray(leaf)
+        parts.append((a.shape, a.dtype.str, a.tobytes()))
+    return (treedef, tuple(parts))
+
+
 class FullSumState(eqx.Module):
     """Every configuration of a small discrete space, for exact expectation values.
 
@@ -215,6 +423,7 @@ class FullSumState(eqx.Module):
     space: AbstractDiscreteSpace
     states: Array
     n_states: int = eqx.field(static=True)
+    _tables: _TableCache = eqx.field(static=True)
 
     def __init__(self, space: AbstractSpace, max_states: int = DEFAULT_MAX_STATES, system: AbstractSystem | None = None):
         n = check_enumerable(space, max_states, "full sum")
@@ -227,6 +436,56 @@ class FullSumState(eqx.Module):
         self.space = space
         self.states = jnp.asarray(block)
         self.n_states = n
+        self._tables = _TableCache(system)
+
+    def lookup_tables(self, operators) -> list:
+        """Look-up tables of `operators` on these rows (eager; built once per
+        operator, kept, and shared by equal operators): for each,
+        `(rows, mels)` as in `lookup_table`, or `None` where look-ups cannot
+        replace the network (another space, keys too long, a connected
+        configuration outside the space with a non-zero element, under MPI,
+        or past a 1 GB budget of tables)."""
+        cache = self._tables
+        xs = self.states
+        keys = [_content_key(op) for op in operators]
+        todo = {}
+        for key, op in zip(keys, operators):
+            if key in cache.tables or key in todo:
+                continue
+            if _lookup_possible(op, xs):
+                todo[key] = op
+            else:
+                cache.tables[key] = (op, None)
+        if todo:
+            if cache.index is None:
+                own = np.asarray(eqx.filter_jit(state_keys)(self.space, xs))
+                if _key_range(self.space) <= _DENSE_KEYS:
+                    row_of_key = np.full(_key_range(self.space), -1, dtype=np.int32)
+                    row_of_key[own[::-1]] = np.arange(len(own), dtype=np.int32)[::-1]  # first row of a key
+                    cache.index = ("dense", jnp.asarray(row_of_key))
+                else:
+                    order = np.argsort(own, kind="stable").astype(np.int32)
+                    cache.index = ("sorted", jnp.asarray(own[order]), jnp.asarray(order))
+            n = xs.shape[0]
+            width = min(_TABLE_CHUNK, n)
+            usable = tuple(todo.values())
+            parts = []
+            for start in range(0, n, width):
+                chunk = xs[start : start + width]
+                if chunk.shape[0] < width:  # the same compiled function for the last chunk
+                    chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], width - chunk.shape[0], axis=0)])
+                parts.append(jax.device_get(_table_chunk(usable, chunk, jnp.int32(start), cache.index)))
+            for k, (key, op) in enumerate(todo.items()):
+                rows = np.concatenate([p[k][0] for p in parts])[:n]
+                mels = np.concatenate([p[k][1] for p in parts])[:n]
+                bad = any(bool(p[k][2]) for p in parts)
+                n_bytes = rows.nbytes + mels.nbytes
+                if bad or cache.n_bytes + n_bytes > _TABLE_BUDGET:
+                    cache.tables[key] = (op, None)
+                else:
+                    cache.n_bytes += n_bytes
+                    cache.tables[key] = (op, (jnp.asarray(rows), jnp.asarray(mels)))
+        return [cache.tables[key][1] for key in keys]
 
     def probabilities(self, ansatz: AbstractAnsatz, chunk_size: int | None = None) -> Array:
         """`p(x) = |psi(x)|^2 / Z` of this rank's configurations (`Z` over all
@@ -320,6 +579,16 @@ class FullSumEstimator(AbstractEstimator):
       (injected from the `[sampler]` table; needed under MPI, where it tells
       the padding rows of the last block; any other sampler is refused).
 
+    The local energies are looked up, not evaluated: with its sampler's
+    system known (the config builder injects it), the estimator builds once
+    the table of the rows each connected configuration is (`lookup_tables`)
+    and a step gathers `log psi` of those rows (a few ms for 2^16 states
+    instead of the network on `2^16 x max_conn_size` configurations). The
+    table is used only when the `system` and the rows passed are those it was
+    built for (checked in the step); otherwise look-ups are built in the
+    step, and operators that leave the space are evaluated by the network
+    (`full_sum_local_energies`).
+
     Before the sum is evaluated (when a step is traced) its memory is checked
     (`full_sum_memory`: the rows, their local energies and, in
     `natural_gradient_data`, the `n_states x P` log-derivative matrix) against
@@ -330,6 +599,7 @@ class FullSumEstimator(AbstractEstimator):
     chunk_size: int | None = eqx.field(static=True)
     n_states: int | None = eqx.field(static=True)
     memory_limit_bytes: float | None = eqx.field(static=True)
+    table: tuple | None
 
     def __init__(self, chunk_size: int | None = None, sampler: AbstractSampler | None = None):
         if chunk_size is not None:
@@ -343,6 +613,28 @@ class FullSumEstimator(AbstractEstimator):
         # the padding rows of the last MPI block are known from the number of states
         self.n_states = None if sampler is None else sampler.full_sum.n_states
         self.memory_limit_bytes = _MEMORY_LIMIT.get()
+        # the look-up table of the sampler's system, built once: (system, states, rows, mels)
+        self.table = None
+        system = None if sampler is None else sampler.full_sum._tables.system
+        if system is not None:
+            (found,) = sampler.full_sum.lookup_tables([system])
+            if found is not None:
+                self.table = (system, sampler.full_sum.states) + found
+
+    def _local_energies(self, ansatz, system, flat, lx):
+        """`E_loc` of every row: from the cached table when `system` and the rows
+        are those it was built for (checked at run time), else by look-up
+        tables built in the step, else by the network (`full_sum_local_energies`)."""
+        computed = lambda: full_sum_local_energies(system, ansatz, flat, lx, self.chunk_size)  # noqa: E731
+        if self.table is None:
+            return computed()
+        cached_system, states, rows, mels = self.table
+        same = _same_pytree(system, cached_system)
+        if same is None or states.shape != flat.shape:
+            return computed()
+        same = same & jnp.all(states == flat)
+        fast = table_local_values(rows, mels, lx)
+        return jax.lax.cond(same, lambda: fast, lambda: computed().astype(fast.dtype))
 
     def _weights(self, ansatz, flat):
         n_states = self.n_states if self.n_states is not None else flat.shape[0] * n_ranks()
@@ -362,7 +654,7 @@ class FullSumEstimator(AbstractEstimator):
             raise ValueError("under MPI the full_sum estimator needs its sampler: FullSumEstimator(sampler=FullSumSampler(space))")
         check_full_sum_memory(system.space, system, listing=False, limit=self.memory_limit_bytes)
         lx, p = self._weights(ansatz, flat)
-        eloc = system.local_energies(ansatz, flat, log_psi_xs=lx, chunk_size=self.chunk_size)
+        eloc = self._local_energies(ansatz, system, flat, lx)
         stats = exact_statistics(p, eloc)
         # <H> of a Hermitian H is real: drop the rounding-level imaginary part
         stats = eqx.tree_at(lambda s: s.mean, stats, jnp.real(stats.mean))

@@ -14,7 +14,7 @@ from jaxtyping import Array, Scalar
 
 from ._callbacks import AbstractCallback
 from ._distributed import concat_over_ranks
-from ._fullsum import FullSumSampler, FullSumState, _real_rows, born_weights, exact_statistics
+from ._fullsum import FullSumSampler, FullSumState, _real_rows, born_weights, exact_statistics, table_local_values
 from ._sampler import BornDistribution
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
@@ -149,12 +149,47 @@ def _expect_samples(ansatz, observables, samples, chunk_size):
     return out
 
 
+def _uses_tables(obs) -> bool:
+    """Whether the full sum may compute `obs`'s local values from look-up tables
+    (an operator observable that keeps the protocol's `local_values`)."""
+    return isinstance(obs, AbstractOperatorObservable) and type(obs).local_values is AbstractOperatorObservable.local_values
+
+
+def _full_sum_tables(observables, full_sum: FullSumState):
+    """Per observable: a tuple of look-up tables of its operators (`None` for
+    an operator the network must evaluate), or `None` (its own `local_values`).
+    Eager; built once per operator and kept by `full_sum`."""
+    ops = [op for obs in observables if _uses_tables(obs) for op in obs.operators]
+    tables = iter(full_sum.lookup_tables(ops))
+    return [tuple(next(tables) for _ in obs.operators) if _uses_tables(obs) else None for obs in observables]
+
+
 @eqx.filter_jit
-def _expect_full_sum(ansatz, observables, full_sum, chunk_size):
+def _expect_full_sum(ansatz, observables, full_sum, tables, chunk_size):
+    """One compiled pass for every observable: `log psi` of the rows once, then
+    the local values of each operator from its look-up table (a gather, no
+    network evaluation) or, without one, by the operator itself."""
     xs = full_sum.states
     lx = batch_apply(ansatz, xs, chunk_size)
     p = born_weights(lx, _real_rows(xs.shape[0], full_sum.n_states))
-    return [exact_statistics(p, obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)) for obs in observables]
+    out = []
+    for obs, tabs in zip(observables, tables):
+        if tabs is None:
+            values = obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
+        else:
+            cols = [
+                table_local_values(t[0], t[1], lx) if t is not None
+                else op.local_energies(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
+                for op, t in zip(obs.operators, tabs)
+            ]
+            dtype = jnp.result_type(*cols)
+            values = jnp.stack([c.astype(dtype) for c in cols], axis=-1)
+            if obs.transform is not None:
+                values = values @ obs.transform.T.astype(values.dtype)
+            elif len(obs.operators) == 1:
+                values = values[:, 0]
+        out.append(exact_statistics(p, values))
+    return out
 
 
 def expect_many(ansatz, observables: Mapping[str, Any], samples, chunk_size: int | None = None) -> dict[str, Stats]:
@@ -163,7 +198,7 @@ def expect_many(ansatz, observables: Mapping[str, Any], samples, chunk_size: int
     names = list(observables)
     obs = [as_observable(observables[n]) for n in names]
     if isinstance(samples, FullSumState):
-        stats = _expect_full_sum(ansatz, obs, samples, chunk_size)
+        stats = _expect_full_sum(ansatz, obs, samples, _full_sum_tables(obs, samples), chunk_size)
     else:
         samples = jnp.asarray(samples)
         if samples.ndim < 3:
@@ -262,7 +297,16 @@ def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batc
         samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
         batches.append(samples)
     samples = jnp.concatenate(batches, axis=1)
-    energy = _energy(driver.estimator, driver.system, model, samples, isinstance(driver.sampler, FullSumSampler))
+    if isinstance(driver.sampler, FullSumSampler):
+        # the energy as one more operator of the same exact pass (as the full_sum
+        # estimator: <H> of a Hermitian H is real)
+        key = object()
+        chunk_size = getattr(driver.estimator, "chunk_size", None)
+        values = expect_many(model, {key: driver.system, **observables}, driver.sampler.full_sum, chunk_size)
+        energy = values.pop(key)
+        energy = eqx.tree_at(lambda s: s.mean, energy, jnp.real(energy.mean))
+        return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
+    energy = _energy(driver.estimator, driver.system, model, samples, False)
     values = expect_many(model, observables, _target(driver, samples)) if observables else {}
     return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 

@@ -51,7 +51,9 @@ def _check_component(owner: str, component: str) -> None:
         raise ValueError(f"{owner}: component must be one of {', '.join(COMPONENTS)}, got {component!r}")
 
 
-def _displacements(owner: str, lattice: AbstractLattice) -> np.ndarray:
+def _exact_displacements(owner: str, lattice: AbstractLattice) -> np.ndarray:
+    """`lattice.site_displacements()` as they are (minimum image, float64), after
+    the checks that the lattice has positions."""
     if not isinstance(lattice, AbstractLattice):
         raise TypeError(f"{owner} needs a lattice, got {lattice!r}")
     if lattice.positions is None:
@@ -59,7 +61,13 @@ def _displacements(owner: str, lattice: AbstractLattice) -> np.ndarray:
             f"{owner} needs site positions to define displacements r, but the lattice "
             f"{type(lattice).__name__} has none (a graph without coordinates)"
         )
-    return np.round(np.asarray(lattice.site_displacements(), dtype=np.float64), _DECIMALS) + 0.0
+    return np.asarray(lattice.site_displacements(), dtype=np.float64)
+
+
+def _displacements(owner: str, lattice: AbstractLattice) -> np.ndarray:
+    """The displacements rounded to `_DECIMALS`: keys that group equal vectors
+    (and labels), never used in a phase."""
+    return np.round(_exact_displacements(owner, lattice), _DECIMALS) + 0.0
 
 
 def _classes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,16 +83,24 @@ def _classes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _pair_class_operators(system, lattice, component, owner):
     """One operator per displacement class `r`: `sum_{(i, j): d_ij = r} O_ij`
-    over ordered pairs (`i = j` included), with its number of pairs."""
-    disp = _displacements(owner, lattice)
-    vectors, cls = _classes(disp)
+    over ordered pairs (`i = j` included), with its number of pairs.
+
+    **Returns:** `(operators, vectors, counts, exact)`: `vectors` are the class
+    keys (displacements rounded to `_DECIMALS` decimals, the labels), `exact`
+    the mean of the unrounded displacements of each class's pairs (equal to
+    every member to rounding, ~1e-15), for phases."""
+    exact = _exact_displacements(owner, lattice)
+    vectors, cls = _classes(np.round(exact, _DECIMALS) + 0.0)
     n = lattice.n_sites
     ops = [Operator({}) for _ in vectors]
     for i in range(n):
         for j in range(n):
             ops[cls[i, j]] = ops[cls[i, j]] + _pair(i, j, component)
     counts = np.bincount(cls.ravel(), minlength=len(vectors)).astype(np.float64)
-    return tuple(_bind(o, system) for o in ops), vectors, counts
+    flat = exact.reshape(-1, exact.shape[-1])
+    sums = np.zeros_like(vectors)
+    np.add.at(sums, cls.ravel(), flat)
+    return tuple(_bind(o, system) for o in ops), vectors, counts, sums / counts[:, None]
 
 
 class Magnetization(nqs_core.AbstractSampleObservable):
@@ -180,7 +196,7 @@ class Correlation(nqs_core.AbstractOperatorObservable):
 
     def __init__(self, system, lattice, component: str = "zz"):
         _check_component("correlation", component)
-        self.operators, vectors, counts = _pair_class_operators(system, lattice, component, "correlation")
+        self.operators, vectors, counts, _ = _pair_class_operators(system, lattice, component, "correlation")
         self.transform = jnp.diag(jnp.asarray(1.0 / counts))
         self.vectors, self.counts = _static(vectors), _static(counts)
 
@@ -235,8 +251,10 @@ class StructureFactor(nqs_core.AbstractOperatorObservable):
                 f"{type(lattice).__name__} has none (a graph without coordinates)"
             )
         qs = _q_vectors(q, lattice, "structure_factor")
-        self.operators, vectors, _ = _pair_class_operators(system, lattice, component, "structure_factor")
-        self.transform = jnp.asarray(np.cos(qs @ vectors.T) / lattice.n_sites)
+        # the phase of every class from its exact (unrounded) displacement: rounded
+        # keys are only for grouping, and would put S(q) off by up to ~1e-6
+        self.operators, _, _, exact = _pair_class_operators(system, lattice, component, "structure_factor")
+        self.transform = jnp.asarray(np.cos(qs @ exact.T) / lattice.n_sites)
         self.q = _static(qs)
 
     def coordinates(self):

@@ -43,6 +43,44 @@ def test_exact_sampler_draws_from_the_born_distribution(total_sz):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(x2))
 
 
+class _Table(nqs_core.AbstractDistribution):
+    """`log p` from a table indexed by the spin code (site 0 most significant)."""
+
+    log_p: jnp.ndarray
+
+    def log_prob(self, x):
+        code = jnp.sum(jnp.where(x > 0, 2 ** jnp.arange(x.shape[0] - 1, -1, -1), 0))
+        return self.log_p[code]
+
+
+def test_inverse_cdf_draws_match_the_probabilities_and_skip_zero_weights():
+    """Counts of 60000 draws over the 16 states of 4 spins follow the exact
+    probabilities (chi-square, 15 degrees of freedom: p-value > 1e-4), states
+    of zero weight (`log p = -inf`, also the first and the last) are never
+    drawn, and the draw is the same with one or many chunks."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0.0, 1.0, 16) ** 3
+    w[[0, 5, 6, 15]] = 0.0
+    p = w / w.sum()
+    with np.errstate(divide="ignore"):
+        dist = _Table(jnp.asarray(np.log(w) + 7.0))  # unnormalised
+    space = SpinHalf(4)
+    sampler = nqs_core.ExactSampler(space, n_samples=60000, n_chains=4)
+    x, _, _ = sampler.sample(dist, sampler.init(dist, jax.random.PRNGKey(11)))
+    codes = np.asarray(x).reshape(-1, 4) > 0
+    codes = codes @ (2 ** np.arange(3, -1, -1))
+    counts = np.bincount(codes, minlength=16)
+    assert counts[[0, 5, 6, 15]].sum() == 0
+    live = p > 0
+    chi2 = np.sum((counts[live] - 60000 * p[live]) ** 2 / (60000 * p[live]))
+    assert stats.chi2.sf(chi2, live.sum() - 1) > 1e-4, chi2
+    chunked = nqs_core.ExactSampler(space, n_samples=60000, n_chains=4, chunk_size=5)
+    x2, _, _ = chunked.sample(dist, chunked.init(dist, jax.random.PRNGKey(11)))
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(x2))
+
+
 def test_exact_sampler_refuses_what_it_cannot_enumerate():
     with pytest.raises(ValueError, match="Metropolis"):
         nqs_core.ExactSampler(SpinHalf(12), max_states=1000)

@@ -284,3 +284,66 @@ def test_nqs_run_refuses_a_full_sum_above_max_memory_gb(tmp_path):
     assert len(lines) == 1 and "[sampler] full_sum: the full sum over 64 states with 7 connected entries each would need about" in lines[0]
     assert "more than the limit of 10 kB" in lines[0] and "Traceback" not in r.output
     assert not out.exists()
+
+
+# -- local values by look-up in the enumeration (issue 27) ---------------------------
+
+
+class _FlipFirst(nqs_core.AbstractDiscreteHamiltonian):
+    """`sigma^x_0 + 0.3 sigma^z_1`: on a space with fixed S^z its flipped
+    configuration is outside the space (a look-up cannot find it)."""
+
+    space: SpinHalf
+
+    @property
+    def max_conn_size(self):
+        return 2
+
+    def connected(self, x):
+        return jnp.stack([x, x.at[0].multiply(-1.0)]), jnp.stack([0.3 * x[1], jnp.ones((), x.dtype)])
+
+
+def _explicit(op, rbm, states):
+    """`sum_x' <x|O|x'> psi(x') / psi(x)` row by row, evaluating the network on every x'."""
+    out = []
+    for x in np.asarray(states):
+        xps, mels = op.connected(jnp.asarray(x))
+        lx = complex(rbm(jnp.asarray(x)))
+        out.append(sum(complex(m) * np.exp(complex(rbm(xp)) - lx) for xp, m in zip(xps, mels) if m != 0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("total_sz", [None, 0.0])
+def test_look_up_local_values_equal_an_explicit_sum(total_sz):
+    """Look-ups (full space) and the fallback (an operator leaving the S^z = 0
+    sector) give the local values of an explicit row-by-row sum; the cached
+    table of the sampler's system is not used for another system."""
+    from nqs_core._fullsum import full_sum_local_energies
+
+    space = SpinHalf(4, total_sz=total_sz)
+    rbm = RBM(space, alpha=1, param_dtype="complex128", key=jax.random.PRNGKey(2))
+    states = jnp.asarray(space.all_states())
+    lx = jax.vmap(rbm)(states)
+    op = _FlipFirst(space)
+    got = jax.jit(lambda m, x, l: full_sum_local_energies(op, m, x, l))(rbm, states, lx)
+    np.testing.assert_allclose(np.asarray(got), _explicit(op, rbm, states), rtol=0, atol=1e-12)
+    (table,) = FullSumState(space).lookup_tables([op])
+    assert (table is None) == (total_sz is not None)  # outside the sector: evaluated, not looked up
+    s = nqs_core.expect(rbm, op, FullSumState(space))
+    p = np.exp(2 * np.real(np.asarray(lx)))
+    assert abs(complex(s.mean) - np.sum(p * _explicit(op, rbm, states)) / p.sum()) < 1e-12
+    # an estimator whose sampler knows Ising(h = 0.7) keeps its table; called with
+    # h = 1.3 (same structure, other numbers) it must not use it
+    lattice = Chain(4)
+    ising = Ising(space, lattice, h=0.7) if total_sz is None else Heisenberg(space, lattice)
+    other = Ising(space, lattice, h=1.3) if total_sz is None else Heisenberg(space, lattice, J=0.4)
+    sampler = FullSumSampler(space, system=ising)
+    estimator = FullSumEstimator(sampler=sampler)
+    assert estimator.table is not None
+    samples = sampler.full_sum.states[None]
+    for system in (ising, other):
+        h = to_dense(system)
+        psi = np.exp(np.asarray(lx))
+        e = np.vdot(psi, h @ psi).real / np.vdot(psi, psi).real
+        got = jax.jit(lambda m, sy, x: estimator(m, sy, x).stats.mean)(rbm, system, samples)
+        assert abs(float(got) - e) < 1e-12, (system, float(got), e)

@@ -163,6 +163,8 @@ def test_heisenberg_4x4_correlations_and_structure_factor_equal_ed(heisenberg_4x
     # S(pi, pi) is the largest (Neel correlations) and S(0) = 0 at total S = 0
     k = int(np.argmin(np.linalg.norm(np.abs(qs) - np.pi, axis=1)))
     assert int(np.argmax(ref)) == k and abs(ref[0]) < 1e-10
+    # sum rule, one site per cell: sum over the 16 momenta of the cluster = 3 N / 4
+    assert float(np.sum(np.real(np.asarray(got["s"].mean)))) == pytest.approx(0.75 * 16, abs=1e-10)
     # one q in units of pi gives that entry
     one = expect(psi, StructureFactor(system, lattice, q=[1, 1]), full, chunk_size=2048)
     assert float(np.real(one.mean[0])) == pytest.approx(ref[k], abs=1e-10)
@@ -367,3 +369,62 @@ name = "structure_factor"
     )
     with pytest.raises(nqs_core.ConfigError, match="structure_factor needs site positions"):
         build(graph, exact=False)
+
+
+def _random_state(states, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=len(states)) + 1j * rng.normal(size=len(states))
+    return v / np.linalg.norm(v)
+
+
+def _correlations(states, v, n):
+    corr = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            corr[i, j] = corr[j, i] = expectation(v, pair_matrix(states, i, j, "ss"))
+    return corr
+
+
+def test_structure_factor_of_a_kagome_cluster_uses_exact_displacements():
+    """S(q) of a random state on the 12-site kagome cluster (2 x 2 cells, three
+    sites each) equals `(1/N) sum_ij cos(q . (r_j - r_i)) <S_i . S_j>` with the
+    positions written here by hand (unrounded, irrational sqrt(3) components)
+    to 1e-12 at every momentum of the cluster; with rounded displacements it
+    was off by ~5e-7. The sum over those momenta is not 3N/4 (three sites per
+    cell) but the formula of docs/observables.md: `3 N_c / 4` plus the
+    inter-sublattice terms."""
+    from nqs_spins import Kagome
+
+    lattice = Kagome(2)
+    space = SpinHalf(12, total_sz=0.0)
+    states = space.all_states()
+    v = _random_state(states, 3)
+    corr = _correlations(states, v, 12)
+    a1, a2 = np.array([2.0, 0.0]), np.array([1.0, np.sqrt(3.0)])
+    basis = [np.zeros(2), a1 / 2, a2 / 2]
+    pos = np.array([x * a1 + y * a2 + basis[b] for x in range(2) for y in range(2) for b in range(3)])
+    d = pos[None, :, :] - pos[:, None, :]
+    s = StructureFactor(Heisenberg(space, lattice), lattice)
+    qs = s.coordinates()["q"]
+    assert qs.shape == (4, 2)
+    got = np.real(np.asarray(expect(Lookup(states, v), s, FullSumState(space)).mean))
+    ref = np.array([np.sum(np.cos(d @ q) * corr) / 12 for q in qs])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    sub = np.arange(12) % 3
+    cross = sub[:, None] != sub[None, :]
+    rule = 0.75 * 4 + np.sum(corr[cross] * np.sum(np.cos(d[cross] @ qs.T), axis=-1)) / 12
+    assert float(np.sum(got)) == pytest.approx(rule, abs=1e-12)
+    assert abs(rule - 0.75 * 12) > 0.1  # 3 N / 4 does not hold with a basis
+
+
+def test_structure_factor_sum_rule_on_a_chain():
+    """One site per cell: the sum of S(q) over the N momenta of a periodic
+    chain is 3 N / 4 for any state (here a random one, full space)."""
+    lattice = Chain(8)
+    space = SpinHalf(8)
+    states = space.all_states()
+    v = _random_state(states, 4)
+    s = StructureFactor(Heisenberg(space, lattice), lattice)
+    got = np.real(np.asarray(expect(Lookup(states, v), s, FullSumState(space)).mean))
+    assert got.shape == (8,)
+    assert float(np.sum(got)) == pytest.approx(0.75 * 8, abs=1e-12)
