@@ -20,7 +20,6 @@ import time
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
 import nqs_core
 from nqs_autoregressive import GRU1D

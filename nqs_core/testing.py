@@ -60,9 +60,9 @@ from ._io import load_checkpoint, save_checkpoint
 from ._preconditioner import AbstractPreconditioner, StepContext
 from ._registry import Registry, get_registry
 from ._sampler import AbstractDistribution, AbstractSampler, BoltzmannDistribution
-from ._space import AbstractContinuousSpace, AbstractDiscreteSpace, AbstractSpace
+from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._stats import statistics
-from ._system import AbstractAction, AbstractContinuumHamiltonian, AbstractDiscreteHamiltonian, AbstractHamiltonian, AbstractSystem
+from ._system import AbstractAction, AbstractDiscreteHamiltonian, AbstractHamiltonian, AbstractSystem
 from ._tree import log_psi_batch, n_real_parameters, parameters, real_ravel
 
 #: Largest discrete space the suites enumerate (exact probabilities, dense matrices).

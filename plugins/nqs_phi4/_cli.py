@@ -95,7 +95,6 @@ def train(
 ):
     """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest."""
     import jax
-    import numpy as np
     from rich.progress import Progress
 
     from ._system import Phi4Action

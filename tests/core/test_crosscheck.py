@@ -14,7 +14,6 @@ the RBM evaluated in NumPy.
 """
 
 import json
-import pathlib
 
 import equinox as eqx
 import jax.numpy as jnp

@@ -153,7 +153,7 @@ def test_vmc_with_the_full_sum_reaches_the_ground_state(tmp_path):
     for name, extra in (("srt", {"diag_shift": 0.001}), ("identity", {})):
         cfg2 = nqs_core.loads_config(EXACT_VMC)
         cfg2["preconditioner"] = {"name": name, **extra}
-        r = nqs_core.run(cfg2, run_dir=tmp_path / name, progress=False, n_steps=5)
+        nqs_core.run(cfg2, run_dir=tmp_path / name, progress=False, n_steps=5)
         log = nqs_core.read_log(tmp_path / name)
         assert log[-1]["energy"] < log[0]["energy"], name
 

@@ -4,7 +4,6 @@ checkpoints, memory guards and the n_samples / n_chains rule."""
 import json
 import math
 import os
-import pathlib
 import time
 
 import equinox as eqx

@@ -2,7 +2,6 @@
 during checkpoint writes) and `nqs resume`: the trajectory equals that of an
 uninterrupted run to 1e-12 (issue 15)."""
 
-import json
 import os
 import pathlib
 import signal

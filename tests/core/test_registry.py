@@ -4,7 +4,6 @@ import textwrap
 
 import pytest
 
-import nqs_core
 from nqs_core import Registry, RegistryError, hookimpl, load_registry
 
 

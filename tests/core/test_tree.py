@@ -19,7 +19,8 @@ def test_real_ravel_roundtrip():
 
 def test_batch_apply_chunks_agree(key):
     xs = jax.random.normal(key, (37, 3))
-    f = lambda x: jnp.sum(x**2)
+    def f(x):
+        return jnp.sum(x**2)
     np.testing.assert_allclose(batch_apply(f, xs, 8), batch_apply(f, xs, None))
 
 

@@ -87,7 +87,6 @@ def test_energy_subspace_model_gradient_and_hessian():
     """`curvature="energy"`: b is the gradient of the reweighted sampled energy,
     `grad E . d + <d_d E_L>` (the second term is zero only in expectation), and H
     its Hessian in the plane (checked against central differences of that energy)."""
-    import pytest
 
     from nqs_core import EnergyEstimator
     from nqs_optim._optimal_step import energy_subspace_model

@@ -5,7 +5,6 @@ The state is an "ED-loaded" lookup-table ansatz: `log psi(x)` is the log of the
 exact ground-state vector at `x`, so full-sum expectations must equal the ED
 expectation values to rounding."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -6,7 +6,6 @@ Install with `pip install -e docs/example_plugin` and it appears in
 `nqs list ansatz` as `mean_field`.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
