@@ -70,6 +70,7 @@ _PACKAGES = ["nqs_core", "nqs_spins", "nqs_networks", "nqs_optim", "nqs_autoregr
 HOOKS_WITH_DEFAULTS = {
     ("AbstractDiscreteSpace", "constraint"): "optional symmetry-sector constraint (NetKet's `constrained`); default: none",
     ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
+    ("AbstractPreconditioner", "check_system"): "refuse a system the preconditioner cannot work on, at build; default: accept every system",
     ("AbstractPreconditioner", "memory_estimate"): "extra memory of a step for the memory guard; default: 0 (nothing beyond the samples)",
     ("AbstractHamiltonian", "local_energies"): "batched local energies; default: local_energy mapped over the batch, "
                                                "the discrete protocol declares the compacted evaluation",
