@@ -41,6 +41,22 @@ class GuardState(eqx.Module):
     sigma0: jax.Array | None = None
 
 
+def earlier_layouts(state: Any) -> list[Any]:
+    """The layouts in which earlier nqs versions checkpointed a VMC state like
+    `state`, newest first: before the blow-up references of the guard
+    (`param_norm0`, `energy0`, `sigma0`; nqs 0.2.0), and before the guard.
+    `resume` tries them when a checkpoint does not fit the current layout;
+    `VMC.step` completes a state read this way (NaN references, set again at
+    the next accepted step; a fresh guard)."""
+    if not isinstance(state, VMCState) or state.guard is None:
+        return []
+    g = state.guard
+    is_none = lambda x: x is None  # noqa: E731
+    before_refs = eqx.tree_at(lambda s: s.guard, state, GuardState(g.variance, g.direction_norm, g.count), is_leaf=is_none)
+    before_guard = eqx.tree_at(lambda s: s.guard, state, None, is_leaf=is_none)
+    return [before_refs, before_guard]
+
+
 class VMCState(eqx.Module):
     """Everything that changes during a VMC run (and is checkpointed)."""
 

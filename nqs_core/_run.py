@@ -26,6 +26,7 @@ from ._io import (
 from ._lock import LOCK_FILE, RunLock, lock_note
 from ._observable import ObservableLog, stats_dict
 from ._crosscheck import exact_crosscheck
+from ._driver import earlier_layouts
 from ._stats import Stats
 from ._validate import check_int
 
@@ -433,10 +434,7 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
         check_physics(run_dir, calc.config)
         if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
             like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
-            try:
-                state, meta = load_run_state(run_dir, like)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+            state, meta = _load_checkpoint_any_layout(run_dir, like)
             step = int(meta["step"])
         else:  # killed before its first checkpoint: start again (the same trajectory)
             state, step = _initial_state(calc), 0
@@ -486,6 +484,22 @@ def _locked(run_dir: pathlib.Path, command: str):
     finally:
         if lock is not None:
             lock.release()
+
+
+def _load_checkpoint_any_layout(run_dir, like):
+    """`load_run_state` in the layout of `like`, else in a layout that an earlier
+    nqs version wrote (`earlier_layouts`: checkpoints of nqs 0.2.0 resume);
+    `ConfigError` with the first error if none fits."""
+    try:
+        return load_run_state(run_dir, like)
+    except ValueError as exc:
+        first = exc
+    for older in earlier_layouts(like):
+        try:
+            return load_run_state(run_dir, older)
+        except ValueError:
+            continue
+    raise ConfigError(str(first)) from None
 
 
 def _continue(calc, run_dir, state, progress, console) -> RunResult:

@@ -85,3 +85,28 @@ def test_existing_run_directory_is_refused(tmp_path, small_config):
 
     with pytest.raises(nqs_core.ConfigError, match="already holds a run"):
         nqs_core.run(small_config, run_dir=tmp_path, progress=False, n_steps=1)
+
+
+def test_checkpoints_of_earlier_layouts_resume(tmp_path, small_config):
+    """A checkpoint written before the guard's blow-up references (nqs 0.2.0) or
+    before the guard resumes, and continues the same trajectory as the current
+    layout (the references only feed the blow-up test)."""
+    import equinox as eqx
+
+    from nqs_core._driver import GuardState
+    from nqs_core._io import save_run_state
+
+    full = nqs_core.run(small_config, run_dir=tmp_path / "full", progress=False, n_steps=8)
+    for layout in ("before_refs", "before_guard"):
+        run_dir = tmp_path / layout
+        part = nqs_core.run(small_config, run_dir=run_dir, progress=False, n_steps=4)
+        g = part.state.guard
+        old_guard = GuardState(g.variance, g.direction_norm, g.count) if layout == "before_refs" else None
+        old = eqx.tree_at(lambda s: s.guard, part.state, old_guard, is_leaf=lambda x: x is None)
+        assert len(jax.tree.leaves(old)) < len(jax.tree.leaves(part.state))
+        save_run_state(run_dir, old)
+        resumed = nqs_core.resume(run_dir, n_steps=8, progress=False)
+        assert int(resumed.state.step) == 8
+        for a, b in zip(_leaves(full.state.params), _leaves(resumed.state.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose([r["energy"] for r in read_log(run_dir)], [r["energy"] for r in read_log(tmp_path / "full")], rtol=1e-12)
