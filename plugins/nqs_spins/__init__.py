@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     {
         "._exact": ["exact_energy", "exact_solver", "ground_state", "ground_state_energy", "to_dense", "to_sparse"],
         "._system": ["Heisenberg", "Ising", "J1J2", "SpinModel"],
-        "._space": ["SpinHalf"],
+        "._space": ["Spin", "SpinHalf", "spin_matrices"],
         "nqs_core": ["AbstractLattice"],
         "._lattice": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._sampler": ["ExchangeRule", "LocalFlipRule", "MetropolisExchange", "MetropolisLocal", "MetropolisState"],

@@ -18,7 +18,9 @@ from jaxtyping import Array
 import nqs_core
 from nqs_core import AbstractLattice
 
-from ._operator import AbstractSpinHamiltonian, Operator, SpinOperator, sx, sy, sz
+from nqs_core.operators import Operator, sx, sy, sz
+
+from ._spin_operator import AbstractSpinHamiltonian, SpinOperator
 from ._space import check_spin_space
 from ._system import _term_operator
 

@@ -15,6 +15,7 @@ COMPONENTS = (
     ("lattice", "ladder", "nqs_spins._lattice:Ladder"),
     ("lattice", "graph", "nqs_spins._lattice:Graph"),
     ("space", "spin_half", "nqs_spins._space:SpinHalf"),
+    ("space", "spin", "nqs_spins._space:Spin"),
     ("system", "ising", "nqs_spins._system:Ising"),
     ("system", "heisenberg", "nqs_spins._system:Heisenberg"),
     ("system", "j1j2", "nqs_spins._system:J1J2"),
