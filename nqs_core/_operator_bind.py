@@ -330,8 +330,8 @@ class LocalOperator(AbstractDiscreteHamiltonian):
         d = self.values.shape[0]
         j = values_to_indices(x, self.values)
         jp = (j[None, :] - self.shifts) % d  # (patterns, n): source states x'
-        local = jp[jnp.arange(jp.shape[0])[:, None, None], self.cluster_sites]  # (patterns, clusters, k)
-        index = self.cluster_offsets + jnp.sum(local * self.cluster_strides, axis=-1)
+        local = jp[jnp.arange(jp.shape[0], dtype=jnp.int32)[:, None, None], self.cluster_sites]  # (patterns, clusters, k)
+        index = self.cluster_offsets + jnp.sum(local * self.cluster_strides, axis=-1, dtype=jnp.int32)
         mels = jnp.sum(self.tables[index], axis=-1)
         if not jnp.iscomplexobj(mels):
             mels = mels.astype(x.dtype)

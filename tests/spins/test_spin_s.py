@@ -1,0 +1,216 @@
+"""Spin S and the operator algebra on local spaces of dimension d > 2: every
+reference is an ED built here from Kronecker products of the standard spin-S
+matrices (or closed forms)."""
+
+import functools
+
+import numpy as np
+import pytest
+import scipy.sparse as sps
+import scipy.sparse.linalg as spla
+from hypothesis import HealthCheck, given, settings, strategies as st
+from typer.testing import CliRunner
+
+import nqs_core
+import nqs_spins as ns
+from nqs_cli import app
+from nqs_core.operators import LocalOperator, Operator, identity, local_operator, parse
+
+
+def spin_ops(S):
+    """S^x, S^y, S^z in the basis m = -S .. S (ascending: the enumeration order
+    of nqs's spaces), written from the textbook formulas."""
+    m = np.arange(-S, S + 1)
+    d = len(m)
+    sp = np.zeros((d, d))
+    for k in range(d - 1):  # S^+ |m_k> = sqrt(S(S+1) - m_k(m_k+1)) |m_k + 1>
+        sp[k + 1, k] = np.sqrt(S * (S + 1) - m[k] * (m[k] + 1))
+    return (sp + sp.T) / 2, (sp - sp.T) / 2j, np.diag(m)
+
+
+def chain_ed(S, n, couplings, open_bonds=False):
+    """Sparse H = sum_bonds sum_k c_k (S_i.S_j)^k of a periodic chain, full
+    space, and the 2*Sz of every basis state (ascending m per site, site 0 most
+    significant)."""
+    d = int(2 * S + 1)
+    sx, sy, sz = spin_ops(S)
+
+    def site_op(o, i):
+        return functools.reduce(sps.kron, [sps.csr_matrix(o) if k == i else sps.identity(d) for k in range(n)]).tocsr()
+
+    ops = [[site_op(o, i) for i in range(n)] for o in (sx, sy, sz)]
+    h = sps.csr_matrix((d**n, d**n), dtype=complex)
+    for i in range(n - 1 if open_bonds else n):
+        j = (i + 1) % n
+        ss = sum(ops[a][i] @ ops[a][j] for a in range(3))
+        for k, c in enumerate(couplings, start=1):
+            h = h + c * functools.reduce(lambda a, b: a @ b, [ss] * k)
+    two_sz = np.round(2 * np.real(sum(ops[2][i] for i in range(n)).diagonal())).astype(int)
+    return h, two_sz
+
+
+def lowest(h, two_sz, sector=0):
+    idx = np.flatnonzero(two_sz == sector)
+    block = h[idx][:, idx]
+    if block.shape[0] < 400:
+        return np.linalg.eigvalsh(block.toarray())[0]
+    return spla.eigsh(block, k=1, which="SA", tol=1e-13)[0][0]
+
+
+def system_of(text):
+    return nqs_core.build(nqs_core.loads_config(text), exact=False, stop_after="system")["system"]
+
+
+def toml(length, S, terms, total_sz=0, extra=""):
+    return f"""
+[lattice]
+name = "chain"
+length = {length}
+pbc = true
+[space]
+name = "spin"
+S = {S}
+total_sz = {total_sz}
+[system]
+name = "spin_model"
+terms = {terms}
+{extra}
+"""
+
+
+HEISENBERG = '[ { op = "SxSx + SySy + SzSz", bonds = 1 } ]'
+
+
+def aklt_terms(length):
+    """(S_i.S_j) + (1/3) (S_i.S_j)^2 on the bonds of a periodic chain: the square
+    as the nine products S^a_i S^a_j S^b_i S^b_j on the sites (i, j, i, j)."""
+    quad = " + ".join(f"S{a}S{a}S{b}S{b}" for a in "xyz" for b in "xyz")
+    sites = [[i, (i + 1) % length, i, (i + 1) % length] for i in range(length)]
+    return f'[ {{ op = "SxSx + SySy + SzSz", bonds = 1 }}, {{ op = "{quad}", sites = {sites}, coupling = {1 / 3!r} }} ]'
+
+
+def test_spin_matrices_follow_the_standard_conventions():
+    for S in (0.5, 1.0, 1.5, 2.0):
+        m = ns.spin_matrices(S)
+        assert np.allclose(m["sx"] @ m["sy"] - m["sy"] @ m["sx"], 1j * m["sz"], atol=1e-14)
+        casimir = m["sx"] @ m["sx"] + m["sy"] @ m["sy"] + m["sz"] @ m["sz"]
+        assert np.allclose(casimir, S * (S + 1) * np.eye(int(2 * S + 1)), atol=1e-13)
+        assert np.allclose(np.diag(m["sz"]), S - np.arange(int(2 * S + 1)))
+    assert ns.Spin(4, S="3/2").local_values == (3.0, 1.0, -1.0, -3.0)
+    assert ns.Spin(5, S=1, total_sz=1).n_states == len(ns.Spin(5, S=1, total_sz=1).all_states()) == 45
+    with pytest.raises(ValueError, match="multiple of 1/2"):
+        ns.Spin(4, S=0.7)
+
+
+@pytest.mark.parametrize("length", [10, 12])
+def test_spin1_heisenberg_chain_toml_equals_kronecker_ed(length):
+    h = system_of(toml(length, 1, HEISENBERG))
+    assert isinstance(h.space, ns.Spin) and h.max_conn_size == 1 + 2 * length
+    ref_h, two_sz = chain_ed(1.0, length, [1.0])
+    assert ns.exact_energy(h) == pytest.approx(lowest(ref_h, two_sz), abs=1e-10)
+
+
+def test_nqs_exact_on_a_spin1_toml(tmp_path):
+    path = tmp_path / "spin1.toml"
+    path.write_text(toml(8, '"1"', HEISENBERG, extra="D = 0.4"))
+    r = CliRunner().invoke(app, ["exact", str(path)])
+    assert r.exit_code == 0, r.output
+    e0 = float(r.output.split("E0 = ")[1].split()[0])
+    ref_h, two_sz = chain_ed(1.0, 8, [1.0])
+    sz = spin_ops(1.0)[2]
+    d2 = functools.reduce(sps.kron, [sps.identity(3)] * 8) * 0
+    for i in range(8):
+        d2 = d2 + functools.reduce(sps.kron, [sps.csr_matrix(sz @ sz) if k == i else sps.identity(3) for k in range(8)])
+    assert e0 == pytest.approx(lowest(ref_h + 0.4 * d2, two_sz), abs=1e-8)
+
+
+def test_aklt_chain_gives_minus_two_thirds_per_bond():
+    length = 8
+    h = system_of(toml(length, 1, aklt_terms(length)))
+    assert ns.exact_energy(h) == pytest.approx(-2 / 3 * length, abs=1e-10)
+    ref_h, two_sz = chain_ed(1.0, length, [1.0, 1 / 3])
+    assert lowest(ref_h, two_sz) == pytest.approx(-2 / 3 * length, abs=1e-10)
+
+
+# -- the algebra for d = 2, 3, 4 against Kronecker products ----------------------
+
+
+def embed(m, sites, n, d):
+    k = len(sites)
+    order = list(sites) + [i for i in range(n) if i not in sites]
+    full = np.kron(m, np.eye(d ** (n - k))).reshape([d] * (2 * n))
+    perm = list(np.argsort(order))
+    return full.transpose(perm + [n + p for p in perm]).reshape(d**n, d**n)
+
+
+@st.composite
+def random_local_operator(draw, d):
+    """(n, Operator, dense reference in the ascending-value basis)."""
+    n = draw(st.integers(1, {2: 5, 3: 4, 4: 3}[d]))
+    number = st.floats(-2, 2, allow_nan=False).filter(lambda v: abs(v) > 0.05)
+    rev = np.eye(d)[::-1]  # local basis j (values descending) -> ascending values
+
+    def factor():
+        k = draw(st.integers(1, min(2, n)))
+        sites = draw(st.lists(st.integers(0, n - 1), min_size=k, max_size=k, unique=True))
+        size = d**k
+        m = np.array(draw(st.lists(number, min_size=2 * size * size, max_size=2 * size * size)))
+        m = m[: size * size].reshape(size, size) + 1j * m[size * size :].reshape(size, size)
+        if draw(st.booleans()):  # sparse: one band, like S^+ (exercises exact zeros)
+            m = np.triu(np.tril(m, -1), -1)
+        p = functools.reduce(np.kron, [rev] * k)
+        return local_operator(m, sites), embed(p @ m @ p, sites, n, d)
+
+    op, ref = Operator({}, d), np.zeros((d**n, d**n), dtype=complex)
+    for _ in range(draw(st.integers(1, 3))):
+        t, tr = identity(d), np.eye(d**n)
+        for _ in range(draw(st.integers(1, 2))):
+            f, fr = factor()
+            t, tr = t * f, tr @ fr
+        c = draw(number)
+        op, ref = op + c * t, ref + c * tr
+    return n, op, ref
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_random_operators_on_d_level_sites_rebuild_their_dense_matrix(d):
+    @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(random_local_operator(d))
+    def check(case):
+        n, op, ref = case
+        space = ns.Spin(n, S=(d - 1) / 2)
+        scale = max(1.0, np.abs(ref).max())
+        np.testing.assert_allclose(op.to_dense(space), ref, rtol=0, atol=1e-11 * scale)
+        np.testing.assert_allclose(op.H.to_dense(space), ref.conj().T, rtol=0, atol=1e-11 * scale)
+        np.testing.assert_allclose(ns.to_dense(LocalOperator(space, op)), ref, rtol=0, atol=1e-11 * scale)
+        np.testing.assert_allclose(ns.to_dense(op.on(space)), ref, rtol=0, atol=1e-11 * scale)
+
+    check()
+
+
+def test_spin_s_sector_binding_refuses_non_conserving_operators():
+    space = ns.Spin(4, S=1, total_sz=0)
+    with pytest.raises(ValueError, match="does not conserve"):
+        parse("Sx", (0,), space).on(space)
+    op = parse("SpSm + SmSp", (0, 1), space)
+    np.testing.assert_allclose(ns.to_dense(op.on(space)), op.to_dense(space), atol=1e-14)
+    with pytest.raises(ValueError, match="symbol 'X' is not defined"):
+        parse("XX", (0, 1), space)
+
+
+def test_d_level_rules_keep_configurations_valid():
+    import jax
+
+    space = ns.Spin(6, S=1.5, total_sz=0)
+    free = ns.Spin(6, S=1.5)
+    x = space.random_state(jax.random.PRNGKey(0), 64)
+    rule = nqs_core.rules_from_spec if False else None  # noqa: F841
+    from nqs_spins._rules import exchange, local
+
+    moved = exchange(space).propose(x, exchange(space).moves(jax.random.PRNGKey(1), (64,), x, None), None)
+    assert np.all(np.sum(np.asarray(moved), axis=1) == 0)
+    y = free.random_state(jax.random.PRNGKey(2), 64)
+    r = local(free)
+    z = np.asarray(r.propose(y, r.moves(jax.random.PRNGKey(3), (64,), y, None), None))
+    assert np.all(np.sum(z != np.asarray(y), axis=1) == 1)
+    assert set(np.unique(z)) <= {-3.0, -1.0, 1.0, 3.0}
