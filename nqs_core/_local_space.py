@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._space import AbstractDiscreteSpace
@@ -86,9 +88,6 @@ def values_to_indices(x, values):
 
     **Returns:** an int32 array of the shape of `x`.
     """
-    import jax
-    import jax.numpy as jnp
-
     xp = jnp if isinstance(x, jax.Array) else np
     v = values if isinstance(values, jax.Array) else xp.asarray(np.asarray(values, dtype=np.float64))
     v = v.astype(x.dtype)

@@ -18,15 +18,14 @@ and the text form in `_operator_text.py`.
 
 from __future__ import annotations
 
-import cmath
 import itertools
-import math
 import operator as _op
 from numbers import Number
 
 import numpy as np
 
-from ._validate import check_int
+from ._operator_bind import bind_operator, check_binding
+from ._weyl import _phase, _site
 
 #: Relative tolerance of the normal form: after an operation, a coefficient
 #: (or its real or imaginary part) smaller than `ZERO_RTOL` times the largest
@@ -36,22 +35,6 @@ ZERO_RTOL = 1e-14
 HERMITIAN_RTOL = 1e-12
 #: `Operator.to_dense` refuses spaces with more states than this.
 DENSE_MAX_STATES = 1 << 14
-
-def _phase(d: int, k: int) -> complex | int:
-    """`w^k` for `w = exp(2 pi i / d)`, exact for d = 1, 2, 4."""
-    k %= d
-    if d <= 2:
-        return -1 if k else 1
-    if d == 4:
-        return (1, 1j, -1, -1j)[k]
-    return cmath.exp(2j * math.pi * k / d)
-
-
-
-
-def _site(i) -> int:
-    return check_int("a site", i, minimum=0)
-
 
 def _clean(terms: dict, scale: float) -> dict:
     """Drop coefficients below `ZERO_RTOL * scale` and snap tiny real or
@@ -398,8 +381,6 @@ class Operator:
         """The operator bound to `space` (an `nqs_core.AbstractLocalSpace`, or a
         spin-1/2 space): compiled connected elements, an
         `nqs_core.AbstractDiscreteHamiltonian` (see `nqs_core.bind_operator`)."""
-        from ._operator_bind import bind_operator
-
         return bind_operator(self, space)
 
     def to_dense(self, space) -> np.ndarray:
@@ -415,8 +396,6 @@ class Operator:
 
         **Returns:** a `(n_states, n_states)` NumPy array.
         """
-        from ._operator_bind import check_binding
-
         values = check_binding("to_dense", space, self)
         d = self._d
         n = space.n_states

@@ -16,7 +16,7 @@ import numpy as np
 from jaxtyping import Array
 
 from ._local_space import local_values_of, values_to_indices
-from ._operator import ZERO_RTOL, Operator, _phase
+from ._weyl import _phase
 from ._space import AbstractDiscreteSpace
 from ._system import AbstractDiscreteHamiltonian
 
@@ -24,7 +24,14 @@ from ._system import AbstractDiscreteHamiltonian
 _MAX_CHECKED_FLIP = 16
 
 
-def check_binding(owner: str, space, op: Operator) -> tuple[float, ...]:
+def _check_operator(owner: str, operator) -> None:
+    """The bindings take the algebra's `Operator` (checked by its members: the
+    algebra module imports this one)."""
+    if not (hasattr(operator, "terms") and hasattr(operator, "local_dim") and hasattr(operator, "sites")):
+        raise TypeError(f"{owner} needs an Operator, got {operator!r}")
+
+
+def check_binding(owner: str, space, op) -> tuple[float, ...]:
     """Raise unless `op` can act on `space` (same local dimension, sites in
     range); return the space's local basis values.
 
@@ -117,7 +124,7 @@ class PauliOperator(AbstractDiscreteHamiltonian):
     """
 
     space: AbstractDiscreteSpace
-    operator: Operator = eqx.field(static=True)
+    operator: object = eqx.field(static=True)
     has_diagonal: bool = eqx.field(static=True)
     fixed_sz: bool = eqx.field(static=True)
     diag_sites: Array
@@ -127,9 +134,8 @@ class PauliOperator(AbstractDiscreteHamiltonian):
     off_sites: Array
     off_coeffs: Array
 
-    def __init__(self, space, operator: Operator):
-        if not isinstance(operator, Operator):
-            raise TypeError(f"PauliOperator needs an Operator, got {operator!r}")
+    def __init__(self, space, operator):
+        _check_operator("PauliOperator", operator)
         if tuple(check_binding("PauliOperator", space, operator)) != (1.0, -1.0):
             raise TypeError(f"PauliOperator needs a space with local values (+1, -1), got {space!r}")
         n = space.size
@@ -172,7 +178,7 @@ class PauliOperator(AbstractDiscreteHamiltonian):
         self.off_sites = jnp.asarray(off_sites)
         self.off_coeffs = jnp.asarray(off_coeffs)
 
-    def to_operator(self) -> Operator:
+    def to_operator(self):
         """The `Operator` this was compiled from."""
         return self.operator
 
@@ -231,7 +237,7 @@ class LocalOperator(AbstractDiscreteHamiltonian):
     """
 
     space: AbstractDiscreteSpace
-    operator: Operator = eqx.field(static=True)
+    operator: object = eqx.field(static=True)
     values: Array
     shifts: Array
     cluster_sites: Array
@@ -239,9 +245,8 @@ class LocalOperator(AbstractDiscreteHamiltonian):
     cluster_offsets: Array
     tables: Array
 
-    def __init__(self, space, operator: Operator):
-        if not isinstance(operator, Operator):
-            raise TypeError(f"LocalOperator needs an Operator, got {operator!r}")
+    def __init__(self, space, operator):
+        _check_operator("LocalOperator", operator)
         values = check_binding("LocalOperator", space, operator)
         d = operator.local_dim
         n = space.size
@@ -260,7 +265,6 @@ class LocalOperator(AbstractDiscreteHamiltonian):
         offset = 1
         rows = []  # per pattern: list of (sites, strides, offset)
         for pattern in patterns:
-            shift = dict(pattern)
             row = []
             for support, terms in groups[pattern].items():
                 k = len(support)
@@ -317,7 +321,7 @@ class LocalOperator(AbstractDiscreteHamiltonian):
         self.cluster_offsets = jnp.asarray(offsets)
         self.tables = jnp.asarray(tables)
 
-    def to_operator(self) -> Operator:
+    def to_operator(self):
         """The `Operator` this was compiled from."""
         return self.operator
 
@@ -338,7 +342,7 @@ class LocalOperator(AbstractDiscreteHamiltonian):
         return self.values.astype(x.dtype)[jp], mels
 
 
-def bind_operator(operator: Operator, space) -> AbstractDiscreteHamiltonian:
+def bind_operator(operator, space) -> AbstractDiscreteHamiltonian:
     """Compile `operator` for `space`: a `PauliOperator` when the space is a
     two-level space with local values `(+1, -1)` (spin 1/2), else a
     `LocalOperator`.

@@ -8,8 +8,7 @@ import abc
 
 import nqs_core
 
-from nqs_core._operator import Operator
-from nqs_core._operator_bind import bind_operator
+from nqs_core.operators import Operator, bind_operator
 
 
 class AbstractSpinHamiltonian(nqs_core.AbstractDiscreteHamiltonian):
