@@ -266,3 +266,28 @@ learning_rate = 0.05
     e0 = lowest(ref_h, two_sz)
     energy = float(result.energy.mean)
     assert abs(energy - e0) / abs(e0) < 1e-3
+
+
+def test_correlation_and_structure_factor_for_spin_1():
+    """The pair-class operators of `correlation` / `structure_factor` on a spin-1
+    ring are sum_{(i, j): j - i = r} S_i . S_j, built here from Kronecker products."""
+    n = 4
+    lattice = ns.Chain(n)
+    space = ns.Spin(n, S=1)
+    h = ns.SpinModel(space, lattice, [{"op": "SxSx + SySy + SzSz", "bonds": 1}])
+    sx, sy, sz = spin_ops(1.0)
+
+    def so(o, i):
+        return functools.reduce(np.kron, [o if k == i else np.eye(3) for k in range(n)])
+
+    for component, ops in (("ss", (sx, sy, sz)), ("zz", (sz,))):
+        corr = ns.Correlation(h, lattice, component=component)
+        distances = corr.coordinates()["r"]
+        assert len(corr.operators) == n
+        for k, bound in enumerate(corr.operators):
+            r = int(round(float(distances[k][0]))) % n
+            ref = sum(so(o, i) @ so(o, (i + r) % n) for i in range(n) for o in ops)
+            np.testing.assert_allclose(ns.to_dense(bound), ref, atol=1e-12)
+    mag = ns.Magnetization(space)
+    x = np.array([2.0, 0.0, -2.0, 2.0])
+    np.testing.assert_allclose(np.asarray(mag.function(jnp.asarray(x))), [0.25, 0.0625])
