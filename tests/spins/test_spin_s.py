@@ -291,3 +291,28 @@ def test_correlation_and_structure_factor_for_spin_1():
     mag = ns.Magnetization(space)
     x = np.array([2.0, 0.0, -2.0, 2.0])
     np.testing.assert_allclose(np.asarray(mag.function(jnp.asarray(x))), [0.25, 0.0625])
+
+
+def test_networks_on_spin_1_declare_their_encoding():
+    """Value encoding keeps the input size N; one-hot feeds d N inputs and
+    distinguishes the local states by position, not by value."""
+    import jax
+
+    from nqs_networks import MLP, RBM, ViT
+
+    space = ns.Spin(4, S=1)
+    key = jax.random.PRNGKey(0)
+    x = jnp.asarray([[2.0, 0.0, -2.0, 0.0], [0.0, 2.0, 0.0, -2.0]])
+    for cls, kw in ((RBM, {}), (MLP, {"hidden": [8]})):
+        value = cls(space, key=key, **kw)
+        onehot = cls(space, encoding="one_hot", key=key, **kw)
+        leaves = jax.tree_util.tree_leaves(onehot)
+        assert max(a.shape[-1] for a in leaves if a.ndim == 2) == 3 * 4
+        assert max(a.shape[-1] for a in jax.tree_util.tree_leaves(value) if a.ndim == 2) == 4
+        assert np.all(np.isfinite(np.asarray(jax.vmap(onehot)(x))))
+    vit_space = ns.Spin(16, S=1)
+    vit = ViT(vit_space, ns.Square(4), patch_size=2, d_model=8, n_heads=2, n_layers=1, encoding="one_hot", key=key)
+    assert vit.embed_w.shape == (4 * 3, 8)
+    assert np.isfinite(np.asarray(vit(jnp.zeros(16))))
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        RBM(space, encoding="binary", key=key)
