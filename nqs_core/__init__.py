@@ -36,6 +36,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._operator": ["Operator", "local_operator"],
         "._operator_bind": ["LocalOperator", "PauliOperator", "bind_operator"],
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],
+        "._lattices": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._preconditioner": ["AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
         "._registry": ["KINDS", "Registry", "RegistryError", "get_registry", "hookimpl", "hookspec", "load_registry"],
         "._sampler": ["AbstractDistribution", "AbstractSampler", "BoltzmannDistribution", "BornDistribution", "DirectSampler", "DirectState", "ExactSampler", "legacy_key", "metropolis_steps", "metropolis_sweep"],

@@ -8,8 +8,7 @@ import nqs_spins
 from nqs_spins import _plugin
 
 EXPECTED = {
-    "lattice": {"chain": nqs_spins.Chain, "square": nqs_spins.Square},
-    "space": {"spin_half": nqs_spins.SpinHalf},
+    "space": {"spin_half": nqs_spins.SpinHalf, "spin": nqs_spins.Spin},
     "system": {
         "ising": nqs_spins.Ising,
         "heisenberg": nqs_spins.Heisenberg,
