@@ -1,4 +1,5 @@
-"""The spin-1/2 configuration space, with an optional fixed total magnetisation."""
+"""The spin configuration spaces: spin 1/2 (`SpinHalf`) and spin S (`Spin`), local
+spaces (`nqs_core.AbstractLocalSpace`) with an optional fixed total magnetisation."""
 
 from __future__ import annotations
 
