@@ -200,7 +200,10 @@ class Kagome(_AbstractPlanar):
 
 
 #: Bond kinds of the ladder.
-LEG, RUNG = 0, 1
+#: `Ladder.edge_colors` of a leg bond.
+LEG = 0
+#: `Ladder.edge_colors` of a rung bond.
+RUNG = 1
 
 
 class Ladder(AbstractBravaisLattice):

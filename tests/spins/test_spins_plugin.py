@@ -22,7 +22,6 @@ EXPECTED = {
     "exact": {"exact_diagonalization": nqs_spins.exact_solver},
 }
 BASES = {
-    "lattice": nqs_spins.AbstractLattice,
     "space": nqs_core.AbstractDiscreteSpace,
     "system": nqs_core.AbstractDiscreteHamiltonian,
     "sampler": nqs_core.AbstractSampler,
