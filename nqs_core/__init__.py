@@ -32,7 +32,11 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._ansatz": ["AbstractAnsatz", "AbstractAutoregressiveAnsatz", "AbstractConnectedAnsatz", "AbstractDirectSamplingAnsatz"],
         "._estimator": ["AbstractEstimator", "AbstractScheduledEstimator", "EnergyEstimator", "Estimate", "log_derivatives", "scheduled"],
         "._space": ["AbstractContinuousSpace", "AbstractDiscreteSpace", "AbstractSpace", "SumConstraint"],
+        "._local_space": ["AbstractLocalSpace", "local_values_of"],
+        "._operator": ["Operator", "local_operator"],
+        "._operator_bind": ["LocalOperator", "PauliOperator", "bind_operator"],
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],
+        "._lattices": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._preconditioner": ["AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
         "._registry": ["KINDS", "Registry", "RegistryError", "get_registry", "hookimpl", "hookspec", "load_registry"],
         "._sampler": ["AbstractDistribution", "AbstractSampler", "BoltzmannDistribution", "BornDistribution", "DirectSampler", "DirectState", "ExactSampler", "legacy_key", "metropolis_steps", "metropolis_sweep"],
@@ -59,6 +63,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._fullsum": ["FullSumEstimator", "FullSumSampler", "FullSumState"],
         "._observable": ["AbstractObservable", "AbstractOperatorObservable", "AbstractSampleObservable", "OperatorObservable", "expect", "expect_many", "measure", "stats_dict"],
     },
-    submodules=["distributed", "testing"],
+    submodules=["distributed", "operators", "testing"],
 )
 __all__ = sorted(__all__ + ["lazy_exports"])

@@ -8,6 +8,13 @@ from ._registry import hookimpl
 #: `(kind, config name, "module:Name")` for everything the core provides; the
 #: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
+    ("lattice", "chain", "nqs_core._lattices:Chain"),
+    ("lattice", "square", "nqs_core._lattices:Square"),
+    ("lattice", "triangular", "nqs_core._lattices:Triangular"),
+    ("lattice", "honeycomb", "nqs_core._lattices:Honeycomb"),
+    ("lattice", "kagome", "nqs_core._lattices:Kagome"),
+    ("lattice", "ladder", "nqs_core._lattices:Ladder"),
+    ("lattice", "graph", "nqs_core._lattices:Graph"),
     ("driver", "vmc", "nqs_core._driver:VMC"),
     ("estimator", "energy", "nqs_core._estimator:EnergyEstimator"),
     ("preconditioner", "identity", "nqs_core._preconditioner:IdentityPreconditioner"),

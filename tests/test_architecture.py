@@ -257,6 +257,20 @@ def test_plugin_imports_no_other_plugin_and_no_core_private(plugin):
     assert not found, "\n".join(found)
 
 
+def test_no_plugin_imports_nqs_spins():
+    """Operators, local spaces and lattices a plugin needs live in nqs_core
+    (issue 28): no other plugin may import the spins plugin."""
+    found = [
+        f"{f.relative_to(plugin.parent).as_posix()}:{line}: imports nqs_spins"
+        for plugin in PLUGINS + EXAMPLE_PLUGINS
+        if plugin.name != "nqs_spins"
+        for f in _files(plugin)
+        for dotted, line in _top_level_imports(f, plugin.name) + [(n, ln) for _, n, ln in _local_imports(f)]
+        if dotted.split(".")[0] == "nqs_spins"
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_plugin_scan_can_fail(tmp_path):
     pkg = tmp_path / "nqs_bad"
     pkg.mkdir()

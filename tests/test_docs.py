@@ -71,4 +71,5 @@ def test_component_tables_list_every_registered_component():
     for e in entries:
         assert f"| `{e.kind}` | `{e.name}` | `{e.plugin}` |" in table
     spins = nqs_docs.component_table("spins", "components/spins.md")
-    assert "| `lattice` | `chain` | `spins` |" in spins and "`networks`" not in spins
+    assert "| `space` | `spin_half` | `spins` |" in spins and "`networks`" not in spins
+    assert "| `lattice` | `chain` | `core` |" in nqs_docs.component_table("core")

@@ -87,3 +87,40 @@ def resolve_activation(name: str):
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}") from None
+
+
+ENCODINGS = ("value", "one_hot")
+
+
+def input_encoding(space, encoding: str) -> tuple[int, tuple[float, ...] | None]:
+    """The input encoding of a network on `space`: `"value"` feeds the raw
+    configuration values (`+-1` for spin 1/2, `2m` for spin S); `"one_hot"`
+    feeds, per site, one indicator per local state (`d` inputs per site;
+    discrete spaces only).
+
+    **Arguments:**
+
+    - `space`: the configuration space.
+    - `encoding`: `"value"` or `"one_hot"`.
+
+    **Returns:** `(n_inputs, local_states)`: the input size and, for
+    `"one_hot"`, the local states (else `None`).
+    """
+    import nqs_core
+
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    if encoding == "value":
+        return space.size, None
+    if not isinstance(space, nqs_core.AbstractDiscreteSpace):
+        raise ValueError(f"encoding = \"one_hot\" needs a discrete space, got {space!r}")
+    states = tuple(float(v) for v in space.local_states)
+    return space.size * len(states), states
+
+
+def encode(x, states: tuple[float, ...] | None):
+    """`x` flattened, one-hot encoded over `states` when given (see `input_encoding`)."""
+    x = x.reshape(-1)
+    if states is None:
+        return x
+    return (x[:, None] == jnp.asarray(states, dtype=x.dtype)).reshape(-1).astype(x.dtype)

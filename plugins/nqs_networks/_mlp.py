@@ -10,7 +10,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from nqs_core import AbstractAnsatz, AbstractSpace
 
-from ._common import normal, resolve_activation, resolve_dtype
+from ._common import encode, input_encoding, normal, resolve_activation, resolve_dtype
 
 
 class MLP(AbstractAnsatz):
@@ -26,6 +26,9 @@ class MLP(AbstractAnsatz):
     - `activation`: `"log_cosh"` (default; works for complex parameters),
       `"tanh"`, `"relu"`, `"gelu"`, `"silu"`.
     - `param_dtype`: `"float64"` or `"complex128"`.
+    - `encoding`: the input encoding: `"value"` (default: the configuration
+      values) or `"one_hot"` (one input per local state and site, for d-level
+      sites such as spin S).
     - `key`: PRNG key (injected).
 
     Weights are initialised with variance `1/fan_in` (LeCun), biases at zero.
@@ -34,6 +37,7 @@ class MLP(AbstractAnsatz):
     weights: list[Array]
     biases: list[Array]
     activation: str = eqx.field(static=True)
+    local_states: tuple[float, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -41,6 +45,7 @@ class MLP(AbstractAnsatz):
         hidden: tuple[int, ...] | list[int] = (32,),
         activation: str = "log_cosh",
         param_dtype: str = "float64",
+        encoding: str = "value",
         *,
         key: PRNGKeyArray,
     ):
@@ -49,7 +54,8 @@ class MLP(AbstractAnsatz):
             raise ValueError(f"hidden must be a non-empty list of positive widths, got {list(hidden)}")
         resolve_activation(activation)
         dtype = resolve_dtype(param_dtype)
-        sizes = (space.size,) + hidden
+        n_in, self.local_states = input_encoding(space, encoding)
+        sizes = (n_in,) + hidden
         keys = jax.random.split(key, len(hidden))
         self.weights = [normal(k, (o, i), dtype, 1.0 / np.sqrt(i)) for k, i, o in zip(keys, sizes[:-1], sizes[1:])]
         self.biases = [jnp.zeros((o,), dtype) for o in sizes[1:]]
@@ -57,7 +63,7 @@ class MLP(AbstractAnsatz):
 
     def __call__(self, x):
         act = resolve_activation(self.activation)
-        h = x.reshape(-1).astype(self.weights[0].dtype)
+        h = encode(x, self.local_states).astype(self.weights[0].dtype)
         for w, b in zip(self.weights, self.biases):
             h = act(w @ h + b)
         return jnp.sum(h)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
 from nqs_core import AbstractAnsatz, AbstractSpace
 
-from ._common import log_cosh, normal, resolve_dtype, sum_log_cosh
+from ._common import encode, input_encoding, log_cosh, normal, resolve_dtype, sum_log_cosh
 
 
 class RBM(AbstractAnsatz):
@@ -24,12 +25,16 @@ class RBM(AbstractAnsatz):
       (sign and phase structure).
     - `use_visible_bias`, `use_hidden_bias`: include `a` and `b`.
     - `init_std`: standard deviation of the normal initialisation.
+    - `encoding`: the input encoding: `"value"` (default: the configuration
+      values, `s`) or `"one_hot"` (per site one input per local state, `d N`
+      visible units; for d-level sites such as spin S).
     - `key`: PRNG key for the initialisation (injected from the run seed).
     """
 
     weights: Array
     hidden_bias: Array | None
     visible_bias: Array | None
+    local_states: tuple[float, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -39,6 +44,7 @@ class RBM(AbstractAnsatz):
         use_visible_bias: bool = True,
         use_hidden_bias: bool = True,
         init_std: float = 0.01,
+        encoding: str = "value",
         *,
         key: PRNGKeyArray,
     ):
@@ -46,13 +52,14 @@ class RBM(AbstractAnsatz):
             raise ValueError(f"alpha must be a positive integer, got {alpha}")
         dtype = resolve_dtype(param_dtype)
         n = space.size
+        n_in, self.local_states = input_encoding(space, encoding)
         kw, kb, ka = jax.random.split(key, 3)
-        self.weights = normal(kw, (alpha * n, n), dtype, init_std)
+        self.weights = normal(kw, (alpha * n, n_in), dtype, init_std)
         self.hidden_bias = normal(kb, (alpha * n,), dtype, init_std) if use_hidden_bias else None
-        self.visible_bias = normal(ka, (n,), dtype, init_std) if use_visible_bias else None
+        self.visible_bias = normal(ka, (n_in,), dtype, init_std) if use_visible_bias else None
 
     def __call__(self, x):
-        x = x.reshape(-1).astype(self.weights.dtype)
+        x = encode(x, self.local_states).astype(self.weights.dtype)
         theta = self.weights @ x
         if self.hidden_bias is not None:
             theta = theta + self.hidden_bias

@@ -12,7 +12,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from nqs_core import AbstractAnsatz, AbstractBravaisLattice, AbstractLattice, AbstractSpace
 
-from ._common import log_cosh
+from ._common import input_encoding, log_cosh
 
 _LN_EPS = 1e-6
 
@@ -139,6 +139,9 @@ class ViT(AbstractAnsatz):
     - `n_heads`: number of attention heads `h`; must divide `d`.
     - `output_norm`: LayerNorm on the real and imaginary parts of the output
       pre-activations (see above; default `False`, Algorithm 1 as printed).
+    - `encoding`: the input encoding: `"value"` (default: the configuration
+      values, `b^2` inputs per patch) or `"one_hot"` (one input per local state
+      and site, `b^2 d_loc` per patch, for d-level sites such as spin S).
     - `key`: PRNG key (injected).
 
     Initialisation: LeCun normal (`std = 1/sqrt(fan_in)`) for the dense layers,
@@ -172,6 +175,7 @@ class ViT(AbstractAnsatz):
     extent: tuple[int, int] = eqx.field(static=True)
     patch_size: int = eqx.field(static=True)
     n_heads: int = eqx.field(static=True)
+    local_states: tuple[float, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -182,10 +186,13 @@ class ViT(AbstractAnsatz):
         d_model: int = 16,
         n_heads: int = 4,
         output_norm: bool = False,
+        encoding: str = "value",
         *,
         key: PRNGKeyArray,
     ):
         length, width = _patch_grid(lattice, patch_size)
+        n_in, self.local_states = input_encoding(space, encoding)
+        channels = n_in // space.size
         if space.size != length * width:
             raise ValueError(f"inconsistent sizes: space has {space.size} sites, lattice has {length * width}")
         if n_layers < 1:
@@ -197,7 +204,7 @@ class ViT(AbstractAnsatz):
         n_p = rows * cols
         f64 = jnp.float64
         shapes = {
-            "embed_w": ((b * b, d), 1.0 / math.sqrt(b * b)),
+            "embed_w": ((b * b * channels, d), 1.0 / math.sqrt(b * b * channels)),
             "v_w": ((nl, d, d), 1.0 / math.sqrt(d)),
             "alpha": ((nl, n_heads, n_p), 1.0 / math.sqrt(n_p)),
             "w_w": ((nl, d, d), 1.0 / math.sqrt(d)),
@@ -250,10 +257,21 @@ class ViT(AbstractAnsatz):
         grid = x.reshape(length // b, b, width // b, b)
         return grid.transpose(0, 2, 1, 3).reshape(-1, b * b)
 
+    def _patch_inputs(self, x: Array) -> Array:
+        """`patches(x)` for the value encoding; for one-hot, the `(n_p, b^2 d_loc)`
+        patches of the one-hot vectors (site-major within a patch)."""
+        if self.local_states is None:
+            return self.patches(x)
+        length, width = self.extent
+        b = self.patch_size
+        onehot = (x[:, None] == jnp.asarray(self.local_states, dtype=x.dtype)).astype(x.dtype)
+        grid = onehot.reshape(length // b, b, width // b, b, -1)
+        return grid.transpose(0, 2, 1, 3, 4).reshape(length // b * (width // b), -1)
+
     def __call__(self, x):
         h = self.n_heads
         d = self.d_model
-        xs = self.patches(x.reshape(-1).astype(jnp.float64)) @ self.embed_w + self.embed_b
+        xs = self._patch_inputs(x.reshape(-1).astype(jnp.float64)) @ self.embed_w + self.embed_b
 
         def block(carry, p):
             ln1s, ln1b, vw, vb, alpha, ww, wb, ln2s, ln2b, f1w, f1b, f2w, f2b = p

@@ -1,4 +1,4 @@
-"""nqs_spins: lattices, the spin-1/2 space, spin Hamiltonians, Metropolis
+"""nqs_spins: the spin-1/2 and spin-S spaces (the lattices, re-exported, live in nqs_core), spin Hamiltonians, Metropolis
 samplers and exact diagonalisation.
 
 Everything public is re-exported here; implementations live in `_*.py` modules.
@@ -15,10 +15,9 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     {
         "._exact": ["exact_energy", "exact_solver", "ground_state", "ground_state_energy", "to_dense", "to_sparse"],
         "._system": ["Heisenberg", "Ising", "J1J2", "SpinModel"],
-        "._space": ["SpinHalf"],
-        "nqs_core": ["AbstractLattice"],
-        "._lattice": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
-        "._sampler": ["ExchangeRule", "LocalFlipRule", "MetropolisExchange", "MetropolisLocal", "MetropolisState"],
+        "._space": ["Spin", "SpinHalf", "spin_matrices"],
+        "nqs_core": ["AbstractLattice", "Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
+        "._sampler": ["ExchangeRule", "LocalFlipRule", "LocalStateRule", "MetropolisExchange", "MetropolisLocal", "MetropolisState"],
         "._observables": ["Correlation", "Dimer", "Magnetization", "StaggeredMagnetization", "StructureFactor", "UserOperator"],
     },
     submodules=["operators"],

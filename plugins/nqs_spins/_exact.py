@@ -64,7 +64,7 @@ def _basis_codes(space, basis: _Basis) -> tuple[np.ndarray, np.ndarray | None]:
     else:
         states = np.asarray(space.all_states())
         codes = np.asarray(
-            jax.jit(basis.encode)(jnp.asarray(states.reshape(len(states), -1))), dtype=np.int64
+            eqx.filter_jit(_Basis.encode)(basis, jnp.asarray(states.reshape(len(states), -1))), dtype=np.int64
         )
     if np.all(codes[1:] > codes[:-1]):
         return codes, None

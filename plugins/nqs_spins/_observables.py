@@ -18,7 +18,9 @@ from jaxtyping import Array
 import nqs_core
 from nqs_core import AbstractLattice
 
-from ._operator import AbstractSpinHamiltonian, Operator, SpinOperator, sx, sy, sz
+from nqs_core.operators import Operator, parse, sx, sy, sz
+
+from ._spin_operator import AbstractSpinHamiltonian, SpinOperator
 from ._space import check_spin_space
 from ._system import _term_operator
 
@@ -35,10 +37,27 @@ def _bind(op: Operator, system) -> SpinOperator:
     return op.rotate_z(_marshall_sites(system)).on(system.space)
 
 
-def _pair(i: int, j: int, component: str) -> Operator:
+def _pair(i: int, j: int, component: str, space=None) -> Operator:
+    """`S^z_i S^z_j` or `S_i . S_j`; spin S on a `Spin` space of `d > 2`."""
+    if _dim(space) > 2:
+        return parse("SzSz" if component == "zz" else "SxSx + SySy + SzSz", (i, j), space)
     if component == "zz":
         return sz(i) * sz(j)
     return sx(i) * sx(j) + sy(i) * sy(j) + sz(i) * sz(j)
+
+
+def _dim(space) -> int:
+    return space.local_dim if isinstance(space, nqs_core.AbstractLocalSpace) else 2
+
+
+def _check_spin_values(owner: str, space) -> None:
+    """Spin 1/2, or a local space of spin S with values `2m` (so that
+    `S^z = x / 2` for every S)."""
+    if isinstance(space, nqs_core.AbstractLocalSpace) and len(space.shape) == 1 and _dim(space) > 2:
+        values = np.asarray(space.local_values)
+        if np.allclose(values, values[0] - 2 * np.arange(len(values))) and np.isclose(values[0], -values[-1]):
+            return
+    check_spin_space(owner, space)
 
 
 def _static(a: np.ndarray) -> tuple:
@@ -92,10 +111,11 @@ def _pair_class_operators(system, lattice, component, owner):
     exact = _exact_displacements(owner, lattice)
     vectors, cls = _classes(np.round(exact, _DECIMALS) + 0.0)
     n = lattice.n_sites
-    ops = [Operator({}) for _ in vectors]
+    space = system.space
+    ops = [Operator({}, _dim(space)) for _ in vectors]
     for i in range(n):
         for j in range(n):
-            ops[cls[i, j]] = ops[cls[i, j]] + _pair(i, j, component)
+            ops[cls[i, j]] = ops[cls[i, j]] + _pair(i, j, component, space)
     counts = np.bincount(cls.ravel(), minlength=len(vectors)).astype(np.float64)
     flat = exact.reshape(-1, exact.shape[-1])
     sums = np.zeros_like(vectors)
@@ -118,7 +138,7 @@ class Magnetization(nqs_core.AbstractSampleObservable):
     n_sites: int = eqx.field(static=True)
 
     def __init__(self, space):
-        check_spin_space("magnetization", space)
+        _check_spin_values("magnetization", space)
         self.n_sites = int(space.size)
 
     @property
@@ -151,7 +171,7 @@ class StaggeredMagnetization(nqs_core.AbstractSampleObservable):
     signs: Array
 
     def __init__(self, space, lattice):
-        check_spin_space("staggered_magnetization", space)
+        _check_spin_values("staggered_magnetization", space)
         if not lattice.is_bipartite:
             raise ValueError(
                 f"staggered_magnetization needs a bipartite lattice; {type(lattice).__name__} "
@@ -372,7 +392,9 @@ class UserOperator(nqs_core.AbstractOperatorObservable):
         if terms is not None and (given or coupling != 1.0):
             raise ValueError("operator: give either terms = [...] or op/sites/bonds/coupling, not both")
         tables = list(terms) if terms is not None else [{**given, "coupling": coupling}]
-        total = sum((_term_operator(f"operator term {k}", t, lattice) for k, t in enumerate(tables)), Operator({}))
+        d = _dim(system.space)
+        total = sum((_term_operator(f"operator term {k}", t, lattice, system.space if d > 2 else None)
+                     for k, t in enumerate(tables)), Operator({}, d))
         if not total.is_hermitian():
             raise ValueError("operator: the operator is not Hermitian; write Hermitian sums such as \"SpSm + SmSp\"")
         self.operators = (_bind(total, system),)

@@ -1,4 +1,4 @@
-"""The spins plugin: registers lattices, the spin-1/2 space, spin Hamiltonians,
+"""The spins plugin: registers the spin-1/2 and spin-S spaces, spin Hamiltonians,
 Metropolis samplers and the exact-diagonalisation reference solver with nqs."""
 
 import nqs_core
@@ -7,14 +7,8 @@ import nqs_core
 #: `(kind, config name, "module:Name")` for everything this plugin provides; the
 #: references are imported when a component is first used (`Registry.add`).
 COMPONENTS = (
-    ("lattice", "chain", "nqs_spins._lattice:Chain"),
-    ("lattice", "square", "nqs_spins._lattice:Square"),
-    ("lattice", "triangular", "nqs_spins._lattice:Triangular"),
-    ("lattice", "honeycomb", "nqs_spins._lattice:Honeycomb"),
-    ("lattice", "kagome", "nqs_spins._lattice:Kagome"),
-    ("lattice", "ladder", "nqs_spins._lattice:Ladder"),
-    ("lattice", "graph", "nqs_spins._lattice:Graph"),
     ("space", "spin_half", "nqs_spins._space:SpinHalf"),
+    ("space", "spin", "nqs_spins._space:Spin"),
     ("system", "ising", "nqs_spins._system:Ising"),
     ("system", "heisenberg", "nqs_spins._system:Heisenberg"),
     ("system", "j1j2", "nqs_spins._system:J1J2"),

@@ -13,7 +13,7 @@ import numpy as np
 
 import nqs_core
 
-from ._sampler import ExchangeRule, LocalFlipRule
+from ._sampler import ExchangeRule, LocalFlipRule, LocalStateRule
 from ._space import check_sizes, check_spin_space
 
 
@@ -55,8 +55,14 @@ class MultiFlipRule(nqs_core.AbstractFixedSymmetricRule):
         return jnp.where(flip, -x, x)
 
 
-def _unconstrained(owner: str, space, what: str) -> None:
-    check_spin_space(owner, space)
+def _check_local_space(owner: str, space) -> None:
+    """Spin 1/2, or any local space with configurations of shape `(n_sites,)`."""
+    if not (isinstance(space, nqs_core.AbstractLocalSpace) and len(space.shape) == 1):
+        check_spin_space(owner, space)
+
+
+def _unconstrained(owner: str, space, what: str, check=check_spin_space) -> None:
+    check(owner, space)
     if space.constraint is not None:
         raise ValueError(
             f"rule {owner!r} {what}, so it cannot sample a space with fixed total_sz={space.constraint.total / 2:g}; "
@@ -64,22 +70,25 @@ def _unconstrained(owner: str, space, what: str) -> None:
         )
 
 
-def local(space) -> LocalFlipRule:
-    """Flip one uniformly chosen spin (changes S^z: full space only).
+def local(space) -> LocalFlipRule | LocalStateRule:
+    """Flip one uniformly chosen spin (changes S^z: full space only); on d-level
+    sites (spin S) set it to another local state, chosen uniformly.
 
     **Arguments:** none (the space comes from the config).
     """
-    _unconstrained("local", space, "flips single spins, which changes S^z")
+    _unconstrained("local", space, "flips single spins, which changes S^z", _check_local_space)
+    if isinstance(space, nqs_core.AbstractLocalSpace) and space.local_dim > 2:
+        return LocalStateRule(space.size, tuple(float(v) for v in space.local_values))
     return LocalFlipRule(space.size)
 
 
 def exchange(space, lattice=None) -> ExchangeRule:
     """Swap the spins of a random nearest-neighbour bond of the lattice (all pairs
-    of sites without a lattice); conserves S^z.
+    of sites without a lattice); conserves S^z for any spin S.
 
     **Arguments:** none (the space and the lattice come from the config).
     """
-    check_spin_space("exchange", space)
+    _check_local_space("exchange", space)
     if lattice is None:
         pairs = list(itertools.combinations(range(space.size), 2))
     else:

@@ -37,6 +37,35 @@ class LocalFlipRule(nqs_core.AbstractFixedSymmetricRule):
         return jnp.where(flip, -x, x)
 
 
+class LocalStateRule(nqs_core.AbstractFixedSymmetricRule):
+    """Set one uniformly chosen site of each chain to one of the other `d - 1`
+    local states, chosen uniformly (symmetric; changes the magnetisation).
+    The move of d-level sites (spin S); for `d = 2` it is the spin flip.
+
+    **Arguments:**
+
+    - `n_sites`: number of sites of a configuration.
+    - `values`: the `d` local values, e.g. `(-2, 0, 2)` for spin 1.
+    """
+
+    n_sites: int = eqx.field(static=True)
+    values: tuple[float, ...] = eqx.field(static=True)
+
+    def moves(self, key, shape, x, rule_state):
+        k1, k2 = jax.random.split(key)
+        site = jax.random.randint(k1, shape, 0, self.n_sites, dtype=jnp.int32)
+        step = jax.random.randint(k2, shape, 1, len(self.values), dtype=jnp.int32)
+        return jnp.stack([site, step], axis=-1)
+
+    def propose(self, x, move, rule_state):
+        d = len(self.values)
+        values = jnp.asarray(self.values, dtype=x.dtype)
+        j = jnp.argmax(x[..., None] == values, axis=-1).astype(jnp.int32)
+        new = values[(j + move[:, 1:2]) % d]
+        hit = jnp.arange(x.shape[-1], dtype=jnp.int32)[None, :] == move[:, 0:1]
+        return jnp.where(hit, new, x)
+
+
 class ExchangeRule(nqs_core.AbstractFixedSymmetricRule):
     """Swap the spins of a uniformly chosen pair of sites of each chain (conserves S^z).
 

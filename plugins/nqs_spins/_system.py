@@ -11,7 +11,9 @@ from jaxtyping import Array
 
 import nqs_core
 
-from ._operator import AbstractSpinHamiltonian, Operator, SpinOperator, X, Z, parse, sx, sy, sz
+from nqs_core.operators import Operator, X, Z, parse, sx, sy, sz
+
+from ._spin_operator import AbstractSpinHamiltonian, SpinOperator
 from ._space import check_sizes, check_spin_space
 from nqs_core import AbstractLattice
 
@@ -335,7 +337,7 @@ def _term_sites(where: str, term: dict, lattice: AbstractLattice) -> list[tuple[
     return tuples
 
 
-def _term_operator(where: str, term, lattice: AbstractLattice) -> Operator:
+def _term_operator(where: str, term, lattice: AbstractLattice, space=None) -> Operator:
     if not isinstance(term, dict):
         raise ValueError(f"{where} must be a table like {{ op = \"SzSz\", bonds = 1 }}, got {term!r}")
     unknown = sorted(set(term) - set(_TERM_FIELDS))
@@ -348,22 +350,23 @@ def _term_operator(where: str, term, lattice: AbstractLattice) -> Operator:
         raise ValueError(f"{where}: coupling must be a number, got {coupling!r}")
     tuples = _term_sites(where, term, lattice)
     try:
-        first = parse(term["op"], tuples[0])
+        first = parse(term["op"], tuples[0], space)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     # relabel the parsed first tuple (the same text on other sites); parse again
     # when a tuple repeats a site
     distinct = len(set(tuples[0])) == len(tuples[0])
     total = Operator.sum(
-        first.relabel(dict(zip(tuples[0], t))) if distinct and len(set(t)) == len(t) else parse(term["op"], t)
-        for t in tuples
+        (first.relabel(dict(zip(tuples[0], t))) if distinct and len(set(t)) == len(t) else parse(term["op"], t, space)
+         for t in tuples),
+        first.local_dim,
     )
     return float(coupling) * total
 
 
 class SpinModel(AbstractSpinHamiltonian):
-    """A spin-1/2 Hamiltonian written as bond and site terms (the TOML form of
-    the operator language), e.g.
+    """A spin Hamiltonian (spin 1/2 or spin S) written as bond and site terms
+    (the TOML form of the operator language), e.g.
 
     ```toml
     [system]
@@ -384,32 +387,52 @@ class SpinModel(AbstractSpinHamiltonian):
 
     With `marshall_sign = true` the basis is rotated by `Z` on sublattice 1
     (as `Heisenberg(marshall_sign=True)`): `Sx, Sy, Sp, Sm` change sign there;
-    needs a bipartite lattice. Connected elements are those of the compiled
-    `SpinOperator` (one per distinct flip pattern).
+    needs a bipartite lattice and spin 1/2. Connected elements are those of
+    the compiled `SpinOperator` (one per distinct flip pattern).
+
+    On a `Spin` space of spin S (`[space] name = "spin"`, `S = 1`), `Sx Sy Sz
+    Sp Sm` are the spin-S matrices (`X Y Z` are refused), and `D` adds the
+    single-ion anisotropy `D sum_i (S^z_i)^2` (for S = 1/2 a constant `D n/4`).
+    The spin S is the space's: the same terms describe any S.
 
     **Arguments:**
 
-    - `space`: a `SpinHalf` space (with `total_sz` the terms must conserve S^z).
+    - `space`: a `SpinHalf` or `Spin` space (with `total_sz` the terms must
+      conserve S^z).
     - `lattice`: the lattice whose bonds the terms use.
     - `terms`: the list of term tables.
     - `marshall_sign`: apply the Marshall basis rotation (default `False`).
+    - `D`: single-ion anisotropy (default 0).
     """
 
     space: nqs_core.AbstractDiscreteSpace
     lattice: AbstractLattice
     marshall_sign: bool = eqx.field(static=True)
+    D: float = eqx.field(static=True)
     operator: SpinOperator
 
-    def __init__(self, space, lattice, terms: list, marshall_sign: bool = False):
-        _check_space("spin_model", space, lattice)
+    def __init__(self, space, lattice, terms: list, marshall_sign: bool = False, D: float = 0.0):
+        if isinstance(space, nqs_core.AbstractLocalSpace) and space.local_dim > 2:
+            if not isinstance(lattice, AbstractLattice):
+                raise TypeError(f"spin_model needs a lattice, got {lattice!r}")
+            check_sizes(space.size, lattice)
+            if marshall_sign:
+                raise ValueError("spin_model: marshall_sign=True is implemented for spin 1/2 only")
+        else:
+            _check_space("spin_model", space, lattice)
+        if isinstance(D, bool) or not isinstance(D, (int, float)):
+            raise ValueError(f"spin_model: D must be a number, got {D!r}")
         if not isinstance(terms, (list, tuple)) or not terms:
             raise ValueError(
                 "spin_model needs terms = [ { op = \"SzSz\", bonds = 1, coupling = 1.0 }, ... ] "
                 f"(a non-empty list of tables), got {terms!r}"
             )
-        parts = [_term_operator(f"term {k} ({t.get('op')!r})" if isinstance(t, dict) else f"term {k}", t, lattice)
+        parts = [_term_operator(f"term {k} ({t.get('op')!r})" if isinstance(t, dict) else f"term {k}", t, lattice, space)
                  for k, t in enumerate(terms)]
-        h = Operator.sum(parts)
+        if D:
+            parts.append(float(D) * Operator.sum((parse("SzSz", (i, i), space) for i in range(space.size)),
+                                                 parts[0].local_dim))
+        h = Operator.sum(parts, parts[0].local_dim)
         if not h.is_hermitian():
             bad = [k for k, p in enumerate(parts) if not p.is_hermitian()]
             hint = f" (term {bad[0]} {terms[bad[0]]['op']!r} is not)" if bad else ""
@@ -420,6 +443,7 @@ class SpinModel(AbstractSpinHamiltonian):
         self.space = space
         self.lattice = lattice
         self.marshall_sign = bool(marshall_sign)
+        self.D = float(D)
         self.operator = SpinOperator(space, h.rotate_z(self.marshall_sites))
 
     @property

@@ -1,4 +1,4 @@
-"""The operator language for spin 1/2 (public module).
+"""The operator language for spins (public module).
 
     from nqs_spins.operators import sx, sy, sz, X, Z, local_operator
 
@@ -6,13 +6,15 @@
     h = h - 0.3 * sum(sz(i) for i in range(8))
     hamiltonian = h.on(SpinHalf(8))      # an nqs_core.AbstractDiscreteHamiltonian
 
+The algebra, the builders and the parser live in the core (`nqs_core.operators`)
+for every local space; this module re-exports them with the spin binding.
 See docs/operators.md for the algebra, the normal form and the TOML form.
 """
 
-from ._operator import (
-    AbstractSpinHamiltonian as AbstractSpinHamiltonian,
+from nqs_core.operators import (
+    LocalOperator as LocalOperator,
     Operator as Operator,
-    SpinOperator as SpinOperator,
+    PauliOperator as PauliOperator,
     X as X,
     Y as Y,
     Z as Z,
@@ -25,3 +27,5 @@ from ._operator import (
     sy as sy,
     sz as sz,
 )
+
+from ._spin_operator import AbstractSpinHamiltonian as AbstractSpinHamiltonian, SpinOperator as SpinOperator

@@ -14,7 +14,7 @@ from nqs_core._system import compacted_local_energies
 from nqs_networks import RBM, ViT
 from nqs_optim import SRt
 from nqs_spins import Chain, Heisenberg, Ising, J1J2, MetropolisExchange, SpinHalf, Square
-from nqs_spins._operator import SpinOperator
+from nqs_spins.operators import SpinOperator
 
 
 def padded(system, model, xs, chunk_size=None):

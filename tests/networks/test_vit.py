@@ -193,4 +193,5 @@ def test_build_from_config(small_config):
     calc = build(cfg, exact=False, stop_after="ansatz")
     model = calc["ansatz"]
     assert isinstance(model, ViT) and model.n_layers == 1 and model.d_model == 8
-    assert calc.config["ansatz"] == {"name": "vit", "patch_size": 2, "n_layers": 1, "d_model": 8, "n_heads": 2, "output_norm": False}
+    assert calc.config["ansatz"] == {"name": "vit", "patch_size": 2, "n_layers": 1, "d_model": 8, "n_heads": 2, "output_norm": False,
+                                     "encoding": "value"}

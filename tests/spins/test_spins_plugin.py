@@ -8,8 +8,7 @@ import nqs_spins
 from nqs_spins import _plugin
 
 EXPECTED = {
-    "lattice": {"chain": nqs_spins.Chain, "square": nqs_spins.Square},
-    "space": {"spin_half": nqs_spins.SpinHalf},
+    "space": {"spin_half": nqs_spins.SpinHalf, "spin": nqs_spins.Spin},
     "system": {
         "ising": nqs_spins.Ising,
         "heisenberg": nqs_spins.Heisenberg,
@@ -23,7 +22,6 @@ EXPECTED = {
     "exact": {"exact_diagonalization": nqs_spins.exact_solver},
 }
 BASES = {
-    "lattice": nqs_spins.AbstractLattice,
     "space": nqs_core.AbstractDiscreteSpace,
     "system": nqs_core.AbstractDiscreteHamiltonian,
     "sampler": nqs_core.AbstractSampler,

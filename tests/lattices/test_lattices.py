@@ -3,6 +3,7 @@ import itertools
 import jax
 import pytest
 
+import nqs_core as nc
 import nqs_spins as ns
 
 
@@ -30,7 +31,7 @@ SQUARE_SHELLS = {1: [(1, 0), (0, 1)], 2: [(1, 1), (1, -1)]}
 @pytest.mark.parametrize("pbc", [True, False])
 @pytest.mark.parametrize("order", [1, 2])
 def test_chain_edges(length, pbc, order):
-    chain = ns.Chain(length, pbc=pbc)
+    chain = nc.Chain(length, pbc=pbc)
     assert chain.n_sites == length
     assert chain.edges(order) == reference_bonds((length,), pbc, CHAIN_SHELLS[order])
 
@@ -39,50 +40,50 @@ def test_chain_edges(length, pbc, order):
 @pytest.mark.parametrize("pbc", [True, False])
 @pytest.mark.parametrize("order", [1, 2])
 def test_square_edges(extent, pbc, order):
-    sq = ns.Square(extent[0], pbc=pbc, width=extent[1])
+    sq = nc.Square(extent[0], pbc=pbc, width=extent[1])
     assert sq.n_sites == extent[0] * extent[1]
     assert sq.edges(order) == reference_bonds(extent, pbc, SQUARE_SHELLS[order])
 
 
 def test_bond_counts():
-    assert len(ns.Square(4).edges(1)) == 32
-    assert len(ns.Square(4).edges(2)) == 32
-    assert len(ns.Square(4, pbc=False).edges(1)) == 24
-    assert len(ns.Square(4, pbc=False).edges(2)) == 18
-    assert len(ns.Square(2).edges(1)) == 4  # PBC duplicates collapse
-    assert len(ns.Square(2).edges(2)) == 2
-    assert len(ns.Chain(16).edges(1)) == 16
-    assert len(ns.Chain(16, pbc=False).edges(1)) == 15
-    assert len(ns.Chain(16).edges(2)) == 16
-    assert ns.Chain(2).edges(1) == ((0, 1),)
-    assert ns.Chain(2).edges(2) == ()  # wraps onto itself
-    for i, j in ns.Square(4).edges(1) + ns.Square(4).edges(2):
+    assert len(nc.Square(4).edges(1)) == 32
+    assert len(nc.Square(4).edges(2)) == 32
+    assert len(nc.Square(4, pbc=False).edges(1)) == 24
+    assert len(nc.Square(4, pbc=False).edges(2)) == 18
+    assert len(nc.Square(2).edges(1)) == 4  # PBC duplicates collapse
+    assert len(nc.Square(2).edges(2)) == 2
+    assert len(nc.Chain(16).edges(1)) == 16
+    assert len(nc.Chain(16, pbc=False).edges(1)) == 15
+    assert len(nc.Chain(16).edges(2)) == 16
+    assert nc.Chain(2).edges(1) == ((0, 1),)
+    assert nc.Chain(2).edges(2) == ()  # wraps onto itself
+    for i, j in nc.Square(4).edges(1) + nc.Square(4).edges(2):
         assert isinstance(i, int) and isinstance(j, int) and i < j
 
 
 def test_square_numbering_is_row_major():
-    sq = ns.Square(3, width=4)
+    sq = nc.Square(3, width=4)
     assert sq.n_sites == 12
     assert sq.site(1, 2) == 1 * 4 + 2
     assert tuple(sq.positions[6]) == (1, 2)
     assert (0, 1) in sq.edges(1)  # (0,0)-(0,1): y is the fast index
     assert (0, 4) in sq.edges(1)  # (0,0)-(1,0)
-    assert ns.Square(4).width == 4
+    assert nc.Square(4).width == 4
 
 
 def test_sublattice():
-    chain = ns.Chain(6)
+    chain = nc.Chain(6)
     assert [chain.sublattice(i) for i in range(6)] == [0, 1, 0, 1, 0, 1]
-    sq = ns.Square(4)
+    sq = nc.Square(4)
     for i, j in sq.edges(1):
         assert sq.sublattice(i) != sq.sublattice(j)
     for i, j in sq.edges(2):
         assert sq.sublattice(i) == sq.sublattice(j)
-    assert ns.Chain(5, pbc=False).sublattice(4) == 0
-    assert ns.Square(3, pbc=False).is_bipartite
+    assert nc.Chain(5, pbc=False).sublattice(4) == 0
+    assert nc.Square(3, pbc=False).is_bipartite
 
 
-@pytest.mark.parametrize("lattice", [ns.Chain(5), ns.Square(3), ns.Square(2, width=3)])
+@pytest.mark.parametrize("lattice", [nc.Chain(5), nc.Square(3), nc.Square(2, width=3)])
 def test_non_bipartite_sublattice_raises(lattice):
     assert not lattice.is_bipartite
     with pytest.raises(ValueError, match="not bipartite"):
@@ -90,18 +91,18 @@ def test_non_bipartite_sublattice_raises(lattice):
 
 
 def test_lattice_is_static_pytree():
-    chain = ns.Chain(4)
+    chain = nc.Chain(4)
     assert jax.tree.leaves(chain) == []
     assert jax.jit(lambda c: c)(chain) == chain
 
 
 def test_lattice_validation():
     with pytest.raises(ValueError):
-        ns.Chain(0)
+        nc.Chain(0)
     with pytest.raises(TypeError):
-        ns.Chain(4.5)
+        nc.Chain(4.5)
     with pytest.raises(ValueError, match="orders"):
-        ns.Square(4).edges(4)
+        nc.Square(4).edges(4)
 
 
 # -- the Bravais lattices with a basis, the ladder and the graph ----------------------------
@@ -121,7 +122,7 @@ GEOMETRY = {
     "honeycomb": (((S3, 0), (S3 / 2, 1.5)), ((0, 0), (S3 / 2, 0.5)), (1.0, S3, 2.0)),
     "kagome": (((2, 0), (1, S3)), ((0, 0), (1, 0), (0.5, S3 / 2)), (1.0, S3, 2.0)),
 }
-CLASSES = {"square": ns.Square, "triangular": ns.Triangular, "honeycomb": ns.Honeycomb, "kagome": ns.Kagome}
+CLASSES = {"square": nc.Square, "triangular": nc.Triangular, "honeycomb": nc.Honeycomb, "kagome": nc.Kagome}
 
 
 def hand_positions(name, length, width):
@@ -210,7 +211,7 @@ def test_bond_counts_by_hand(key):
 
 @pytest.mark.parametrize("length,width", [(3, 3), (4, 3), (5, 2), (2, 6)])
 def test_open_triangular_counts_by_formula(length, width):
-    lat = ns.Triangular(length, pbc=False, width=width)
+    lat = nc.Triangular(length, pbc=False, width=width)
     shells = [[(1, 0), (0, 1), (-1, 1)], [(1, 1), (2, -1), (-1, 2)], [(2, 0), (0, 2), (2, -2)]]
     assert [len(lat.edges(k)) for k in (1, 2, 3)] == [obc_count(length, width, s) for s in shells]
 
@@ -218,7 +219,7 @@ def test_open_triangular_counts_by_formula(length, width):
 @pytest.mark.parametrize("length", [2, 3, 4, 6])
 @pytest.mark.parametrize("pbc", [True, False])
 def test_ladder_legs_and_rungs(length, pbc):
-    lat = ns.Ladder(length, pbc=pbc)
+    lat = nc.Ladder(length, pbc=pbc)
     assert lat.n_sites == 2 * length
     edges, colors = lat.edges(1), lat.edge_colors(1)
     legs = {e for e, c in zip(edges, colors) if c == 0}
@@ -238,20 +239,20 @@ def test_ladder_legs_and_rungs(length, pbc):
 
 
 def test_honeycomb_sublattice_is_the_basis_site():
-    lat = ns.Honeycomb(3)
+    lat = nc.Honeycomb(3)
     assert lat.is_bipartite
     assert [lat.sublattice(i) for i in range(lat.n_sites)] == [0, 1] * 9
-    assert not ns.Triangular(4).is_bipartite and not ns.Kagome(2).is_bipartite
+    assert not nc.Triangular(4).is_bipartite and not nc.Kagome(2).is_bipartite
 
 
 def test_site_index_and_cells():
-    lat = ns.Kagome(3, width=2)
+    lat = nc.Kagome(3, width=2)
     assert lat.site(2, 1, basis=2) == 3 * (2 * 2 + 1) + 2
     assert tuple(lat.cell_coordinates[lat.site(2, 1, basis=2)]) == (2, 1)
     assert lat.basis_index[lat.site(2, 1, basis=2)] == 2
     with pytest.raises(ValueError, match="basis site"):
         lat.site(0, 0, basis=3)
-    assert ns.Square(3, width=4).site(1, 2) == 6
+    assert nc.Square(3, width=4).site(1, 2) == 6
 
 
 # -- symmetry groups -----------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_site_index_and_cells():
 
 def maps_every_bond(lattice, f):
     """Whether the site map f sends every bond of every order (with its kind) to a bond."""
-    orders = (1,) if isinstance(lattice, ns.Graph) else (1, 2, 3)
+    orders = (1,) if isinstance(lattice, nc.Graph) else (1, 2, 3)
     for order in orders:
         bonds = dict(zip(lattice.edges(order), lattice.edge_colors(order)))
         image = {tuple(sorted((int(f[i]), int(f[j])))): c for (i, j), c in bonds.items()}
@@ -275,24 +276,24 @@ def closes(maps):
 
 GROUP_CASES = [
     # lattice, |translations|, |point group|
-    (ns.Chain(6), 6, 2),
-    (ns.Chain(5, pbc=False), 1, 2),
-    (ns.Square(4), 16, 8),
-    (ns.Square(3, pbc=False), 1, 8),
-    (ns.Square(4, width=2), 8, 4),
-    (ns.Triangular(3), 9, 12),
-    (ns.Triangular(4), 16, 12),
-    (ns.Triangular(3, pbc=False), 1, 4),
-    (ns.Triangular(4, width=2), 8, 4),
-    (ns.Honeycomb(2), 4, 12),
-    (ns.Honeycomb(3), 9, 12),
-    (ns.Honeycomb(2, pbc=False), 1, 4),
-    (ns.Kagome(2), 4, 12),
-    (ns.Kagome(3), 9, 12),
-    (ns.Kagome(2, pbc=False), 1, 2),  # the rhombus of up-triangles: only the mirror along its long diagonal
-    (ns.Ladder(4), 4, 4),
-    (ns.Ladder(3, pbc=False), 1, 4),
-    (ns.Graph([[0, 1], [1, 2]]), 1, 1),
+    (nc.Chain(6), 6, 2),
+    (nc.Chain(5, pbc=False), 1, 2),
+    (nc.Square(4), 16, 8),
+    (nc.Square(3, pbc=False), 1, 8),
+    (nc.Square(4, width=2), 8, 4),
+    (nc.Triangular(3), 9, 12),
+    (nc.Triangular(4), 16, 12),
+    (nc.Triangular(3, pbc=False), 1, 4),
+    (nc.Triangular(4, width=2), 8, 4),
+    (nc.Honeycomb(2), 4, 12),
+    (nc.Honeycomb(3), 9, 12),
+    (nc.Honeycomb(2, pbc=False), 1, 4),
+    (nc.Kagome(2), 4, 12),
+    (nc.Kagome(3), 9, 12),
+    (nc.Kagome(2, pbc=False), 1, 2),  # the rhombus of up-triangles: only the mirror along its long diagonal
+    (nc.Ladder(4), 4, 4),
+    (nc.Ladder(3, pbc=False), 1, 4),
+    (nc.Graph([[0, 1], [1, 2]]), 1, 1),
 ]
 
 
@@ -307,52 +308,52 @@ def test_groups_map_bonds_and_close(lattice, n_t, n_p):
         assert closes(maps)
     space_group = np.unique(np.stack([t[p] for t in trans for p in point]), axis=0)
     assert closes(space_group)
-    small = isinstance(lattice, ns.Graph) or min(lattice.extent) <= 2  # e.g. a mirror equal to a translation by 1 of 2
+    small = isinstance(lattice, nc.Graph) or min(lattice.extent) <= 2  # e.g. a mirror equal to a translation by 1 of 2
     assert len(space_group) == n_t * n_p or (small and len(space_group) < n_t * n_p)
 
 
 def test_bond_check_catches_a_wrong_map():
     """The check above fails for maps that are not symmetries (it can fail)."""
-    lat = ns.Honeycomb(2)
+    lat = nc.Honeycomb(2)
     swap = np.arange(lat.n_sites)
     swap[[0, 2]] = [2, 0]  # two A sites exchanged: a graph automorphism of order 1 only
     assert not maps_every_bond(lat, swap)
-    ladder = ns.Ladder(2, pbc=False)  # a 2 x 2 plaquette; the 90-degree rotation swaps legs and rungs
+    ladder = nc.Ladder(2, pbc=False)  # a 2 x 2 plaquette; the 90-degree rotation swaps legs and rungs
     rotation = np.array([1, 3, 0, 2])
-    assert maps_every_bond(ns.Square(2, pbc=False), rotation)
+    assert maps_every_bond(nc.Square(2, pbc=False), rotation)
     assert not maps_every_bond(ladder, rotation)
-    assert len(ladder.point_group()) == 4 and len(ns.Square(2, pbc=False).point_group()) == 8
+    assert len(ladder.point_group()) == 4 and len(nc.Square(2, pbc=False).point_group()) == 8
 
 
 def test_point_group_elements_are_the_documented_ones():
-    sq = ns.Square(4)
+    sq = nc.Square(4)
     mats = sq.point_group_matrices()
     np.testing.assert_allclose(mats[1], [[0, -1], [1, 0]], atol=1e-12)  # counter-clockwise 90 degrees
     np.testing.assert_allclose(sq.point_group_centre, [1.5, 1.5])
     centred = sq.positions - sq.point_group_centre
     for f, m in zip(sq.point_group(), mats):
         np.testing.assert_allclose(centred[f], centred @ m.T, atol=1e-12)
-    tri = ns.Triangular(4)
+    tri = nc.Triangular(4)
     angles = [np.degrees(np.arctan2(m[1, 0], m[0, 0])) % 360 for m in tri.point_group_matrices()[:6]]
     np.testing.assert_allclose(angles, [0, 60, 120, 180, 240, 300], atol=1e-9)
-    hexagon = ns.Honeycomb(3).point_group_centre  # C6 about a hexagon centre, not a site
-    assert np.min(np.linalg.norm(ns.Honeycomb(3).positions - hexagon, axis=1)) == pytest.approx(1.0)
+    hexagon = nc.Honeycomb(3).point_group_centre  # C6 about a hexagon centre, not a site
+    assert np.min(np.linalg.norm(nc.Honeycomb(3).positions - hexagon, axis=1)) == pytest.approx(1.0)
 
 
 def test_translations_within_a_patch():
-    sq = ns.Square(4)
+    sq = nc.Square(4)
     t = sq.translations(within=2)
     assert np.all(t[:, sq.site(0, 0)] == [sq.site(0, 0), sq.site(0, 1), sq.site(1, 0), sq.site(1, 1)])
-    assert len(ns.Ladder(6).translations(step=2)) == 3
-    assert len(ns.Square(4, pbc=False).translations()) == 1
-    hc = ns.Honeycomb(2)
+    assert len(nc.Ladder(6).translations(step=2)) == 3
+    assert len(nc.Square(4, pbc=False).translations()) == 1
+    hc = nc.Honeycomb(2)
     assert np.all(hc.basis_index[hc.translations()] == hc.basis_index)  # the basis site is kept
 
 
 # -- displacements and momenta ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lattice", [ns.Chain(5), ns.Chain(4), ns.Square(4), ns.Triangular(3), ns.Honeycomb(2), ns.Kagome(2), ns.Ladder(4)], ids=repr)
+@pytest.mark.parametrize("lattice", [nc.Chain(5), nc.Chain(4), nc.Square(4), nc.Triangular(3), nc.Honeycomb(2), nc.Kagome(2), nc.Ladder(4)], ids=repr)
 def test_site_displacements_are_minimum_images(lattice):
     d = lattice.site_displacements()
     pos = lattice.positions
@@ -369,13 +370,13 @@ def test_site_displacements_are_minimum_images(lattice):
 
 
 def test_displacement_ties_have_one_representative():
-    d = ns.Chain(4).site_displacements()[..., 0]
+    d = nc.Chain(4).site_displacements()[..., 0]
     assert d[0, 2] == d[2, 0] == -2.0  # half way round: one representative of the class
     assert d[0, 1] == 1.0 and d[1, 0] == -1.0 and d[0, 3] == -1.0
-    np.testing.assert_allclose(ns.Chain(4, pbc=False).site_displacements()[0, 3], [3.0])
+    np.testing.assert_allclose(nc.Chain(4, pbc=False).site_displacements()[0, 3], [3.0])
 
 
-@pytest.mark.parametrize("lattice", [ns.Chain(6), ns.Square(4), ns.Square(4, width=2), ns.Triangular(3), ns.Honeycomb(3), ns.Kagome(2), ns.Ladder(4)], ids=repr)
+@pytest.mark.parametrize("lattice", [nc.Chain(6), nc.Square(4), nc.Square(4, width=2), nc.Triangular(3), nc.Honeycomb(3), nc.Kagome(2), nc.Ladder(4)], ids=repr)
 def test_momenta_fit_the_periodic_cluster(lattice):
     k = lattice.momenta()
     assert k.shape == (lattice.n_cells, lattice.ndim)
@@ -389,9 +390,9 @@ def test_momenta_fit_the_periodic_cluster(lattice):
 
 
 def test_square_momenta_are_the_usual_grid():
-    k = ns.Square(4).momenta()
+    k = nc.Square(4).momenta()
     assert {tuple(np.round(v / (np.pi / 2)).astype(int)) for v in k} == {(a, b) for a in (-2, -1, 0, 1) for b in (-2, -1, 0, 1)}
-    k_tri = ns.Triangular(6).momenta()  # folded into the hexagonal Brillouin zone: |k| <= 4 pi / 3
+    k_tri = nc.Triangular(6).momenta()  # folded into the hexagonal Brillouin zone: |k| <= 4 pi / 3
     assert np.max(np.linalg.norm(k_tri, axis=1)) == pytest.approx(4 * np.pi / 3)
 
 
@@ -399,20 +400,20 @@ def test_square_momenta_are_the_usual_grid():
 
 
 def test_graph_edges_colors_and_positions():
-    g = ns.Graph([[2, 1], [0, 1], [3, 0]], colors=[1, 0, 2])
+    g = nc.Graph([[2, 1], [0, 1], [3, 0]], colors=[1, 0, 2])
     assert g.n_sites == 4
     assert g.edges() == ((0, 1), (0, 3), (1, 2))
     assert g.edge_colors() == (0, 2, 1)  # follow their edges through the sorting
     assert g.positions is None and g.ndim == 0
     assert g.is_bipartite and [g.sublattice(i) for i in range(4)] == [0, 1, 0, 1]
-    assert ns.Graph([[0, 1]], n_sites=3).n_sites == 3
+    assert nc.Graph([[0, 1]], n_sites=3).n_sites == 3
     with pytest.raises(ValueError, match="no positions"):
         g.site_displacements()
     with pytest.raises(ValueError, match="Brillouin"):
         g.momenta()
     with pytest.raises(ValueError, match="order 1"):
         g.edges(2)
-    tri = ns.Graph([[0, 1], [1, 2], [0, 2]], positions=[[0, 0], [1, 0], [0.5, 0.5]])
+    tri = nc.Graph([[0, 1], [1, 2], [0, 2]], positions=[[0, 0], [1, 0], [0.5, 0.5]])
     assert not tri.is_bipartite and tri.ndim == 2
     np.testing.assert_allclose(tri.site_displacements()[0, 1], [1.0, 0.0])
     assert jax.tree.leaves(tri) == []
@@ -435,24 +436,24 @@ def test_graph_edges_colors_and_positions():
 )
 def test_graph_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        ns.Graph(**kwargs)
+        nc.Graph(**kwargs)
 
 
 @pytest.mark.parametrize("kwargs", [{"length": 0}, {"length": 3, "width": 0}])
 def test_bad_sizes(kwargs):
-    for cls in (ns.Triangular, ns.Honeycomb, ns.Kagome):
+    for cls in (nc.Triangular, nc.Honeycomb, nc.Kagome):
         with pytest.raises(ValueError, match=">= 1"):
             cls(**kwargs)
     with pytest.raises(ValueError, match=">= 1"):
-        ns.Ladder(0)
+        nc.Ladder(0)
     with pytest.raises(TypeError, match="pbc"):
-        ns.Kagome(2, pbc="yes")
+        nc.Kagome(2, pbc="yes")
     # beyond AbstractLattice.max_sites: refused before any array of that size exists
     with pytest.raises(ValueError, match="Chain lattice of 10000000000 sites is larger than nqs supports"):
-        ns.Chain(10**10)
+        nc.Chain(10**10)
     with pytest.raises(ValueError, match="Kagome lattice of 3145728 sites"):
-        ns.Kagome(1024)
-    assert ns.Graph([[0, 1]], n_sites=2**20).n_sites == 2**20  # the limit itself is allowed
+        nc.Kagome(1024)
+    assert nc.Graph([[0, 1]], n_sites=2**20).n_sites == 2**20  # the limit itself is allowed
 
 
 def test_lattices_from_toml():
@@ -490,14 +491,14 @@ def kron_heisenberg(n, bonds):
 
 ED_CASES = [
     # lattice, its bonds by hand or from the independent geometry above
-    (ns.Triangular(2, pbc=False), [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]),
-    (ns.Ladder(3, pbc=False), [(0, 2), (2, 4), (1, 3), (3, 5), (0, 1), (2, 3), (4, 5)]),
-    (ns.Ladder(5), [(2 * x + leg, 2 * ((x + 1) % 5) + leg) for x in range(5) for leg in (0, 1)] + [(2 * x, 2 * x + 1) for x in range(5)]),
-    (ns.Triangular(3), brute_force_bonds(hand_positions("triangular", 3, 3), ((3, 0), (1.5, 1.5 * S3)), 1.0)),
-    (ns.Honeycomb(2, width=3), brute_force_bonds(hand_positions("honeycomb", 2, 3), ((2 * S3, 0), (1.5 * S3, 4.5)), 1.0)),
-    (ns.Kagome(2), brute_force_bonds(hand_positions("kagome", 2, 2), ((4, 0), (2, 2 * S3)), 1.0)),
-    (ns.Kagome(2, pbc=False), brute_force_bonds(hand_positions("kagome", 2, 2), None, 1.0)),
-    (ns.Graph([[0, 1], [1, 2], [2, 3], [3, 4], [4, 0], [0, 2]]), [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)]),
+    (nc.Triangular(2, pbc=False), [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]),
+    (nc.Ladder(3, pbc=False), [(0, 2), (2, 4), (1, 3), (3, 5), (0, 1), (2, 3), (4, 5)]),
+    (nc.Ladder(5), [(2 * x + leg, 2 * ((x + 1) % 5) + leg) for x in range(5) for leg in (0, 1)] + [(2 * x, 2 * x + 1) for x in range(5)]),
+    (nc.Triangular(3), brute_force_bonds(hand_positions("triangular", 3, 3), ((3, 0), (1.5, 1.5 * S3)), 1.0)),
+    (nc.Honeycomb(2, width=3), brute_force_bonds(hand_positions("honeycomb", 2, 3), ((2 * S3, 0), (1.5 * S3, 4.5)), 1.0)),
+    (nc.Kagome(2), brute_force_bonds(hand_positions("kagome", 2, 2), ((4, 0), (2, 2 * S3)), 1.0)),
+    (nc.Kagome(2, pbc=False), brute_force_bonds(hand_positions("kagome", 2, 2), None, 1.0)),
+    (nc.Graph([[0, 1], [1, 2], [2, 3], [3, 4], [4, 0], [0, 2]]), [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0), (0, 2)]),
 ]
 
 
@@ -512,7 +513,7 @@ def test_heisenberg_ground_state_on_every_lattice(lattice, bonds):
 
 
 def test_honeycomb_marshall_sign_keeps_the_ground_state():
-    lat = ns.Honeycomb(2)
+    lat = nc.Honeycomb(2)
     space = ns.SpinHalf(8, total_sz=0.0)
     plain = ns.ground_state(ns.Heisenberg(space, lat))[0]
     rotated, psi = ns.ground_state(ns.Heisenberg(space, lat, marshall_sign=True))

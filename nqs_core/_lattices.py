@@ -1,5 +1,5 @@
 """Lattices: the chain, square, triangular, honeycomb, kagome and ladder Bravais
-lattices (geometry and symmetries from `nqs_core.AbstractBravaisLattice`), and a
+lattices (geometry and symmetries from `AbstractBravaisLattice`), and a
 general graph from an explicit edge list."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from __future__ import annotations
 import equinox as eqx
 import numpy as np
 
-import nqs_core
+from ._lattice import AbstractBravaisLattice, AbstractLattice
+from ._validate import check_int
 
-_as_int = nqs_core.check_int
+_as_int = check_int
 _SQRT3 = float(np.sqrt(3.0))
 
 
@@ -18,7 +19,7 @@ def _check_pbc(pbc) -> None:
         raise TypeError(f"pbc must be a bool (true or false), got {pbc!r}")
 
 
-class _AbstractPlanar(nqs_core.AbstractBravaisLattice):
+class _AbstractPlanar(AbstractBravaisLattice):
     """A `length` x `width` cluster of a two-dimensional Bravais lattice with the
     same boundary in both directions and one kind of bond (private base)."""
 
@@ -50,7 +51,7 @@ class _AbstractPlanar(nqs_core.AbstractBravaisLattice):
         return 0
 
 
-class Chain(nqs_core.AbstractBravaisLattice):
+class Chain(AbstractBravaisLattice):
     """A one-dimensional chain of `length` sites, numbered `0 .. length - 1`, at `x = i`.
 
     Neighbours of order `k` (1 to 3) are the pairs `(i, i + k)` (wrapped around
@@ -199,10 +200,13 @@ class Kagome(_AbstractPlanar):
 
 
 #: Bond kinds of the ladder.
-LEG, RUNG = 0, 1
+#: `Ladder.edge_colors` of a leg bond.
+LEG = 0
+#: `Ladder.edge_colors` of a rung bond.
+RUNG = 1
 
 
-class Ladder(nqs_core.AbstractBravaisLattice):
+class Ladder(AbstractBravaisLattice):
     """A two-leg ladder of `length` rungs, `2 * length` sites.
 
     Site `(x, leg)` (`0 <= x < length`, `leg` 0 or 1, at position `(x, leg)`)
@@ -245,7 +249,7 @@ class Ladder(nqs_core.AbstractBravaisLattice):
         return RUNG if abs(vector[0]) < 1e-9 else LEG
 
 
-class Graph(nqs_core.AbstractLattice):
+class Graph(AbstractLattice):
     """A general lattice from an explicit edge list (`[lattice] name = "graph"`).
 
     Sites `0 .. n_sites - 1`; the bonds `edges` are the only neighbour order
@@ -282,10 +286,10 @@ class Graph(nqs_core.AbstractLattice):
             if not isinstance(e, (list, tuple)) or len(e) != 2:
                 raise ValueError(f"graph edges must be pairs of sites [i, j], got {e!r}")
             i, j = (_as_int("graph edge site", s, minimum=0) for s in e)
-            if max(i, j) >= nqs_core.AbstractLattice.max_sites:
+            if max(i, j) >= AbstractLattice.max_sites:
                 raise ValueError(
                     f"graph edge {list(e)} names site {max(i, j)}, beyond the largest lattice nqs supports "
-                    f"({nqs_core.AbstractLattice.max_sites} sites); number the sites 0 .. n_sites - 1"
+                    f"({AbstractLattice.max_sites} sites); number the sites 0 .. n_sites - 1"
                 )
             if i == j:
                 raise ValueError(f"graph edge {list(e)} joins site {i} to itself; edges must join two different sites")

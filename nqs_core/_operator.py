@@ -1,5 +1,5 @@
-"""The operator language: sums of products of local operators, and their
-compilation to padded connected elements on a spin-1/2 space.
+"""The operator language: sums of products of local operators on numbered
+sites, for a local Hilbert space of any dimension `d` (space-free algebra).
 
 An `Operator` is space-free data. Every term is a coefficient times a product,
 over sites, of one Weyl (clock-and-shift) matrix `X^a Z^b` per site, where on a
@@ -8,29 +8,24 @@ site of local dimension `d` the shift `X|j> = |j+1 mod d>` and the clock
 all `d x d` matrices, orthogonal under the trace, and closed under products up
 to a phase (`Z^b X^c = w^(b c) X^c Z^b`), so a product of sums is again a sum of
 such strings and merging equal strings is exact: this is the normal form. For
-`d = 2` they are the Pauli matrices (`Y = i X Z`), and the strings of a term
-are grouped by their shift ("flip") pattern when compiled, one connected
-element per distinct pattern.
+`d = 2` they are the Pauli matrices (`Y = i X Z`). The local basis states
+`j = 0 .. d-1` are those of an `nqs_core.AbstractLocalSpace` (spin S:
+`m = S .. -S`; spin 1/2: `(up, down)`).
+
+Binding to a space (connected elements) is in `_operator_bind.py`; the builders
+and the text form in `_operator_text.py`.
 """
 
 from __future__ import annotations
 
-import abc
-import cmath
 import itertools
-import math
 import operator as _op
-import re
 from numbers import Number
 
-import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
 
-import nqs_core
-
-from ._space import SpinHalf, check_spin_space
+from ._operator_bind import bind_operator, check_binding
+from ._weyl import _phase, _site
 
 #: Relative tolerance of the normal form: after an operation, a coefficient
 #: (or its real or imaginary part) smaller than `ZERO_RTOL` times the largest
@@ -40,23 +35,6 @@ ZERO_RTOL = 1e-14
 HERMITIAN_RTOL = 1e-12
 #: `Operator.to_dense` refuses spaces with more states than this.
 DENSE_MAX_STATES = 1 << 14
-#: Longest flip pattern whose S^z conservation is checked by enumeration.
-_MAX_CHECKED_FLIP = 16
-
-
-def _phase(d: int, k: int) -> complex | int:
-    """`w^k` for `w = exp(2 pi i / d)`, exact for d = 1, 2, 4."""
-    k %= d
-    if d <= 2:
-        return -1 if k else 1
-    if d == 4:
-        return (1, 1j, -1, -1j)[k]
-    return cmath.exp(2j * math.pi * k / d)
-
-
-def _site(i) -> int:
-    return nqs_core.check_int("a site", i, minimum=0)
-
 
 def _clean(terms: dict, scale: float) -> dict:
     """Drop coefficients below `ZERO_RTOL * scale` and snap tiny real or
@@ -112,8 +90,8 @@ def _weyl_matrix(d: int, a: int, b: int) -> np.ndarray:
 class Operator:
     """A sum of products of local operators on numbered sites (space-free).
 
-    Build operators from `sx, sy, sz, sp, sm, X, Y, Z, identity` and
-    `local_operator` (in `nqs_spins.operators`) with `+`, `-`, `*` (operator
+    Build operators from `sx, sy, sz, sp, sm, X, Y, Z` (spin 1/2), `identity`,
+    `local_operator` (any `d`) and `parse` (in `nqs_core.operators`) with `+`, `-`, `*` (operator
     product, in the written order; `@` is the same), multiplication and
     division by (complex) scalars and integer powers. Every result is kept in
     normal form: a sum of distinct Weyl strings (Pauli strings for spin 1/2)
@@ -125,7 +103,8 @@ class Operator:
 
     `H` is the Hermitian conjugate, `is_hermitian()` checks it, `to_dense(space)`
     gives the matrix (reference, small spaces), `on(space)` binds the operator
-    to a space as an `nqs_core.AbstractDiscreteHamiltonian`, and `rotate_z(sites)`
+    to a space (an `nqs_core.AbstractLocalSpace`) as an
+    `nqs_core.AbstractDiscreteHamiltonian`, and `rotate_z(sites)`
     conjugates it by `prod_i Z_i` (the Marshall sublattice rotation).
 
     Operators are immutable and hashable; `==` compares normal forms exactly.
@@ -135,7 +114,8 @@ class Operator:
     - `terms`: mapping from a Weyl string (a tuple of `(site, a, b)` triples
       sorted by site, meaning `X^a Z^b` on that site, `(a, b) != (0, 0)`) to its
       coefficient. Usually built through the functions above.
-    - `local_dim`: local dimension `d` of every site (2 for spin 1/2).
+    - `local_dim`: local dimension `d` of every site (2 for spin 1/2, `2S + 1`
+      for spin S).
     """
 
     __slots__ = ("_terms", "_d", "_hash")
@@ -391,15 +371,17 @@ class Operator:
             terms[tuple(sorted((image[s], a, b) for s, a, b in key))] = c
         return self._new(terms, self.scale)
 
+
     # -- spaces ----------------------------------------------------------------
     def _need_spin_half(self, what: str) -> None:
         if self._d != 2:
             raise ValueError(f"{what} is implemented for spin 1/2 (local_dim 2), got local_dim {self._d}")
 
-    def on(self, space) -> SpinOperator:
-        """The operator bound to `space`: a `SpinOperator` (an
-        `nqs_core.AbstractDiscreteHamiltonian`)."""
-        return SpinOperator(space, self)
+    def on(self, space):
+        """The operator bound to `space` (an `nqs_core.AbstractLocalSpace`, or a
+        spin-1/2 space): compiled connected elements, an
+        `nqs_core.AbstractDiscreteHamiltonian` (see `nqs_core.bind_operator`)."""
+        return bind_operator(self, space)
 
     def to_dense(self, space) -> np.ndarray:
         """The matrix in the basis `space.all_states()` (same order), built
@@ -408,32 +390,39 @@ class Operator:
 
         **Arguments:**
 
-        - `space`: a spin-1/2 space (e.g. `SpinHalf`); with a fixed `total_sz`
-          the operator must conserve it.
+        - `space`: a local space of the operator's local dimension (e.g.
+          `SpinHalf`, or `Spin(S=1)` for `d = 3`); with a constraint (fixed
+          `total_sz`) the operator must conserve it.
 
         **Returns:** a `(n_states, n_states)` NumPy array.
         """
-        _check_binding("to_dense", space, self)
+        values = check_binding("to_dense", space, self)
+        d = self._d
         n = space.n_states
         if n > DENSE_MAX_STATES:
             raise ValueError(f"to_dense: {n} states is too many (limit {DENSE_MAX_STATES})")
         states = np.asarray(space.all_states(), dtype=np.float64).reshape(n, -1)
+        v = np.asarray(values)
+        idx = np.argmax(states[..., None] == v, axis=-1)  # local basis index j
+        rank = np.argsort(np.argsort(v))  # position of value j among the sorted values
         nsites = states.shape[1]
-        weights = 1 << np.arange(nsites - 1, -1, -1, dtype=np.int64)
-        codes = (states > 0).astype(np.int64) @ weights
+        weights = d ** np.arange(nsites - 1, -1, -1, dtype=np.int64)
+        codes = rank[idx] @ weights
         order = np.argsort(codes)
         sorted_codes = codes[order]
         out = np.zeros((n, n), dtype=complex)
         cols = np.arange(n)
         leaks = []  # single strings may leave a constrained space; their sum must not
         for key, c in self._terms.items():
-            flips = [s for s, a, _ in key if a]
-            zs = [s for s, _, b in key if b]
-            # X^a Z^b |x'> = prod_{i in b} x'_i |flip_a(x')>
-            value = np.prod(states[:, zs], axis=1) if zs else np.ones(n)
-            target = states.copy()
-            target[:, flips] *= -1
-            tcodes = (target > 0).astype(np.int64) @ weights
+            # X^a Z^b |j'> = w^(b j') |j' + a>, site by site
+            value = np.ones(n, dtype=complex) if d > 2 else np.ones(n)
+            target = idx.copy()
+            for s, a, b in key:
+                if b:
+                    value = value * np.array([_phase(d, b * j) for j in range(d)])[idx[:, s]]
+                if a:
+                    target[:, s] = (idx[:, s] + a) % d
+            tcodes = rank[target] @ weights
             pos = np.minimum(np.searchsorted(sorted_codes, tcodes), n - 1)
             found = sorted_codes[pos] == tcodes
             leaks.append((tcodes[~found] * n + cols[~found], c * value[~found]))
@@ -450,52 +439,6 @@ class Operator:
         return out
 
 
-# -- building blocks --------------------------------------------------------------
-
-
-def _one(i, a: int, b: int, c) -> Operator:
-    return Operator({((_site(i), a, b),): c})
-
-
-def X(i) -> Operator:
-    """Pauli `sigma^x` on site `i`."""
-    return _one(i, 1, 0, 1.0)
-
-
-def Z(i) -> Operator:
-    """Pauli `sigma^z` on site `i` (`+1` on up, `-1` on down)."""
-    return _one(i, 0, 1, 1.0)
-
-
-def Y(i) -> Operator:
-    """Pauli `sigma^y = i sigma^x sigma^z` on site `i`."""
-    return _one(i, 1, 1, 1j)
-
-
-def sx(i) -> Operator:
-    """`S^x = sigma^x / 2` on site `i`."""
-    return X(i) * 0.5
-
-
-def sy(i) -> Operator:
-    """`S^y = sigma^y / 2` on site `i`."""
-    return Y(i) * 0.5
-
-
-def sz(i) -> Operator:
-    """`S^z = sigma^z / 2` on site `i`."""
-    return Z(i) * 0.5
-
-
-def sp(i) -> Operator:
-    """`S^+ = S^x + i S^y` on site `i` (raises a down spin)."""
-    return sx(i) + 1j * sy(i)
-
-
-def sm(i) -> Operator:
-    """`S^- = S^x - i S^y` on site `i` (lowers an up spin)."""
-    return sx(i) - 1j * sy(i)
-
 
 def identity(local_dim: int = 2) -> Operator:
     """The identity operator (acts on no site)."""
@@ -505,7 +448,8 @@ def identity(local_dim: int = 2) -> Operator:
 def local_operator(matrix, sites) -> Operator:
     """Any `d^k x d^k` matrix acting on `k` sites, as an `Operator`.
 
-    Spin 1/2 (`d = 2`): the single-site basis is `(up, down)`, so Pauli
+    The single-site basis is that of the local space (`local_values`): for
+    spin 1/2 (`d = 2`) it is `(up, down)`, so Pauli
     `sigma^z = [[1, 0], [0, -1]]` and `S^+ = [[0, 1], [0, 0]]`; on several
     sites the first site of `sites` is the most significant (leftmost)
     factor of `numpy.kron`. The matrix is expanded in Weyl (Pauli) strings
@@ -550,269 +494,3 @@ def local_operator(matrix, sites) -> Operator:
     terms = {tuple(f for f in k if f[1] or f[2]): c for k, c in terms.items()}
     return Operator._raw(terms, d, float(np.max(np.abs(m))))
 
-
-# -- the text form used by TOML -----------------------------------------------------
-
-_SYMBOLS = {"Sx": sx, "Sy": sy, "Sz": sz, "Sp": sp, "Sm": sm, "X": X, "Y": Y, "Z": Z, "I": None}
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?j?)|(?P<sym>S[xyzpm]|[XYZI])(?![a-z])|(?P<op>[-+*]))"
-)
-
-
-def parse(text: str, sites) -> Operator:
-    """The operator written in `text` acting on `sites`.
-
-    Grammar: a sum (`+`, `-`) of products; a product is an optional number
-    (`0.5`, `2e-1`, `1j` for imaginary) and optional `*`, followed by symbols
-    written next to each other or separated by `*`: `Sx Sy Sz Sp Sm` (spin
-    units), `X Y Z` (Pauli) and `I` (identity). The `i`-th symbol acts on
-    `sites[i]`, so every product must have `len(sites)` symbols (a bare number
-    is a multiple of the identity).
-
-    **Arguments:**
-
-    - `text`: e.g. `"SxSx + SySy + 0.5 SzSz"`.
-    - `sites`: the sites, e.g. `(3, 4)`.
-
-    **Returns:** the `Operator`.
-    """
-    sites = tuple(_site(s) for s in sites)
-    tokens = []
-    pos = 0
-    text = str(text)
-    while pos < len(text.rstrip()):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            word = re.match(r"\s*(S[a-z]|[A-Za-z]+|\S)", text[pos:]).group(1)
-            raise ValueError(
-                f"unknown operator symbol {word!r} in {text!r}; valid symbols: "
-                f"{' '.join(_SYMBOLS)}, numbers, + - *"
-            )
-        kind = m.lastgroup
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
-    if not tokens:
-        raise ValueError("empty operator string")
-    total = Operator({})
-    i = 0
-    while i < len(tokens):
-        sign = 1.0
-        while i < len(tokens) and tokens[i][0] == "op" and tokens[i][1] in "+-":
-            sign = -sign if tokens[i][1] == "-" else sign
-            i += 1
-        coeff: complex = sign
-        if i < len(tokens) and tokens[i][0] == "num":
-            coeff = coeff * complex(tokens[i][1])
-            i += 1
-            if i < len(tokens) and tokens[i] == ("op", "*"):
-                i += 1
-        symbols = []
-        while i < len(tokens) and (tokens[i][0] == "sym" or tokens[i] == ("op", "*")):
-            if tokens[i][0] == "sym":
-                symbols.append(tokens[i][1])
-            i += 1
-        if i < len(tokens) and tokens[i][0] != "op":
-            raise ValueError(f"cannot read {text!r}: unexpected {tokens[i][1]!r}")
-        if symbols and len(symbols) != len(sites):
-            raise ValueError(
-                f"{''.join(symbols)!r} in {text!r} has {len(symbols)} symbol(s) but acts on "
-                f"{len(sites)} site(s) {list(sites)}"
-            )
-        if not symbols and (i == 0 or tokens[i - 1][0] != "num"):
-            raise ValueError(f"cannot read {text!r}: a '+' or '-' without a term")
-        product = identity()
-        for sym, s in zip(symbols, sites):
-            if _SYMBOLS[sym] is not None:
-                product = product * _SYMBOLS[sym](s)
-        total = total + coeff * product
-    return total
-
-
-# -- binding to a space: compiled connected elements ------------------------------
-
-
-def _check_binding(owner: str, space, op: Operator) -> None:
-    check_spin_space(owner, space)
-    op._need_spin_half(owner)
-    sites = op.sites
-    if sites and sites[-1] >= space.size:
-        raise ValueError(
-            f"{owner}: the operator acts on site {sites[-1]}, but the space has {space.size} "
-            f"sites (0..{space.size - 1})"
-        )
-
-
-def _fixed_sz(space) -> bool:
-    return isinstance(space, SpinHalf) and space.total_sz is not None
-
-
-def _check_conserves(owner: str, space, flips: tuple, terms: list) -> None:
-    """Raise unless the terms of one flip pattern vanish whenever the flipped
-    sites do not hold as many up as down spins (S^z is then conserved)."""
-    label = f"site(s) {list(flips)}"
-    problem = ValueError(
-        f"{owner}: the operator does not conserve S^z (it flips {label}), so it cannot act on "
-        f"a space with fixed total_sz={space.total_sz:g}; use a space without total_sz"
-    )
-    k = len(flips)
-    if k % 2:
-        raise problem
-    if k > _MAX_CHECKED_FLIP:
-        raise ValueError(
-            f"{owner}: cannot check S^z conservation of a term flipping {k} sites "
-            f"(limit {_MAX_CHECKED_FLIP}); use a space without total_sz"
-        )
-    inside = {s: j for j, s in enumerate(flips)}
-    sigma = np.array(list(itertools.product((1.0, -1.0), repeat=k)))
-    unbalanced = sigma[np.sum(sigma, axis=1) != 0]
-    groups: dict = {}
-    for zs, c in terms:
-        rest = tuple(s for s in zs if s not in inside)
-        cols = [inside[s] for s in zs if s in inside]
-        value = np.prod(unbalanced[:, cols], axis=1) if cols else np.ones(len(unbalanced))
-        groups[rest] = groups.get(rest, 0) + c * value
-    scale = max(abs(c) for _, c in terms)
-    if any(np.max(np.abs(v)) > 1e-12 * scale for v in groups.values()):
-        raise problem
-
-
-def _padded(rows: list[list[int]], fill: int, width: int | None = None) -> np.ndarray:
-    width = max([len(r) for r in rows] + [1]) if width is None else width
-    out = np.full((len(rows), width), fill, dtype=np.int32)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
-class AbstractSpinHamiltonian(nqs_core.AbstractDiscreteHamiltonian):
-    """A spin-1/2 Hamiltonian of nqs_spins with an operator-language form.
-
-    Observables measured with such a Hamiltonian must be written in its basis:
-    `marshall_sites` are the sites where the basis is rotated by `Z` (the
-    Marshall sign), so an observable `O` is measured as
-    `O.rotate_z(H.marshall_sites)`.
-    """
-
-    @property
-    @abc.abstractmethod
-    def marshall_sites(self) -> tuple[int, ...]:
-        """Sites whose `S^x`, `S^y` change sign under the basis rotation (the
-        Marshall sign); empty when the basis is not rotated."""
-
-    @abc.abstractmethod
-    def to_operator(self) -> Operator:
-        """The Hamiltonian as an `Operator`, in the same (possibly rotated) basis."""
-
-
-class SpinOperator(AbstractSpinHamiltonian):
-    """An `Operator` bound to a spin-1/2 space: padded connected elements.
-
-    The Pauli strings of the operator are grouped by their flip pattern (the
-    sites carrying `X` or `Y`). Row `x` connects to `x` itself (the diagonal
-    strings, if any) and to one configuration per distinct off-diagonal
-    pattern, so `max_conn_size = (1 if diagonal terms) + n_patterns`: the
-    number of distinct connected configurations, however the operator was
-    written. A string `X^a Z^b` contributes `c prod_{i in b} x'_i` at
-    `x' = flip_a(x)`; per pattern the strings are a padded table of site
-    indices and coefficients, and the products are gathers (static shapes, no
-    loop over samples). With a fixed `total_sz` the operator must conserve
-    it (checked exactly at construction), and elements leaving the sector are
-    exactly 0.
-
-    The bound operator is in the basis the operator was written in:
-    `marshall_sites` is empty.
-
-    **Arguments:**
-
-    - `space`: a spin-1/2 space (`SpinHalf`).
-    - `operator`: the `Operator`.
-    """
-
-    space: nqs_core.AbstractDiscreteSpace
-    operator: Operator = eqx.field(static=True)
-    has_diagonal: bool = eqx.field(static=True)
-    fixed_sz: bool = eqx.field(static=True)
-    diag_sites: Array
-    diag_coeffs: Array
-    flip_signs: Array
-    flip_sites: Array
-    off_sites: Array
-    off_coeffs: Array
-
-    def __init__(self, space, operator: Operator):
-        if not isinstance(operator, Operator):
-            raise TypeError(f"SpinOperator needs an Operator, got {operator!r}")
-        _check_binding("SpinOperator", space, operator)
-        n = space.size
-        groups: dict[tuple, list] = {}
-        for key, c in operator.terms.items():
-            flips = tuple(s for s, a, _ in key if a)
-            zs = tuple(s for s, _, b in key if b)
-            # prod_{b} x'_i = (-1)^{|a & b|} prod_{b} x_i with x' = flip_a(x)
-            sign = -1 if len(set(flips) & set(zs)) % 2 else 1
-            groups.setdefault(flips, []).append((zs, c * sign))
-        diag = groups.pop((), [])
-        patterns = sorted(groups, key=lambda f: (len(f), f))
-        fixed = _fixed_sz(space)
-        if fixed:
-            for f in patterns:
-                _check_conserves("SpinOperator", space, f, groups[f])
-        self.space = space
-        self.operator = operator
-        self.fixed_sz = fixed
-        self.has_diagonal = bool(diag) or not patterns
-        coeffs = [c for _, c in diag] + [c for f in patterns for _, c in groups[f]]
-        cdtype = np.float64 if all(complex(c).imag == 0 for c in coeffs) else np.complex128
-        k = max([len(z) for z, _ in diag] + [len(z) for f in patterns for z, _ in groups[f]] + [1])
-        # index n points at an appended constant: 1 for products, 0 for sums
-        self.diag_sites = jnp.asarray(_padded([list(z) for z, _ in diag], n, k))
-        dc = np.array([c for _, c in diag], dtype=complex)
-        self.diag_coeffs = jnp.asarray(dc.real if cdtype == np.float64 else dc)
-        mask = np.zeros((len(patterns), n))
-        for m, f in enumerate(patterns):
-            mask[m, list(f)] = 1.0
-        self.flip_signs = jnp.asarray(1.0 - 2.0 * mask)
-        self.flip_sites = jnp.asarray(_padded([list(f) for f in patterns], n))
-        width = max([len(groups[f]) for f in patterns] + [1])
-        off_sites = np.full((len(patterns), width, k), n, dtype=np.int32)
-        off_coeffs = np.zeros((len(patterns), width), dtype=cdtype)
-        for m, f in enumerate(patterns):
-            for t, (z, c) in enumerate(groups[f]):
-                off_sites[m, t, : len(z)] = z
-                off_coeffs[m, t] = c.real if cdtype == np.float64 else c
-        self.off_sites = jnp.asarray(off_sites)
-        self.off_coeffs = jnp.asarray(off_coeffs)
-
-    @property
-    def marshall_sites(self) -> tuple[int, ...]:
-        return ()
-
-    def to_operator(self) -> Operator:
-        return self.operator
-
-    @property
-    def max_conn_size(self) -> int:
-        return int(self.has_diagonal) + int(self.flip_signs.shape[0])
-
-    def connected(self, x):
-        x = jnp.asarray(x, dtype=self.space.dtype)
-        if jnp.iscomplexobj(self.off_coeffs):
-            cdtype = jnp.complex128 if x.dtype == jnp.float64 else jnp.complex64
-        else:
-            cdtype = x.dtype
-        x1 = jnp.concatenate([x, jnp.ones((1,), x.dtype)])
-        xps, mels = [], []
-        if self.has_diagonal:
-            mono = jnp.prod(x1[self.diag_sites], axis=-1).astype(cdtype)
-            xps.append(x[None, :])
-            mels.append(jnp.sum(self.diag_coeffs.astype(cdtype) * mono)[None])
-        if self.flip_signs.shape[0]:
-            mono = jnp.prod(x1[self.off_sites], axis=-1).astype(cdtype)
-            off = jnp.sum(self.off_coeffs.astype(cdtype) * mono, axis=-1)
-            if self.fixed_sz:
-                x0 = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
-                balanced = jnp.sum(x0[self.flip_sites], axis=-1) == 0
-                off = jnp.where(balanced, off, jnp.zeros((), cdtype))
-            xps.append(x[None, :] * self.flip_signs.astype(x.dtype))
-            mels.append(off)
-        return jnp.concatenate(xps, axis=0), jnp.concatenate(mels)
