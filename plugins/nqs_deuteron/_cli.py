@@ -77,11 +77,12 @@ def deuteron(
     from ._train import train_deuteron
 
     console = Console()
+    from nqs_core import ConfigError
+
     try:
         pot = make_potential(potential, table)
-    except ValueError as exc:
-        typer.echo(f"nqs: error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except ValueError as exc:  # the CLI's error path prints it: `nqs: error: ...`, exit 2
+        raise ConfigError(str(exc)) from None
     with console.status(f"training the deuteron network ({potential}, {n_hidden} hidden units)"):
         try:
             result = train_deuteron(
@@ -89,8 +90,7 @@ def deuteron(
                 bfgs_steps=bfgs_steps, seed=seed,
             )
         except ValueError as exc:
-            typer.echo(f"nqs: error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise ConfigError(str(exc)) from None
     console.print(f"energy        {result.energy:.7f} MeV   (exact on the mesh {result.exact.energy:.7f} MeV, "
                   f"difference {1e3 * (result.energy - result.exact.energy):.4f} keV)")
     console.print(f"D-state prob. {100 * result.d_probability:.3f} %   (exact {100 * result.exact.d_probability:.3f} %)")

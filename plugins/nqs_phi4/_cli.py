@@ -16,8 +16,10 @@ _err = Console(stderr=True)
 
 
 def _fail(msg: str):
-    _err.print(f"[red]nqs phi4: error:[/] {msg}", highlight=False)
-    raise typer.Exit(2)
+    """A problem with the command line: the CLI's error path prints it (`nqs: error: ...`, exit 2)."""
+    from nqs_core import ConfigError
+
+    raise ConfigError(msg)
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -27,9 +29,9 @@ def _hidden(text: str) -> tuple[int, ...]:
     try:
         h = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise typer.BadParameter(f"--hidden must be comma-separated widths like '16' or '4,4,4,4,4' (or 'linear'), got {text!r}")
+        _fail(f"--hidden must be comma-separated widths like '16' or '4,4,4,4,4' (or 'linear'), got {text!r}")
     if any(v < 1 for v in h):
-        raise typer.BadParameter(f"--hidden widths must be positive, got {text!r}")
+        _fail(f"--hidden widths must be positive, got {text!r}")
     return h
 
 

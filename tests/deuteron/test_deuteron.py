@@ -97,8 +97,9 @@ def test_network_on_n3lo_reaches_kev_accuracy(n3lo):
 
 
 def test_cli_command(tmp_path):
-    from nqs_cli import app
+    from nqs_cli import make_app
 
+    app = make_app(plugins=True)
     runner = CliRunner()
     plot = tmp_path / "d.png"
     out = runner.invoke(app, ["deuteron", "--potential", "yamaguchi", "--n-hidden", "6", "--pretrain-steps", "100",
