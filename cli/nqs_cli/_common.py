@@ -90,7 +90,14 @@ def guard(fn):
         return fn()
     except (typer.Exit, typer.Abort, SystemExit):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        stopped = sys.modules.get("nqs_core._signals")
+        if stopped is not None and isinstance(exc, stopped.RunInterrupted):
+            # a run stopped by SIGTERM / SIGINT after writing a checkpoint: one line naming
+            # the step and the resume command, exit 143 / 130 (any command that runs, plugins' too)
+            if sys.modules["nqs_core"].is_root():
+                err_console.print(f"[bold yellow]nqs:[/] {escape(exc.message())}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT) from None
         fail("interrupted", code=EXIT_SIGINT)
     except click.ClickException as exc:  # e.g. typer.BadParameter raised inside a command body
         fail(exc.format_message(), code=exc.exit_code)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 from typing import List, Optional
 
 import typer
 from rich.markup import escape
 
-from ._common import (
-    EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM, SetOption, UserError, console, err_console, fail, load,
-    registry,
-)
+from ._common import EXIT_CHECK_FAILED, EXIT_DIVERGED, SetOption, UserError, console, fail, load, registry
 
 
 def run(
@@ -31,8 +27,7 @@ def run(
     cfg = load(config, set_ or [])
     if config is None:
         console.print("Running the default problem: TFIM chain L=16, h=1, PBC, RBM(alpha=1) + SR.", highlight=False)
-    with stopped_by_signal():
-        result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)
+    result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)  # a signal: see guard
     if nqs_core.is_root():
         report(result)
     if profile:
@@ -55,8 +50,7 @@ def resume(
 
     check_one_step_count(steps, set_ or [])
     registry()
-    with stopped_by_signal():
-        result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
+    result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
     if nqs_core.is_root():
         report(result)
 
@@ -119,20 +113,6 @@ def report(result) -> None:
             )
         else:
             console.print(f"[bold yellow]warning[/]: the sampled result disagrees with the exact sum: {escape(what)}", highlight=False)
-
-
-@contextlib.contextmanager
-def stopped_by_signal():
-    """A run stopped by SIGTERM / SIGINT (`nqs_core.RunInterrupted`): one line
-    naming the step and the resume command on stderr, exit 143 / 130."""
-    from nqs_core import RunInterrupted, is_root
-
-    try:
-        yield
-    except RunInterrupted as exc:
-        if is_root():
-            err_console.print(f"[bold yellow]nqs:[/] {escape(exc.message())}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT) from None
 
 
 def error_vs_exact(result) -> str:
