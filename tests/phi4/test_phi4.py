@@ -309,7 +309,8 @@ def test_cli_generate_train_report(tmp_path):
     assert r.exit_code == 0, r.output
     cvf = tmp_path / "cv.npz"
     r = app_invoke(["train", str(cfg), "--out", str(cvf), "--n-train", "32", "--all-t", "--hidden", "linear",
-                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01", "--decay", "cosine"])
+                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01", "--decay", "cosine",
+                    "-q", "--run-dir", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     assert p4.load_control_variates(cvf)[1]["ts"] == [2, 1, 0]
     js, png = tmp_path / "t.json", tmp_path / "f.png"
@@ -320,5 +321,5 @@ def test_cli_generate_train_report(tmp_path):
     assert png.stat().st_size > 0
     r = app_invoke(["report", str(tmp_path / "nope.npz")])
     assert r.exit_code == 2
-    r = app_invoke(["train", str(cfg), "--out", str(cvf), "--n-train", "500"])
+    r = app_invoke(["train", str(cfg), "--out", str(cvf), "--n-train", "500", "--run-dir", str(tmp_path / "no")])
     assert r.exit_code == 2
