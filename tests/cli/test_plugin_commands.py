@@ -88,3 +88,21 @@ def test_importing_nqs_cli_attaches_nothing():
     modules, commands = out.stdout.strip().splitlines()
     assert modules == "none"
     assert commands == str(sorted(["run", "resume", "list", "doctor", "info", "exact", "plot", "measure"]))
+
+
+def test_a_plugin_command_stopped_by_a_signal_exits_143_with_the_resume_line():
+    import signal
+
+    from nqs_core._signals import RunInterrupted
+
+    def stopped():
+        """A run stopped by SIGTERM after its checkpoint of step 2."""
+        raise RunInterrupted(signal.SIGTERM, run_dir="runs/x", step=2)
+
+    app = make_app()
+    attach_plugin_commands(app, _registry_with(("stopped", stopped)))
+    r = runner.invoke(app, ["stopped"])
+    assert r.exit_code == 143, r.output
+    assert r.stderr.strip().splitlines() == [
+        "nqs: stopped by SIGTERM after step 2; the checkpoint holds step 2: continue with `nqs resume runs/x`"
+    ]
