@@ -235,5 +235,5 @@ def test_resume_steps_below_the_checkpoint_are_refused(run_copy):
     before = _snapshot(run_copy)
     one_line(invoke("resume", run_copy, "-q", "--steps", 1), 2, f"resume --steps 1: the run has already completed {N0} steps")
     one_line(invoke("resume", run_copy, "-q", "--set", "run.n_steps=2"), 2, f"resume n_steps = 2: the run has already completed {N0} steps")
-    one_line(invoke("resume", run_copy, "-q", "--steps", 5, "--set", "run.n_steps=6"), 2, "--steps and --set run.n_steps both set")
+    one_line(invoke("resume", run_copy, "-q", "--steps", 5, "--set", "run.n_steps=6"), 2, "--steps 5 and --set run.n_steps=6 both give the total number of steps; give it once")
     assert _snapshot(run_copy) == before
