@@ -5,6 +5,9 @@
 - `nqs_core` has no import cycle, imports no plugin, and imports at module
   level only, except for the lazy imports of heavy or optional libraries
   listed below with their reasons.
+- The CLI package (`cli/nqs_cli`) has no import circle and no function-local
+  import of a sibling module: `_common` at the bottom, the command modules
+  import only it, `_app` assembles them.
 - No plugin imports another plugin, and plugins use only the public API of
   `nqs_core` (no `nqs_core._private` module).
 
@@ -122,26 +125,35 @@ def test_getattr_scan_can_fail(tmp_path):
 # (b) nqs_core has no import cycle
 
 
-def _core_graph() -> dict[str, set[str]]:
-    """Module import graph of `nqs_core/*.py` (`__init__` included): an edge
-    `a -> b` when module `a` imports module `b` anywhere (function-local imports
-    included: a lazy import is how a cycle hides)."""
-    modules = {p.stem: p for p in CORE.glob("*.py")}
+def _package_graph(directory: pathlib.Path, package: str, local: bool | None = None) -> dict[str, set[str]]:
+    """Module import graph of the flat package `directory/*.py` (`__init__`
+    included): an edge `a -> b` when module `a` imports module `b` anywhere
+    (function-local imports included: a lazy import is how a cycle hides).
+    With `local=True` only the imports inside functions count, with `False` only
+    those at module level."""
+    modules = {p.stem: p for p in directory.glob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         edges = set()
-        for node, _ in _imports(_parse(path)):
-            base, *named = _absolute_modules(node, "nqs_core")
-            if isinstance(node, ast.ImportFrom) and base == "nqs_core":
+        for node, is_local in _imports(_parse(path)):
+            if local is not None and is_local != local:
+                continue
+            base, *named = _absolute_modules(node, package)
+            if isinstance(node, ast.ImportFrom) and base == package:
                 # `from . import x`: the submodule x, or a name of the package itself
                 targets = [n.split(".")[1] if n.split(".")[1] in modules else "__init__" for n in named]
             else:
                 dotted = [base, *named] if isinstance(node, ast.Import) else [base]
-                parts = [d.split(".") for d in dotted if d.split(".")[0] == "nqs_core"]
+                parts = [d.split(".") for d in dotted if d.split(".")[0] == package]
                 targets = [p[1] if len(p) > 1 and p[1] in modules else "__init__" for p in parts]
             edges.update(t for t in targets if t != name)
         graph[name] = edges
     return graph
+
+
+def _core_graph() -> dict[str, set[str]]:
+    """Module import graph of `nqs_core/*.py` (see `_package_graph`)."""
+    return _package_graph(CORE, "nqs_core")
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -191,6 +203,55 @@ def test_core_graph_sees_the_package_imports():
 def test_cycle_finder_finds_cycles():
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+# ---------------------------------------------------------------------------------------
+# (b') the CLI package: layers without a circle (issue 28, deliverable 6)
+
+CLI = ROOT / "cli" / "nqs_cli"
+#: the bottom of the CLI (consoles, exit codes, the one error path) and the top (assembly)
+CLI_BOTTOM, CLI_TOP = "_common", "_app"
+
+
+def _cli_problems(directory: pathlib.Path, package: str) -> list[str]:
+    """What breaks the CLI's layering: an import circle, a function-local import
+    of a sibling module (how a back edge hides), a command module importing
+    anything of the package but the bottom module, the bottom importing a sibling."""
+    problems = []
+    cycle = _find_cycle(_package_graph(directory, package))
+    if cycle:
+        problems.append("import circle: " + " -> ".join(cycle))
+    for name, edges in sorted(_package_graph(directory, package, local=True).items()):
+        problems += [f"{name} imports {e} inside a function" for e in sorted(edges)]
+    for name, edges in sorted(_package_graph(directory, package, local=False).items()):
+        allowed = {
+            CLI_BOTTOM: set(), CLI_TOP: set(_package_graph(directory, package)) - {CLI_TOP, "__init__", "__main__"},
+            "__init__": {CLI_TOP}, "__main__": {CLI_TOP},
+        }.get(name, {CLI_BOTTOM})
+        problems += [f"{name} imports {e} (a layer above, or beside it)" for e in sorted(edges - allowed)]
+    return problems
+
+
+def test_cli_has_no_import_circle_and_plain_layers():
+    graph = _package_graph(CLI, "nqs_cli")
+    assert {"_common", "_app", "_run", "_measure"} <= set(graph), "the scan does not see the CLI modules"
+    assert "_common" in graph["_run"] and "_run" in graph["_app"]
+    assert _cli_problems(CLI, "nqs_cli") == []
+
+
+def test_cli_scan_finds_hidden_back_edges(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from ._app import main\n")
+    (pkg / "_common.py").write_text("X = 1\n")
+    (pkg / "_app.py").write_text("from ._run import run\n\ndef main():\n    run()\n")
+    (pkg / "_run.py").write_text("from ._common import X\n\ndef run():\n    from ._app import main\n    return main, X\n")
+    (pkg / "_plot.py").write_text("from ._run import run\n")
+    assert _cli_problems(pkg, "pkg") == [
+        "import circle: _app -> _run -> _app",
+        "_run imports _app inside a function",
+        "_plot imports _run (a layer above, or beside it)",
+    ]
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import sys
 
 import typer
 
+from ._common import console
+
 #: Distributions whose versions `nqs doctor` reports (absent ones say so).
 PACKAGES = (
     "nqs", "jax", "jaxlib", "equinox", "optax", "lineax", "numpy", "scipy", "pluggy", "typer", "rich",
@@ -19,13 +21,8 @@ def doctor(
     tracebacks: bool = typer.Option(False, "--tracebacks", help="Also print the traceback of every plugin that failed to load."),
 ):
     """Print versions, devices and the plugins with their status (paste this into a bug report)."""
-    from ._app import _guard, console
-
-    def body():
-        for line in report(tracebacks):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-    _guard(body)
+    for line in report(tracebacks):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def versions() -> dict[str, str | None]:

@@ -7,29 +7,26 @@ from typing import Optional
 
 import typer
 
+from ._common import UserError, console, registry
+
 
 def list_(
     kind: Optional[str] = typer.Argument(None, help="Only this kind (system, ansatz, sampler, ...)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list of {kind, name, plugin, summary} for scripts."),
 ):
     """List the registered components and the plugin that provides each (one line per component)."""
-    from ._app import _guard, _registry, _UserError, console
+    from nqs_core import KINDS
 
-    def body():
-        from nqs_core import KINDS
-
-        reg = _registry()
-        if kind is not None and kind not in KINDS:
-            raise _UserError(f"unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-        entries = reg.entries(kind)
-        if json_out:
-            rows = [{"kind": e.kind, "name": e.name, "plugin": e.plugin, "summary": e.summary} for e in entries]
-            typer.echo(json.dumps(rows, indent=1))
-            return
-        for line in format_entries(entries, KINDS, console.width):
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-    _guard(body)
+    reg = registry()
+    if kind is not None and kind not in KINDS:
+        raise UserError(f"unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    entries = reg.entries(kind)
+    if json_out:
+        rows = [{"kind": e.kind, "name": e.name, "plugin": e.plugin, "summary": e.summary} for e in entries]
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for line in format_entries(entries, KINDS, console.width):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def format_entries(entries, kinds, width: int) -> list[str]:

@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import typer
 
+from ._common import UserError as _UserError, console, err_console, guard as _guard
+
 
 def measure(
     run_dir: pathlib.Path = typer.Argument(..., help="A run directory made by `nqs run`."),
@@ -26,8 +28,6 @@ def measure(
     plot: Optional[pathlib.Path] = typer.Option(None, "--plot", help="Draw S(q) over the Brillouin zone and C(r) against |r| into this PNG."),
 ):
     """Measure the observables of a run on its last checkpoint (with error bars), exactly with --exact."""
-    from ._app import _guard, console
-
     def body():
         values, observables, exact_used = measure_run(run_dir, observable or [], n_samples, exact, max_states, seed)
         _output(values, observables, exact_used, json_out, console)
@@ -46,8 +46,6 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
 
     import nqs_core
     from nqs_core import ConfigError
-
-    from ._app import _UserError
 
     run_dir = pathlib.Path(run_dir)
     config_file = run_dir / "config.toml"
@@ -119,8 +117,6 @@ def _warn_few_samples(sampler, n_samples: int) -> None:
     """Warn (one line on stderr) when `--n-samples` leaves fewer than
     `MIN_SAMPLES_PER_CHAIN` samples per chain of a Markov-chain sampler."""
     from rich.markup import escape
-
-    from ._app import err_console
 
     n_chains = getattr(sampler, "n_chains", None)
     per_chain = getattr(sampler, "n_samples_per_chain", None)
@@ -213,8 +209,6 @@ def plot_observables(values, observables, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from ._app import _UserError
 
     panels = []
     for name, obs in observables.items():

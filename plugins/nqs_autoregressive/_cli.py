@@ -29,7 +29,6 @@ def grow_command(
 
     from ._grow import grow
 
-    err = Console(stderr=True)
     try:
         cfg = nqs_core.apply_overrides(nqs_core.load_config(config), set_)
         parsed = [tuple(int(p) for p in s.split("x")) if "x" in s else int(s) for s in sizes]
@@ -39,6 +38,5 @@ def grow_command(
             refs[k.strip()] = float(v)
         grow(cfg, parsed, retrain_steps, out, retrain_lr, retrain_temperature, refs, target, first_steps=first_steps, last_steps=last_steps,
              progress=True, console=Console(), init_from=init_from)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        err.print(f"[bold red]nqs: error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+    except (ValueError, TypeError) as exc:  # the CLI's error path prints it: `nqs: error: ...`, exit 2
+        raise nqs_core.ConfigError(str(exc)) from None

@@ -7,12 +7,12 @@ from nqs_core import lazy_exports as _lazy_exports
 __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
-        "._cli": ["make_potential", "plot_wave_functions"],
+        "._cli": ["deuteron_config", "plot_wave_functions"],
         "._driver": ["DeuteronDriver", "DeuteronState"],
         "._system": ["DeuteronHamiltonian", "MeshSolution"],
         "._mesh": ["HBAR2_2MU", "HBARC", "Mesh", "tangent_mesh"],
         "._ansatz": ["DeuteronNetwork"],
-        "._potentials": ["AbstractPotential", "MalflietTjon", "TabulatedPotential", "Yamaguchi", "load_potential_table"],
-        "._train": ["DeuteronResult", "gaussian_targets", "pretrain", "train_deuteron"],
+        "._potentials": ["AbstractPotential", "MalflietTjon", "POTENTIALS", "TabulatedPotential", "Yamaguchi", "load_potential_table", "make_potential"],
+        "._train": ["gaussian_targets", "pretrain"],
     },
 )

@@ -14,11 +14,10 @@ import optax
 
 import nqs_core
 
-from ._cli import POTENTIALS, make_potential
 from ._system import DeuteronHamiltonian
 from ._mesh import tangent_mesh
 from ._ansatz import DeuteronNetwork
-from ._potentials import TabulatedPotential
+from ._potentials import POTENTIALS, TabulatedPotential, make_potential
 from ._train import _bfgs, _overlap, pretrain
 
 
@@ -43,9 +42,9 @@ class DeuteronDriver(nqs_core.AbstractDriver):
     has no error bar; `result.json` adds the D-state probability and the fidelity
     against the exact diagonalisation on the same mesh (the reference energy).
     The BFGS iterations are one call, not steps: the checkpoint holds the Adam
-    state, and `nqs resume` repeats the polish from there. With `[run] seed` as
-    `--seed`, `n_steps` as `--adam-steps` and the same fields, `nqs run` reaches
-    the numbers of `nqs deuteron` (`train_deuteron`).
+    state, and `nqs resume` repeats the polish from there. `nqs deuteron` is a
+    config builder over this driver (`--seed` is `[run] seed`, `--adam-steps` is
+    `[run] n_steps`): one training loop for both commands.
 
     **Arguments:**
 

@@ -177,3 +177,20 @@ def load_potential_table(path, k_max: float | None = None) -> TabulatedPotential
     scale = HBARC**3
     cols = [data[:, c].reshape(n, n) * scale for c in (4, 6, 7, 5)]  # SS, SD, DS, DD
     return TabulatedPotential(mesh, *cols)
+
+
+POTENTIALS = ("yamaguchi", "malfliet-tjon", "table")
+
+
+def make_potential(potential: str, table: str | pathlib.Path | None = None):
+    """The potential named `potential` (`yamaguchi`, `malfliet-tjon`, or `table`
+    read from the file `table`)."""
+    if potential == "yamaguchi":
+        return Yamaguchi()
+    if potential == "malfliet-tjon":
+        return MalflietTjon()
+    if potential == "table":
+        if table is None:
+            raise ValueError("potential 'table' needs --table PATH (e.g. tests/data/deuteron/n3lo_J1_vnn.dat.gz)")
+        return load_potential_table(table)
+    raise ValueError(f"unknown potential {potential!r}; valid: {', '.join(POTENTIALS)}")

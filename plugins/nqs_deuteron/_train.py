@@ -1,8 +1,7 @@
-"""Pre-training and energy minimisation of the deuteron network (deterministic quadrature, no sampling)."""
+"""Pieces of the deuteron driver's training (deterministic quadrature, no sampling):
+the Gaussian pre-training, the BFGS polish and the per-wave overlaps."""
 
 from __future__ import annotations
-
-import time
 
 import equinox as eqx
 import jax
@@ -12,31 +11,7 @@ import optax
 import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
-from ._system import DeuteronHamiltonian, MeshSolution
 from ._ansatz import DeuteronNetwork
-from ._potentials import AbstractPotential
-
-
-class DeuteronResult(eqx.Module):
-    """Outcome of `train_deuteron`.
-
-    **Fields:** `network` (the trained `DeuteronNetwork`), `hamiltonian`,
-    `exact` (`MeshSolution`), `energy` (MeV), `d_probability`, `fidelity`
-    (S and D together), `fidelity_s`, `fidelity_d` (per wave, the
-    `F^L` of Keeble and Rios 2020; `nan` for an absent D wave), `history` (energy after every
-    minimisation step), `wall_time` (s).
-    """
-
-    network: DeuteronNetwork
-    hamiltonian: DeuteronHamiltonian
-    exact: MeshSolution
-    energy: float
-    d_probability: float
-    fidelity: float
-    fidelity_s: float
-    fidelity_d: float
-    history: np.ndarray
-    wall_time: float
 
 
 def gaussian_targets(k, b: float = 1.5):
@@ -108,67 +83,6 @@ def _bfgs(loss, params, n_steps):
         callback=lambda intermediate_result: history.append(float(intermediate_result.fun)), options={"maxiter": n_steps, "gtol": 1e-12},
     )
     return unravel(jnp.asarray(res.x)), history
-
-
-def train_deuteron(
-    potential: AbstractPotential,
-    n_hidden: int = 20,
-    mesh=None,
-    pretrain_steps: int = 1000,
-    pretrain_b: float = 1.5,
-    adam_steps: int = 0,
-    learning_rate: float = 1e-2,
-    bfgs_steps: int = 5000,
-    seed: int = 0,
-) -> DeuteronResult:
-    """Train the deuteron network on a potential: pre-training to Gaussians, then
-    minimisation of the quadrature energy with Adam (optax) followed by BFGS (scipy).
-
-    **Arguments:**
-
-    - `potential`: `Yamaguchi()`, `MalflietTjon()` or a table from `load_potential_table`.
-    - `n_hidden`: hidden units of the `DeuteronNetwork`.
-    - `mesh`: momentum mesh (default: the table's or the 64-point tangent mesh).
-    - `pretrain_steps`, `pretrain_b`: Adam steps and Gaussian width (fm) of the pre-training.
-    - `adam_steps`, `learning_rate`: Adam steps on the energy.
-    - `bfgs_steps`: BFGS iterations after Adam (scipy, full memory; 0: none).
-    - `seed`: initialisation seed.
-
-    **Returns:** a `DeuteronResult` with the energy, D-state probability and the
-    fidelity against the exact mesh solution.
-    """
-    t0 = time.perf_counter()
-    for name, v in (("pretrain_steps", pretrain_steps), ("adam_steps", adam_steps), ("bfgs_steps", bfgs_steps)):
-        if not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-    ham = DeuteronHamiltonian(potential, mesh)
-    k = jnp.asarray(ham.mesh.k)
-    network = DeuteronNetwork(n_hidden, key=jax.random.PRNGKey(seed))
-    network, _ = pretrain(network, k, pretrain_b, pretrain_steps)
-    params, static = _split(network)
-
-    def energy(p):
-        ps, pd = eqx.combine(p, static).on_mesh(k)
-        return ham.energy(ps, pd)
-
-    history = []
-    if adam_steps:
-        params, _ = _adam(energy, params, adam_steps, learning_rate)
-        history.append(float(energy(params)))
-    if bfgs_steps:
-        params, values = _bfgs(energy, params, bfgs_steps)
-        history.extend(values)
-    network = eqx.combine(params, static)
-    exact = ham.solve()
-    ps, pd = network.on_mesh(k)
-    e = float(ham.energy(ps, pd))
-    fid = float(ham.fidelity(ps, pd, exact))
-    fs = _overlap(ham, ps, exact.psi_s)
-    fd = _overlap(ham, pd, exact.psi_d) if ham.coupled else float("nan")
-    return DeuteronResult(
-        network, ham, exact, e, float(ham.d_probability(ps, pd)), fid, fs, fd,
-        np.asarray(history), time.perf_counter() - t0,
-    )
 
 
 def _overlap(ham, a, b):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -16,8 +16,10 @@ _err = Console(stderr=True)
 
 
 def _fail(msg: str):
-    _err.print(f"[red]nqs phi4: error:[/] {msg}", highlight=False)
-    raise typer.Exit(2)
+    """A problem with the command line: the CLI's error path prints it (`nqs: error: ...`, exit 2)."""
+    from nqs_core import ConfigError
+
+    raise ConfigError(msg)
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -27,9 +29,9 @@ def _hidden(text: str) -> tuple[int, ...]:
     try:
         h = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise typer.BadParameter(f"--hidden must be comma-separated widths like '16' or '4,4,4,4,4' (or 'linear'), got {text!r}")
+        _fail(f"--hidden must be comma-separated widths like '16' or '4,4,4,4,4' (or 'linear'), got {text!r}")
     if any(v < 1 for v in h):
-        raise typer.BadParameter(f"--hidden widths must be positive, got {text!r}")
+        _fail(f"--hidden widths must be positive, got {text!r}")
     return h
 
 
@@ -71,6 +73,35 @@ def generate(
     )
 
 
+def train_config(
+    configs: pathlib.Path, phi_shape: tuple[int, int], m2: float, lam: float, *, n_train: int = 1000, t: int | None = None,
+    all_t: bool = False, hidden: tuple[int, ...] = (16,), odd: bool = True, reflect: bool = False, start: str = "linear",
+    refit_every: int = 5, epochs: int = 100, epochs_transfer: int = 20, batch_size: int = 4, delta: float = 1e-3,
+    lr: float | None = 1e-4, decay: str = "constant", seed: int = 0,
+) -> dict:
+    """The config `nqs phi4 train` runs: the `phi4_cv` driver on the configurations
+    file `configs` (`phi_shape = (L0, L1)`, couplings `m2`, `lam`), `[run] n_steps`
+    the epochs of all slices (`epochs`, plus `epochs_transfer` per later slice
+    with `all_t`) and `[run] seed = seed`.
+
+    **Returns:** the config as nested dicts (what `nqs_core.loads_config` gives).
+    """
+    L0, L1 = phi_shape
+    n_slices = L0 // 2 + 1 if all_t else 1
+    driver = {
+        "name": "phi4_cv", "configurations": str(configs), "n_train": n_train, "t": -1 if t is None else t, "all_t": all_t,
+        "epochs": epochs, "epochs_transfer": epochs_transfer, "hidden": list(hidden), "odd": odd, "reflect": reflect,
+        "start": start, "refit_every": refit_every, "batch_size": batch_size, "delta": delta,
+        "learning_rate": 0.0 if lr is None or lr <= 0 else lr, "lr_decay": decay if lr is not None and lr > 0 else "constant",
+    }
+    return {
+        "run": {"n_steps": epochs + (n_slices - 1) * epochs_transfer, "seed": seed},
+        "space": {"name": "phi4_field", "L0": L0, "L1": L1},
+        "system": {"name": "phi4", "m2": float(m2), "lam": float(lam)},
+        "driver": driver,
+    }
+
+
 @app.command()
 def train(
     configs: pathlib.Path = typer.Argument(..., help="npz file of configurations"),
@@ -92,16 +123,17 @@ def train(
     lr: Optional[float] = typer.Option(1e-4, help="Adam learning rate; 0 selects the schedule of Eq. 16"),
     decay: str = typer.Option("constant", help="with --lr: 'constant' or 'cosine' (to lr/100 over each slice's epochs)"),
     seed: int = typer.Option(0, help="PRNG seed"),
+    run_dir: Optional[pathlib.Path] = typer.Option(None, "--run-dir", help="Run directory (default: runs/phi4-<time>); `nqs resume RUN_DIR` continues it."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a field of the built config: table.field=value."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest."""
-    import jax
-    from rich.progress import Progress
+    """Train neural control variates on a training split; print sigma_raw/sigma_CV on the rest.
 
-    from ._system import Phi4Action
+    Runs the `phi4_cv` driver of `nqs run` (one step = one epoch) in a run directory."""
+    import nqs_core
+
     from ._analysis import save_control_variates
-    from ._cv import variance_ratio
     from ._observables import load_configurations
-    from ._transfer import transfer_train
 
     try:
         phi, meta = load_configurations(configs)
@@ -114,36 +146,29 @@ def train(
     N, L0, L1 = phi.shape
     if not 1 <= n_train < N:
         _fail(f"--n-train must be in [1, {N - 1}] (the rest is held out), got {n_train}")
-    if all_t:
-        ts = list(range(L0 // 2, -1, -1))
-    else:
-        ts = [L0 // 2 if t is None else t]
-        if not 0 <= ts[0] <= L0 // 2:
-            _fail(f"--t must be in [0, {L0 // 2}], got {ts[0]}")
+    if not all_t and t is not None and not 0 <= t <= L0 // 2:
+        _fail(f"--t must be in [0, {L0 // 2}], got {t}")
+    if decay not in ("constant", "cosine"):
+        _fail(f"--decay must be 'constant' or 'cosine', got {decay!r}")
     h = _hidden(hidden)
-    if lr is not None and lr <= 0:
-        lr = None
-    action = Phi4Action(L0=L0, L1=L1, m2=float(m2), lam=float(lam))
-    ratios = {}
-    with Progress(console=_err, transient=True) as progress:
-        task = progress.add_task("training", total=len(ts))
-
-        def done(tt, cv, hist):
-            ratios[tt] = variance_ratio(cv, phi[n_train:])
-            progress.advance(task)
-            _err.print(f"t = {tt:3d}: loss {hist[-1]['loss']:.4g}, sigma_raw/sigma_CV (held out) = {ratios[tt]:.2f}, {hist[-1]['time_s']:.1f} s")
-
-        try:
-            cvs = transfer_train(
-                action, phi[:n_train], ts, hidden=h, odd=odd, reflect=reflect, start=start, n_epochs_first=epochs,
-                n_epochs=epochs_transfer, key=jax.random.PRNGKey(seed), callback=done, batch_size=batch_size, delta=delta,
-                learning_rate=lr, refit_every=refit_every, lr_decay=decay if lr is not None else "constant",
-            )
-        except (ValueError, TypeError) as exc:
-            _fail(str(exc))
-    save_control_variates(out, cvs, h, configs=str(configs), n_train=n_train, ratios={str(k): v for k, v in ratios.items()})
-    _out.print(f"wrote {len(cvs)} control variate(s) to {out}; sigma_raw/sigma_CV on held-out configurations: "
+    cfg = train_config(configs, (L0, L1), m2, lam, n_train=n_train, t=None if all_t else t, all_t=all_t, hidden=h, odd=odd,
+                       reflect=reflect, start=start, refit_every=refit_every, epochs=epochs, epochs_transfer=epochs_transfer,
+                       batch_size=batch_size, delta=delta, lr=lr, decay=decay, seed=seed)
+    cfg = nqs_core.apply_overrides(cfg, set_ or [])
+    result = nqs_core.run(cfg, run_dir=run_dir, progress=not quiet, console=_err)
+    if result.stopped_early:
+        _err.print(f"[bold red]nqs: error:[/] the run stopped at {result.stop_reason}; the checkpoint holds the last good "
+                   f"step {int(result.state.step)}: continue with `nqs resume {result.run_dir} --set driver.learning_rate=...`",
+                   highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
+    driver = result.calculation.driver
+    slices = driver.summary(result.state)["slices"]
+    ratios = {s["t"]: s["variance_ratio"] for s in slices}
+    save_control_variates(out, driver.control_variates(result.state), h, configs=str(configs), n_train=n_train,
+                          ratios={str(k): v for k, v in ratios.items()})
+    _out.print(f"wrote {len(slices)} control variate(s) to {out}; sigma_raw/sigma_CV on held-out configurations: "
                + ", ".join(f"t={k}: {v:.2f}" for k, v in sorted(ratios.items())))
+    _out.print(f"run directory {result.run_dir}   (continue: nqs resume {result.run_dir})", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -21,10 +21,16 @@ from ._train import _epoch, fit_output_layer, linear_start, paper_schedule
 
 
 @functools.lru_cache(maxsize=None)
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-    """Adam at `learning_rate` (0: the schedule of Eq. 16), one object per rate, so
-    that drivers built again (`nqs resume`) reuse the compiled epoch."""
-    return optax.adam(learning_rate if learning_rate > 0 else paper_schedule())
+def _adam(learning_rate: float, decay: str = "constant", n_updates: int = 1) -> optax.GradientTransformation:
+    """Adam at `learning_rate` (0: the schedule of Eq. 16), or with `decay =
+    "cosine"` from `learning_rate` to `learning_rate / 100` over `n_updates`
+    gradient steps; one object per argument set, so that drivers built again
+    (`nqs resume`) reuse the compiled epoch."""
+    if learning_rate <= 0:
+        return optax.adam(paper_schedule())
+    if decay == "cosine":
+        return optax.adam(optax.cosine_decay_schedule(learning_rate, max(n_updates, 1), alpha=0.01))
+    return optax.adam(learning_rate)
 
 
 class CVTrainState(eqx.Module):
@@ -59,8 +65,8 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
     generate`) or, when that is empty, from the `[sampler]` (`hmc` or
     `metropolis_field`): one `sample` call of `n_samples` configurations after its
     thermalisation, with the key of `[run] seed`, as `nqs phi4 generate --seed`.
-    Training uses the same seed as `nqs phi4 train --seed`, so `nqs run` and the
-    two commands reach the same numbers. The final estimate is the held-out loss
+    `nqs phi4 train` is a config builder over this driver (its `--seed` is
+    `[run] seed`), so `nqs run` and the two commands reach the same numbers. The final estimate is the held-out loss
     (configurations `n_train` onwards); `result.json` adds the raw and improved
     correlators and `sigma_raw / sigma_CV` on them.
 
@@ -80,6 +86,10 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
     - `batch_size`: configurations per gradient step.
     - `delta`: the L2 regularisation of Eq. 13.
     - `learning_rate`: Adam's rate; 0 selects the schedule of Eq. 16.
+    - `lr_decay`: `"constant"`, or `"cosine"`: from `learning_rate` to
+      `learning_rate / 100` over each slice's epochs (`epochs` for the first
+      slice, also without `all_t`; `epochs_transfer` for every later one), a
+      fresh schedule per slice.
     """
 
     objective = "loss"
@@ -104,6 +114,7 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
         batch_size: int = 4,
         delta: float = 1e-3,
         learning_rate: float = 1e-4,
+        lr_decay: str = "constant",
     ):
         if not isinstance(system, Phi4Action):
             raise TypeError(f"the phi4_cv driver needs the phi4 action ([system] name = \"phi4\"), got {type(system).__name__}")
@@ -134,14 +145,20 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
         self.delta = float(delta)
         if learning_rate < 0:
             raise ValueError(f"learning_rate must be >= 0 (0: the schedule of Eq. 16), got {learning_rate}")
-        self.optimizer = _adam(float(learning_rate))
+        if lr_decay not in ("constant", "cosine"):
+            raise ValueError(f"lr_decay must be 'constant' or 'cosine', got {lr_decay!r}")
+        decay_epochs = (nqs_core.check_int("epochs", epochs, minimum=1),) + tuple(self.epochs[1:])
+        #: Adam of every slice (one object when the rate is constant)
+        self.optimizers = tuple(
+            _adam(float(learning_rate), lr_decay, n * (self.n_train // self.batch_size)) for n in decay_epochs
+        )
         network = self._network(jax.random.PRNGKey(0))
         parts = [eqx.partition(ControlVariate(system, network, tt), eqx.is_inexact_array) for tt in self.ts]
         self.statics = [static for _, static in parts]
         # t is static metadata of the parameter (and Adam moment) trees: one structure per slice
         self._treedefs = [jax.tree.structure(params) for params, _ in parts]
         with jax.numpy_dtype_promotion("standard"):
-            self._opt_treedefs = [jax.tree.structure(self.optimizer.init(params)) for params, _ in parts]
+            self._opt_treedefs = [jax.tree.structure(opt.init(params)) for opt, (params, _) in zip(self.optimizers, parts)]
         self._params0 = eqx.filter(ControlVariate(system, network, self.t), eqx.is_inexact_array)
         self.stop_reason = None
 
@@ -203,14 +220,14 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
             cv = eqx.combine(params, self.statics[0])
         elif self.start == "linear":
             cv = linear_start(cv, train, self.delta, key=sub)
-        params, opt_state = self._start_slice(cv, train)
+        params, opt_state = self._start_slice(cv, train, 0)
         done = tuple(jnp.zeros((len(self.ts),) + a.shape, a.dtype) for a in jax.tree.leaves(params))
         return CVTrainState(params, opt_state, sub, phi, jnp.asarray(0, dtype=jnp.int64), key, done)
 
-    def _start_slice(self, cv: ControlVariate, train) -> tuple[Any, Any]:
+    def _start_slice(self, cv: ControlVariate, train, i: int) -> tuple[Any, Any]:
         """A fresh Adam state and the first exact output-layer fit (as `train_control_variate`)."""
         with jax.numpy_dtype_promotion("standard"):  # optax mixes int step counts with floats
-            opt_state = self.optimizer.init(eqx.filter(cv, eqx.is_inexact_array))
+            opt_state = self.optimizers[i].init(eqx.filter(cv, eqx.is_inexact_array))
         if self.refit_every:
             cv = fit_output_layer(cv, train, self.delta)
         return eqx.filter(cv, eqx.is_inexact_array), opt_state
@@ -248,7 +265,7 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
         key, sub = jax.random.split(state.key)
         with jax.numpy_dtype_promotion("standard"):
             opt_state = jax.tree.unflatten(self._opt_treedefs[i], jax.tree.leaves(state.opt_state))
-            params, opt_state, loss = _epoch(self._of_slice(state.params, i), static, opt_state, self.optimizer, train, sub, self.delta, self.batch_size)
+            params, opt_state, loss = _epoch(self._of_slice(state.params, i), static, opt_state, self.optimizers[i], train, sub, self.delta, self.batch_size)
         epoch = before + 1  # within the slice
         if self.refit_every and epoch % self.refit_every == 0:
             params = eqx.filter(fit_output_layer(eqx.combine(params, static), train, self.delta), eqx.is_inexact_array)
@@ -261,7 +278,7 @@ class ControlVariateDriver(nqs_core.AbstractDriver):
                 mu0 = float(np.mean(np.asarray(correlator_at(train, t_next))))
                 cv = ControlVariate(self.system, eqx.combine(params, static).network, t_next, mu=mu0)
                 slice_key, key = jax.random.split(slice_key)
-                params, opt_state = self._start_slice(cv, train)
+                params, opt_state = self._start_slice(cv, train, i + 1)
         return CVTrainState(params, opt_state, key, state.phi, state.step + 1, slice_key, done), record
 
     def evaluate(self, state: CVTrainState, n_batches: int = 10) -> tuple[nqs_core.Stats, CVTrainState]:

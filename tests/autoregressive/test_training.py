@@ -179,7 +179,9 @@ def test_grow_init_from_a_run_directory_or_params_file(trained, tmp_path, standa
 
 
 def test_grow_command(tmp_path, standard_promotion):
-    from nqs_cli._app import app
+    from nqs_cli import make_app
+
+    app = make_app(plugins=True)
 
     path = tmp_path / "c.toml"
     path.write_text(CHAIN)

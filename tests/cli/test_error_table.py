@@ -231,7 +231,7 @@ def test_plugin_output_does_not_corrupt_measure_json(noisy_plugin, finished_run)
 def test_guard_turns_memory_and_os_errors_into_one_line(capsys, exc, line):
     import typer
 
-    from nqs_cli._app import _guard
+    from nqs_cli._common import guard as _guard
 
     def body():
         raise exc

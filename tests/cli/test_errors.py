@@ -13,9 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 import nqs_core
-from nqs_cli import app
+from nqs_cli import make_app
 
 runner = CliRunner()
+#: the built-in commands and every plugin command (`nqs deuteron` is in the error table)
+app = make_app(plugins=True)
 
 
 def invoke(*args, env=None):

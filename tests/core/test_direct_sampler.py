@@ -4,8 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 import nqs_core
 from nqs_spins import SpinHalf
@@ -64,35 +62,3 @@ def test_direct_sampler_rejects_non_autoregressive():
 
 def test_direct_sampler_is_registered():
     assert nqs_core.get_registry().get("sampler", "direct").obj is nqs_core.DirectSampler
-
-
-def test_plugin_commands_attach_to_the_cli(monkeypatch):
-    from nqs_cli import _app
-
-    group = typer.Typer(help="Tools of a test plugin.")
-
-    @group.command()
-    def hello(name: str = "world"):
-        print(f"hello {name}")
-
-    def single(x: int = 2):
-        """Print twice x."""
-        print(2 * x)
-
-    class Plugin:
-        @staticmethod
-        @nqs_core.hookimpl
-        def nqs_register(registry):
-            registry.add("command", "demo", group)
-            registry.add("command", "twice", single)
-            registry.add("command", "run", single)  # clashes with a built-in
-
-    reg = nqs_core.load_registry(autoload=False)
-    reg.register_plugin(Plugin, "demo_plugin")
-    monkeypatch.setattr(nqs_core._registry, "_DEFAULT", reg)
-    app = typer.Typer()
-    app.command("run")(lambda: None)
-    _app._attach_plugin_commands(app)
-    runner = CliRunner()
-    assert "hello bob" in runner.invoke(app, ["demo", "hello", "--name", "bob"]).output
-    assert runner.invoke(app, ["twice", "--x", "5"]).output.strip() == "10"

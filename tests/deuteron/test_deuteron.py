@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
+
+import nqs_core
 from typer.testing import CliRunner
 
 from nqs_deuteron import (
@@ -14,8 +16,8 @@ from nqs_deuteron import (
     Yamaguchi,
     gaussian_targets,
     load_potential_table,
+    deuteron_config,
     tangent_mesh,
-    train_deuteron,
 )
 
 # the Entem-Machleidt N3LO table and its exact wave function (provenance: tests/data/README.md)
@@ -81,30 +83,39 @@ def test_loader_rejects_bad_files(tmp_path):
         DeuteronHamiltonian(load_potential_table(TABLE), tangent_mesh(32)).solve()
 
 
-def test_network_on_yamaguchi_reaches_kev_accuracy():
-    res = train_deuteron(Yamaguchi(), n_hidden=10, pretrain_steps=300, bfgs_steps=1500)
-    assert res.energy >= res.exact.energy - 1e-9  # variational on the mesh
-    assert abs(res.energy - (-2.2245750)) < 1e-3  # 1 keV
-    assert res.fidelity >= 0.9999
+def _trained(tmp_path, **options):
+    """`result.json` of `nqs deuteron` with `options` (the same config, through `nqs_core.run`)."""
+    nqs_core.run(deuteron_config(**options), run_dir=tmp_path / "run", progress=False)
+    return json.loads((tmp_path / "run" / "result.json").read_text())
+
+
+def test_network_on_yamaguchi_reaches_kev_accuracy(tmp_path):
+    res = _trained(tmp_path, n_hidden=10, pretrain_steps=300, bfgs_steps=1500)
+    exact = DeuteronHamiltonian(Yamaguchi()).solve().energy
+    assert res["energy_mev"] >= exact - 1e-9  # variational on the mesh
+    assert abs(res["energy_mev"] - (-2.2245750)) < 1e-3  # 1 keV
+    assert res["fidelity"] >= 0.9999
 
 
 @pytest.mark.slow
-def test_network_on_n3lo_reaches_kev_accuracy(n3lo):
-    res = train_deuteron(n3lo, n_hidden=20, pretrain_steps=1000, bfgs_steps=5000)
-    assert abs(res.energy - REF["deuteron_n3lo_mesh"]["energy_mev"]) < 1e-3
-    assert res.d_probability == pytest.approx(0.045, abs=0.001)
-    assert res.fidelity >= 0.9999
+def test_network_on_n3lo_reaches_kev_accuracy(tmp_path):
+    res = _trained(tmp_path, potential="table", table=TABLE, n_hidden=20, pretrain_steps=1000, bfgs_steps=5000)
+    assert abs(res["energy_mev"] - REF["deuteron_n3lo_mesh"]["energy_mev"]) < 1e-3
+    assert res["d_probability"] == pytest.approx(0.045, abs=0.001)
+    assert res["fidelity"] >= 0.9999
 
 
 def test_cli_command(tmp_path):
-    from nqs_cli import app
+    from nqs_cli import make_app
 
+    app = make_app(plugins=True)
     runner = CliRunner()
     plot = tmp_path / "d.png"
     out = runner.invoke(app, ["deuteron", "--potential", "yamaguchi", "--n-hidden", "6", "--pretrain-steps", "100",
-                              "--bfgs-steps", "200", "--plot", str(plot)])
+                              "--bfgs-steps", "200", "--plot", str(plot), "-o", str(tmp_path / "run"), "-q"])
     assert out.exit_code == 0, out.output
     assert "fidelity" in out.output and plot.exists()
+    assert (tmp_path / "run" / "checkpoint.json").exists()
     bad = runner.invoke(app, ["deuteron", "--potential", "nope"])
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["deuteron", "--potential", "table"])

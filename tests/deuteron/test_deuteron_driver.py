@@ -1,5 +1,5 @@
-"""The `deuteron` driver under `nqs run` / `nqs resume`: run directory, the numbers of
-`train_deuteron` (what `nqs deuteron` runs) with the same seed, resume, non-finite energy."""
+"""The `deuteron` driver under `nqs run` / `nqs resume`: run directory, `nqs deuteron` as a
+config builder over it (the same numbers, bit for bit), resume, non-finite energy."""
 
 import json
 
@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 import nqs_core
-from nqs_deuteron import Yamaguchi, tangent_mesh, train_deuteron
+from typer.testing import CliRunner
+
+from nqs_cli import make_app
+from nqs_deuteron import DeuteronHamiltonian, Yamaguchi, tangent_mesh
 
 TINY = """
 [run]
@@ -38,18 +41,49 @@ def six_steps(tmp_path_factory):
     return nqs_core.run(tiny(tmp_path_factory.mktemp("deuteron"), "six"), progress=False)
 
 
-def test_run_directory_and_the_numbers_of_train_deuteron(six_steps):
+#: `nqs deuteron` with the options of TINY
+COMMAND = ["deuteron", "--n-hidden", "4", "--pretrain-steps", "20", "--bfgs-steps", "5", "--seed", "2",
+           "--set", "driver.n_mesh=16", "--set", "driver.k_max=100.0", "--set", "run.checkpoint_every=2", "-q"]
+
+
+def _energies(run_dir):
+    return [r["energy"] for r in nqs_core.read_log(run_dir)]
+
+
+def test_run_directory_and_the_command_is_the_driver(six_steps, tmp_path):
     res = six_steps
     assert {"config.toml", "log.jsonl", "checkpoint.eqx", "checkpoint.json", "result.json"} <= {p.name for p in res.run_dir.iterdir()}
     assert res.run_dir.name == "six" and [r["step"] for r in nqs_core.read_log(res.run_dir)] == list(range(6))
-    ref = train_deuteron(Yamaguchi(), n_hidden=4, mesh=tangent_mesh(16, 100.0), pretrain_steps=20, adam_steps=6, bfgs_steps=5, seed=2)
     result = json.loads((res.run_dir / "result.json").read_text())
-    assert result["energy"]["mean"] == ref.energy == result["energy_mev"]
-    assert result["fidelity"] == ref.fidelity and result["d_probability"] == ref.d_probability
-    assert result["exact_energy"] == ref.exact.energy == res.exact_energy
-    # the Adam trajectory itself: the energy after 6 steps, before the BFGS polish
-    ref_adam = train_deuteron(Yamaguchi(), n_hidden=4, mesh=tangent_mesh(16, 100.0), pretrain_steps=20, adam_steps=6, bfgs_steps=0, seed=2)
-    assert float(res.calculation.driver.energy(res.state.params)) == ref_adam.energy
+    assert result["energy"]["mean"] == result["energy_mev"]
+    exact = DeuteronHamiltonian(Yamaguchi(), tangent_mesh(16, 100.0)).solve().energy
+    assert result["exact_energy"] == exact == res.exact_energy
+    assert exact <= result["energy_mev"]  # variational on the mesh
+    # `nqs deuteron` builds the config and runs the same driver loop: the same numbers, bit for bit
+    app = make_app(plugins=True)
+    out = CliRunner().invoke(app, [*COMMAND, "--adam-steps", "6", "-o", str(tmp_path / "cmd"), "--plot", str(tmp_path / "d.png")])
+    assert out.exit_code == 0, out.output
+    assert f"nqs resume {tmp_path / 'cmd'}" in " ".join(out.output.split())
+    command = json.loads((tmp_path / "cmd" / "result.json").read_text())
+    for key in ("energy_mev", "fidelity", "fidelity_s", "d_probability", "exact_energy"):
+        assert command[key] == result[key], key
+    assert _energies(tmp_path / "cmd") == _energies(res.run_dir)
+
+
+def test_command_stopped_and_resumed_equals_the_uninterrupted_run(six_steps, tmp_path):
+    """`nqs deuteron --adam-steps 3` (a run stopped after 3 of 6 steps), then `nqs resume
+    --steps 6`: the log and the result of the uninterrupted run."""
+    app = make_app(plugins=True)
+    runner = CliRunner()
+    out = runner.invoke(app, [*COMMAND, "--adam-steps", "3", "-o", str(tmp_path / "r"), "--plot", str(tmp_path / "d.png")])
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "r" / "checkpoint.json").read_text())["step"] == 3
+    out = runner.invoke(app, ["resume", str(tmp_path / "r"), "--steps", "6", "-q"])
+    assert out.exit_code == 0, out.output
+    np.testing.assert_allclose(_energies(tmp_path / "r"), _energies(six_steps.run_dir), rtol=0, atol=1e-12)
+    resumed = json.loads((tmp_path / "r" / "result.json").read_text())
+    uninterrupted = json.loads((six_steps.run_dir / "result.json").read_text())
+    assert resumed["energy_mev"] == pytest.approx(uninterrupted["energy_mev"], rel=0, abs=1e-12)
 
 
 def test_resume_continues_bit_for_bit(six_steps, tmp_path):

@@ -295,25 +295,31 @@ def test_effective_mass_of_cosh():
 def test_cli_generate_train_report(tmp_path):
     from typer.testing import CliRunner
 
-    from nqs_phi4._cli import app
+    from nqs_cli import make_app
 
+    nqs = make_app(plugins=True)
     runner = CliRunner()
+
+    def app_invoke(args):  # through `nqs phi4`: the CLI's one error path
+        return runner.invoke(nqs, ["phi4", *args])
+
     cfg = tmp_path / "c.npz"
-    r = runner.invoke(app, ["generate", "--out", str(cfg), "--L0", "4", "--L1", "4", "--m2", "0.5", "--lam", "0.5",
+    r = app_invoke(["generate", "--out", str(cfg), "--L0", "4", "--L1", "4", "--m2", "0.5", "--lam", "0.5",
                             "--n", "64", "--n-chains", "8", "--n-skip", "2", "--n-leapfrog", "5", "--n-thermalize", "50"])
     assert r.exit_code == 0, r.output
     cvf = tmp_path / "cv.npz"
-    r = runner.invoke(app, ["train", str(cfg), "--out", str(cvf), "--n-train", "32", "--all-t", "--hidden", "linear",
-                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01", "--decay", "cosine"])
+    r = app_invoke(["train", str(cfg), "--out", str(cvf), "--n-train", "32", "--all-t", "--hidden", "linear",
+                            "--epochs", "2", "--epochs-transfer", "1", "--batch-size", "8", "--lr", "0.01", "--decay", "cosine",
+                    "-q", "--run-dir", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     assert p4.load_control_variates(cvf)[1]["ts"] == [2, 1, 0]
     js, png = tmp_path / "t.json", tmp_path / "f.png"
-    r = runner.invoke(app, ["report", str(cfg), "--cv", str(cvf), "--n-bins", "32", "--t-min", "0", "--plot", str(png), "--json", str(js)])
+    r = app_invoke(["report", str(cfg), "--cv", str(cvf), "--n-bins", "32", "--t-min", "0", "--plot", str(png), "--json", str(js)])
     assert r.exit_code == 0, r.output
     table = json.loads(js.read_text())
     assert len(table["cv"]["C"]) == 3 and table["raw"]["fit"]["dof"] == 1
     assert png.stat().st_size > 0
-    r = runner.invoke(app, ["report", str(tmp_path / "nope.npz")])
+    r = app_invoke(["report", str(tmp_path / "nope.npz")])
     assert r.exit_code == 2
-    r = runner.invoke(app, ["train", str(cfg), "--out", str(cvf), "--n-train", "500"])
+    r = app_invoke(["train", str(cfg), "--out", str(cvf), "--n-train", "500", "--run-dir", str(tmp_path / "no")])
     assert r.exit_code == 2

@@ -1,5 +1,6 @@
-"""The `phi4_cv` driver under `nqs run` / `nqs resume`: run directory, the numbers of
-`nqs phi4 generate` + `nqs phi4 train` with the same seed, resume, non-finite loss."""
+"""The `phi4_cv` driver under `nqs run` / `nqs resume`: run directory, `nqs phi4 train` as a
+config builder over it (`nqs phi4 generate` + `nqs phi4 train` give the numbers of `nqs run`
+with the same seed, bit for bit), resume of both, non-finite loss."""
 
 import json
 
@@ -10,7 +11,10 @@ from typer.testing import CliRunner
 
 import nqs_core
 import nqs_phi4 as p4
-from nqs_phi4 import _cli as phi4_cli  # the command group (a submodule: loaded on import, not by attribute)
+from nqs_cli import make_app
+
+#: `nqs` with the plugin commands (`nqs phi4 ...`)
+APP = make_app(plugins=True)
 
 TINY = """
 [run]
@@ -67,19 +71,41 @@ def test_run_directory_and_the_numbers_of_the_phi4_commands(four_steps, tmp_path
     result = json.loads((res.run_dir / "result.json").read_text())
     assert result["step"] == 4 and result["t"] == 4 and result["stop_reason"] is None
     # the same calculation through the existing commands, same seed
+    # the same calculation through the commands, same seed: `nqs phi4 train` builds a config
+    # over the same driver loop, so its run directory holds the same log, bit for bit
     runner = CliRunner()
     cfgs, cvs = tmp_path / "c.npz", tmp_path / "cv.npz"
-    r = runner.invoke(phi4_cli.app, ["generate", "--out", str(cfgs), "--L0", "8", "--L1", "4", "--m2", "0.2", "--lam", "2.4",
-                                    "--n", "64", "--n-chains", "4", "--n-skip", "2", "--n-leapfrog", "4", "--n-thermalize", "20", "--seed", "3"])
+    r = runner.invoke(APP, ["phi4", "generate", "--out", str(cfgs), "--L0", "8", "--L1", "4", "--m2", "0.2", "--lam", "2.4",
+                            "--n", "64", "--n-chains", "4", "--n-skip", "2", "--n-leapfrog", "4", "--n-thermalize", "20", "--seed", "3"])
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(p4.load_configurations(cfgs)[0], np.asarray(res.state.phi))
-    r = runner.invoke(phi4_cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--hidden", "3", "--epochs", "4",
-                                    "--start", "random", "--refit-every", "2", "--batch-size", "4", "--lr", "0.01", "--seed", "3"])
+    r = runner.invoke(APP, ["phi4", *TRAIN(cfgs, cvs), "--run-dir", str(tmp_path / "cmd")])
     assert r.exit_code == 0, r.output
+    assert f"nqs resume {tmp_path / 'cmd'}" in " ".join(r.output.split())
     (cv,), head = p4.load_control_variates(cvs)
     for a, b in zip(jax.tree.leaves((cv.network, cv.mu)), jax.tree.leaves(res.state.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert result["variance_ratio"] == head["meta"]["ratios"]["4"]
+    assert _losses(tmp_path / "cmd") == _losses(res.run_dir)
+    # stopped after 2 of the 4 epochs, then `nqs resume`: the uninterrupted run
+    r = runner.invoke(APP, ["phi4", *TRAIN(cfgs, tmp_path / "cv2.npz"), "--run-dir", str(tmp_path / "half"), "--set", "run.n_steps=2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "half" / "checkpoint.json").read_text())["step"] == 2
+    r = runner.invoke(APP, ["resume", str(tmp_path / "half"), "--steps", "4", "-q"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(_losses(tmp_path / "half"), _losses(res.run_dir), rtol=0, atol=1e-12)
+    resumed = json.loads((tmp_path / "half" / "result.json").read_text())
+    assert resumed["variance_ratio"] == pytest.approx(result["variance_ratio"], rel=0, abs=1e-12)
+
+
+def TRAIN(cfgs, cvs):
+    """`train ...`: the options of TINY's driver table (4 epochs, seed 3)."""
+    return ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--hidden", "3", "--epochs", "4", "--start", "random",
+            "--refit-every", "2", "--batch-size", "4", "--lr", "0.01", "--seed", "3", "-q"]
+
+
+def _losses(run_dir):
+    return [r["loss"] for r in nqs_core.read_log(run_dir)]
 
 
 def test_resume_continues_bit_for_bit(four_steps, tmp_path):
@@ -134,9 +160,9 @@ def test_all_t_transfer_training_equals_the_command_and_resumes(tmp_path):
     runner = CliRunner()
     cfgs, cvs = tmp_path / "c.npz", tmp_path / "cv.npz"
     p4.save_configurations(cfgs, np.asarray(full.state.phi), m2=0.2, lam=2.4)
-    r = runner.invoke(phi4_cli.app, ["train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--all-t", "--hidden", "2",
-                                    "--epochs", "2", "--epochs-transfer", "1", "--start", "random", "--refit-every", "0",
-                                    "--batch-size", "4", "--lr", "0.01", "--seed", "3"])
+    r = runner.invoke(APP, ["phi4", "train", str(cfgs), "--out", str(cvs), "--n-train", "32", "--all-t", "--hidden", "2",
+                            "--epochs", "2", "--epochs-transfer", "1", "--start", "random", "--refit-every", "0",
+                            "--batch-size", "4", "--lr", "0.01", "--seed", "3", "-q", "--run-dir", str(tmp_path / "cmd")])
     assert r.exit_code == 0, r.output
     cli_cvs, head = p4.load_control_variates(cvs)
     assert head["ts"] == [2, 1, 0]

@@ -1,0 +1,123 @@
+"""`nqs run` and `nqs resume`, and the report both print."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+
+from ._common import EXIT_CHECK_FAILED, EXIT_DIVERGED, SetOption, UserError, console, fail, load, registry
+
+
+def run(
+    config: Optional[pathlib.Path] = typer.Argument(None, help="TOML config; omit to run the built-in default (TFIM chain L=16, RBM + SR)."),
+    set_: Optional[List[str]] = SetOption,
+    output: Optional[pathlib.Path] = typer.Option(None, "--output", "-o", help="Run directory (default: runs/<system>-<time>)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    profile: bool = typer.Option(
+        False, "--profile", help="After the run, time each part of one step (sampling, local energies, log-derivatives, solve, update) and print the split; also RUN_DIR/profile.json."
+    ),
+):
+    """Run a calculation from a TOML config and print the final energy."""
+    import nqs_core
+
+    registry()
+    cfg = load(config, set_ or [])
+    if config is None:
+        console.print("Running the default problem: TFIM chain L=16, h=1, PBC, RBM(alpha=1) + SR.", highlight=False)
+    result = nqs_core.run(cfg, run_dir=output, progress=not quiet, console=console)  # a signal: see guard
+    if nqs_core.is_root():
+        report(result)
+    if profile:
+        table = nqs_core.profile_run(result)
+        if nqs_core.is_root():
+            console.print(table, highlight=False, markup=False)
+
+
+def resume(
+    run_dir: pathlib.Path = typer.Argument(..., help="A run directory made by `nqs run` (or by a command that builds a config, e.g. `nqs deuteron`)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Run up to this many steps in total (default: the config's n_steps)."),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", "-s",
+        help="Change a field between stages (repeatable): run.n_steps, optimizer.learning_rate, preconditioner.diag_shift, ...",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Continue a run from its last checkpoint (or from step 0 if it was stopped before its first one)."""
+    import nqs_core
+
+    check_one_step_count(steps, set_ or [])
+    registry()
+    result = nqs_core.resume(run_dir, n_steps=steps, progress=not quiet, console=console, overrides=set_ or [])
+    if nqs_core.is_root():
+        report(result)
+
+
+def check_one_step_count(steps: int | None, overrides: List[str]) -> None:
+    """Refuse `--steps` together with `--set run.n_steps=...`: two answers to one
+    question, of which one would be ignored (whether or not they agree)."""
+    if steps is None:
+        return
+    for item in overrides:
+        if item.split("=", 1)[0].strip() == "run.n_steps":
+            raise UserError(
+                f"--steps {steps} and --set {item.strip()} both give the total number of steps; give it once "
+                "(--steps N is short for --set run.n_steps=N)"
+            )
+
+
+def report(result) -> None:
+    """Print the final estimate of a run (with the exact reference and the
+    exact cross-check when known) and its run directory; exit 3 for a run that
+    stopped early, 4 for a result that failed the exact cross-check."""
+    e = result.energy
+    objective = result.calculation.driver.objective  # "energy" for VMC
+    if e is None:
+        console.print(f"No final {objective} estimate (n_eval_batches = 0 or the run stopped).")
+    else:
+        line = f"[bold]{objective.capitalize()}[/]: {escape(str(e))}"
+        console.print(line, highlight=False)
+        if result.exact_energy is not None:
+            console.print(f"[bold]Exact[/]:  {result.exact_energy:.10f}   {error_vs_exact(result)}", highlight=False)
+    check = getattr(result, "exact_check", None) or {}
+    if check.get("status") in ("agrees", "disagrees"):
+        e_check = check["energy"]
+        console.print(
+            f"[bold]Exact sum, same parameters[/] ({check['n_states']} states): {e_check['exact']:.10g}   "
+            f"sampled {e_check['sampled']:.10g} ± {e_check['error'] if e_check['error'] is not None else float('nan'):.2g}: "
+            f"{'agrees' if check['status'] == 'agrees' else 'DISAGREES'}",
+            highlight=False,
+        )
+    console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
+    if result.stopped_early:
+        reason = result.stop_reason or "a non-finite energy"
+        verb = "stopped" if ("sampling froze" in reason or "samples collapsed" in reason or "R-hat" in reason) else "diverged"
+        fail(
+            f"the run {verb} at {reason}; the checkpoint holds the last good "
+            f"step {int(result.state.step)}: continue with a smaller step, e.g. "
+            f"`nqs resume {result.run_dir} --set {'optimizer' if 'optimizer' in result.calculation.config else 'driver'}.learning_rate=...`",
+            code=EXIT_DIVERGED,
+        )
+    if check.get("status") == "disagrees":
+        import nqs_core
+
+        what = nqs_core.describe_disagreement(check)
+        if getattr(result, "failed_exact_check", False):
+            fail(
+                f"the sampled result disagrees with the exact sum over the same parameters: {what} "
+                "(non-ergodic or biased sampling; try parallel tempering or a rule mixture, or set "
+                "[run] exact_check = 'warn' to only warn); result.json is flagged",
+                code=EXIT_CHECK_FAILED,
+            )
+        else:
+            console.print(f"[bold yellow]warning[/]: the sampled result disagrees with the exact sum: {escape(what)}", highlight=False)
+
+
+def error_vs_exact(result) -> str:
+    """`relative error 1.2e-04`, or the absolute error when the exact energy is 0
+    (zero couplings, a graph without edges: the relative error is undefined)."""
+    if result.relative_error is not None:
+        return f"relative error {result.relative_error:.2e}"
+    return f"absolute error {abs(float(result.energy.mean.real) - result.exact_energy):.2e} (exact energy 0)"
