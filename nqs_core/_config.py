@@ -11,11 +11,14 @@ from typing import Any
 
 import jax
 import numpy as np
+import optax
 
 from ._ansatz import AbstractAnsatz
 from ._driver import DivergenceGuard
+from ._driver_protocol import AbstractSamplingDriver
+from ._estimator import AbstractEstimator
 from ._exact import reference_energy
-from ._fullsum import FullSumEstimator, FullSumSampler
+from ._keys import nested_key, observable_key, table_key
 from ._lattice import AbstractLattice
 from ._preconditioner import AbstractPreconditioner
 from ._registry import Registry, RegistryError, get_registry
@@ -59,8 +62,9 @@ RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
     "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums, ansatz parameters and natural-gradient steps that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
 }
-#: Injected constructor arguments that are never user fields.
-_CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy", "divergence"}
+#: Constructor arguments filled from the build's context (never user fields):
+#: the table's random key, the exact reference, VMC's divergence guard from `[run]`.
+_CONTEXT = {"key", "exact_energy", "divergence"}
 
 
 # -- signatures and type checks -------------------------------------------
@@ -76,14 +80,56 @@ def _signature(obj) -> inspect.Signature:
     return sig.replace(parameters=params)
 
 
+def component_kind(param: inspect.Parameter) -> str | None:
+    """The build rule: the registry kind of a constructor argument that is a
+    component, else `None` (a user field or a context value).
+
+    A parameter annotated with a protocol (`space: AbstractSpace`,
+    `inner: AbstractAnsatz | None`, `optimizer: optax.GradientTransformation`)
+    is a component of that kind: it is built from a nested table when the
+    component's table gives one, else taken from the table of that kind when
+    the parameter is named after it. A parameter without an annotation (or
+    `Any`) named like a table (`lattice`, `system`, ...) is that table's
+    component too. Any other parameter is a user field, whatever its name
+    (`sampler: str` is a field)."""
+    kind = _nested_kind(param.annotation)
+    if kind is not None:
+        return kind
+    if param.name in COMPONENT_TABLES and param.annotation in (inspect.Parameter.empty, Any):
+        return param.name
+    return None
+
+
+def _from_table(param: inspect.Parameter) -> bool:
+    """Whether a constructor argument is filled from the table it is named after."""
+    return param.name in COMPONENT_TABLES and component_kind(param) == param.name
+
+
+def _is_context(param: inspect.Parameter) -> bool:
+    return param.name in _CONTEXT or _is_registry(param.annotation)
+
+
+def _is_registry(annotation) -> bool:
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return any(c is Registry for c in candidates)
+
+
 def component_fields(obj) -> dict[str, inspect.Parameter]:
-    """User-facing config fields of a component (constructor arguments that are
-    not injected from other tables)."""
+    """User-facing config fields of a component: constructor arguments that are
+    neither taken from another table (see `component_kind`) nor context values
+    (`key`, `exact_energy`, `divergence`, an argument annotated `Registry`).
+    Components that may be given as nested tables (`inner: AbstractAnsatz`)
+    are fields."""
     return {
         n: p
         for n, p in _signature(obj).parameters.items()
-        if n not in _CONTEXT and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if not _from_table(p) and not _is_context(p) and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
+
+
+def table_arguments(obj) -> dict[str, inspect.Parameter]:
+    """The constructor arguments of `obj` taken from other tables, by table name."""
+    return {n: p for n, p in _signature(obj).parameters.items() if _from_table(p)}
 
 
 def describe_type(annotation) -> str:
@@ -218,25 +264,49 @@ def divergence_guard(run: dict[str, Any]):
 
 
 def build(
-    config: dict[str, Any], registry: Registry | None = None, exact: bool = True, stop_after: str | None = None
+    config: dict[str, Any], registry: Registry | None = None, exact: bool = False, stop_after: str | None = None
 ) -> Calculation:
     """Resolve a config dict into components; every problem raises `ConfigError`
     with a one-line message naming the table, the field and what is valid.
 
-    `exact=False` skips the automatic exact reference; `stop_after="system"`
-    builds only the tables up to and including that one."""
+    The build runs no physics: `[run] exact_energy = "auto"` stays "auto"
+    until `resolve_exact_energy(calc)` (which `nqs_core.run` and `resume`
+    call after the build) solves the system. `exact=True` calls it here, for
+    scripts; `stop_after="system"` builds only the tables up to and including
+    that one."""
     registry = registry or get_registry()
-    _REGISTRY_OF_BUILD.append(registry)
-    _INJECTED.append(set())
-    try:
-        with memory_limit(run_memory_limit(_run_options(config))):
-            calc = _build(config, registry, exact, stop_after)
+    run = _run_options(config)
+    ctx = BuildContext(registry, run)
+    with memory_limit(run_memory_limit(run)):
+        calc = _build(config, ctx, stop_after)
         if stop_after is None:
-            _check_everything_is_read(config, calc, _INJECTED[-1])
-        return calc
-    finally:
-        _REGISTRY_OF_BUILD.pop()
-        _INJECTED.pop()
+            _check_everything_is_read(config, calc, ctx.injected)
+            if exact:
+                resolve_exact_energy(calc)
+    return calc
+
+
+def resolve_exact_energy(calc: Calculation) -> float | None:
+    """`[run] exact_energy = "auto"`: solve the built system exactly when it is
+    small enough (`[run] exact_max_states`; every registered `exact` solver,
+    see `nqs_core._exact.reference_energy`) and hand the value to the driver,
+    the run options and the resolved config (`"none"` when no solver applies).
+    Nothing happens for a number, `"none"`, or a driver without
+    `exact_energy`. Runs under the config's memory limit.
+
+    **Returns:** the reference energy, or `None`.
+    """
+    run = calc.run
+    if run["exact_energy"] != "auto":
+        return None if run["exact_energy"] == "none" else run["exact_energy"]
+    if "exact_energy" not in _driver_tables(calc.config, calc.registry):
+        return None
+    with memory_limit(run_memory_limit(run)):
+        value = _auto_exact(calc.registry, calc.components.get("system"), run["exact_max_states"])
+    run["exact_energy"] = value
+    calc.config["run"]["exact_energy"] = value if value is not None else "none"
+    calc.driver.exact_energy = value
+    return value
 
 
 def run_memory_limit(run: dict[str, Any]) -> float | None:
@@ -244,7 +314,8 @@ def run_memory_limit(run: dict[str, Any]) -> float | None:
     return None if run["max_memory_gb"] == "auto" else float(run["max_memory_gb"])
 
 
-def _build(config, registry, exact, stop_after) -> Calculation:
+def _build(config, ctx: BuildContext, stop_after) -> Calculation:
+    registry, run = ctx.registry, ctx.run
     unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run", OBSERVABLES_TABLE})
     if unknown_tables:
         raise ConfigError(
@@ -256,7 +327,6 @@ def _build(config, registry, exact, stop_after) -> Calculation:
     for t in required_tables(takes):
         if t not in config and COMPONENT_TABLES.index(t) <= last:
             raise ConfigError(f"missing table [{t}] (it needs at least a name; see `nqs list {t}`)")
-    run = _run_options(config)
     root = jax.random.PRNGKey(run["seed"])
     built: dict[str, Any] = {}
     resolved: dict[str, Any] = {"run": {k: v for k, v in run.items()}}
@@ -277,17 +347,13 @@ def _build(config, registry, exact, stop_after) -> Calculation:
             entry = registry.get(table, name)
         except RegistryError as exc:
             raise ConfigError(f"[{table}] {exc}") from None
-        if table == "driver" and run["exact_energy"] == "auto" and exact and "exact_energy" in takes:
-            run["exact_energy"] = _auto_exact(registry, built.get("system"), run["exact_max_states"])
-        obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, index), run)
+        obj, fields = _construct(entry, spec, built, table_key(root, index), ctx)
         built[table] = obj
         resolved[table] = {"name": name, **fields}
-    resolved["run"]["exact_energy"] = run["exact_energy"] if run["exact_energy"] is not None else "none"
-    _check_full_sum(built)
     _check_preconditioner(built, resolved)
     observables = {}
     if stop_after is None:
-        observables, resolved_obs = _build_observables(config, registry, built, root, run)
+        observables, resolved_obs = _build_observables(config, ctx, built, root)
         if resolved_obs:
             resolved[OBSERVABLES_TABLE] = resolved_obs
     return Calculation(built, run, resolved, registry, observables)
@@ -303,7 +369,8 @@ def _driver_tables(config, registry) -> dict[str, inspect.Parameter]:
         entry = registry.get("driver", name)
     except RegistryError as exc:
         raise ConfigError(f"[driver] {exc}") from None
-    return dict(_signature(entry.obj).parameters)
+    # a user field named like a table (`sampler: str`) does not take that table
+    return {n: p for n, p in _signature(entry.obj).parameters.items() if n not in COMPONENT_TABLES or _from_table(p)}
 
 
 def required_tables(takes: dict[str, inspect.Parameter]) -> tuple[str, ...]:
@@ -322,20 +389,12 @@ OBSERVABLES_TABLE = "observables"
 
 
 def _default_name(table, built):
-    """The component name used when a table gives none: the `full_sum`
-    estimator goes with the `full_sum` sampler, else `DEFAULT_NAMES`."""
-    if table == "estimator" and isinstance(built.get("sampler"), FullSumSampler):
-        return "full_sum"
+    """The component name used when a table gives none: the sampler's
+    `default_estimator` for `[estimator]` (the `full_sum` sampler names its
+    look-up estimator), else `DEFAULT_NAMES`."""
+    if table == "estimator" and isinstance(built.get("sampler"), AbstractSampler):
+        return built["sampler"].default_estimator
     return DEFAULT_NAMES.get(table)
-
-
-def _check_full_sum(built):
-    sampler, estimator = built.get("sampler"), built.get("estimator")
-    if isinstance(sampler, FullSumSampler) and estimator is not None and not isinstance(estimator, FullSumEstimator):
-        raise ConfigError(
-            f"[estimator] {type(estimator).__name__} averages samples with equal weights, but the full_sum sampler "
-            "returns every state once: use the full_sum estimator (omit [estimator] or set name = \"full_sum\")"
-        )
 
 
 def _check_preconditioner(built, resolved):
@@ -364,7 +423,7 @@ def _check_everything_is_read(config, calc, injected) -> None:
     `[optimizer]` beside a driver with its own optimiser), or a `[run]` field,
     set to other than its default, that belongs to what the driver does not do."""
     name = calc.config["driver"]["name"]
-    if calc.observables and not getattr(calc.driver, "measures_observables", True):
+    if calc.observables and not isinstance(calc.driver, AbstractSamplingDriver):
         return  # the [observables] themselves are refused first (nqs_core._run._check_driver): the clearer message
     takes = _driver_tables(config, calc.registry)
     for table in COMPONENT_TABLES:
@@ -391,22 +450,23 @@ def _unused_table(table, config, registry) -> str:
 
 
 def _taken_by_another(config, registry, table) -> bool:
-    """Whether a component named in another table of `config` takes `table` by argument name."""
+    """Whether a component named in another table of `config` takes `table` (see `component_kind`)."""
     for other in COMPONENT_TABLES:
         spec = config.get(other)
         if other == table or not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             continue
         try:
-            if table in _signature(registry.get(other, spec["name"]).obj).parameters:
+            if table in table_arguments(registry.get(other, spec["name"]).obj):
                 return True
         except RegistryError:  # reported when that table is built
             continue
     return False
 
 
-def _build_observables(config, registry, built, root, run):
+def _build_observables(config, ctx: BuildContext, built, root):
     """Build the `[observables.NAME]` tables (after every component, so that
     observables receive `lattice`, `space`, `system` by argument name)."""
+    registry, run = ctx.registry, ctx.run
     every = run.get("observe_every", 0)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError(f"[run] observe_every must be a non-negative integer, got {every!r}")
@@ -427,7 +487,7 @@ def _build_observables(config, registry, built, root, run):
         except RegistryError as exc:
             raise ConfigError(f"{where} {exc}") from None
         try:
-            obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, 1000 + i), run)
+            obj, fields = _construct(entry, spec, built, observable_key(root, i), ctx)
         except ConfigError as exc:
             raise ConfigError(f"{where} {exc}") from None
         out[label] = obj
@@ -435,29 +495,49 @@ def _build_observables(config, registry, built, root, run):
     return out, resolved
 
 
-def _construct(entry, spec, built, key, run):
-    fields = component_fields(entry.obj)
+class BuildContext:
+    """What a build hands down to every `_construct` (instead of module globals):
+    the `registry` the names are resolved in, the `[run]` options and the set of
+    tables whose component was passed to another one (`injected`)."""
+
+    def __init__(self, registry: Registry, run: dict[str, Any], injected: set[str] | None = None):
+        self.registry = registry
+        self.run = run
+        self.injected = set() if injected is None else injected
+
+
+def _nested(entry, fname, kind, table, built, key, ctx):
+    """Build the component of a nested table `table` (a dict with a `name`) of kind `kind`."""
     where = f"{entry.kind} {entry.name!r}"
-    unknown = sorted(set(spec) - set(fields))
+    sub = dict(table)
+    sub_name = sub.pop("name", None)
+    if sub_name is None:
+        raise ConfigError(f"field {fname!r} of {where} is a {kind} table and needs a 'name'")
+    try:
+        sub_entry = ctx.registry.get(kind, sub_name)
+    except RegistryError as exc:
+        raise ConfigError(f"field {fname!r} of {where}: {exc}") from None
+    obj, sub_fields = _construct(sub_entry, sub, built, key, ctx)
+    return obj, {"name": sub_name, **sub_fields}
+
+
+def _construct(entry, spec, built, key, ctx: BuildContext):
+    """Build one component from its table `spec` (the build rule: `component_kind`)."""
+    fields = component_fields(entry.obj)
+    params = _signature(entry.obj).parameters
+    where = f"{entry.kind} {entry.name!r}"
+    nested_from_table = {n for n, p in params.items() if _from_table(p) and isinstance(spec.get(n), dict)}
+    unknown = sorted(set(spec) - set(fields) - nested_from_table)
     if unknown:
         valid = ", ".join(fields) or "(none)"
         raise ConfigError(f"unknown field(s) {', '.join(unknown)} for {where}; valid fields: {valid}")
     kwargs: dict[str, Any] = {}
     resolved_fields: dict[str, Any] = {}
     for fname, param in fields.items():
-        if fname in spec and _nested_kind(param.annotation) and isinstance(spec[fname], dict):
+        kind = component_kind(param)
+        if fname in spec and kind is not None and isinstance(spec[fname], dict):
             # a component inside a component (e.g. the ansatz a symmetriser wraps)
-            kind = _nested_kind(param.annotation)
-            sub = dict(spec[fname])
-            sub_name = sub.pop("name", None)
-            if sub_name is None:
-                raise ConfigError(f"field {fname!r} of {where} is a {kind} table and needs a 'name'")
-            try:
-                sub_entry = entry_registry(entry).get(kind, sub_name)
-            except RegistryError as exc:
-                raise ConfigError(f"field {fname!r} of {where}: {exc}") from None
-            kwargs[fname], sub_fields = _construct(sub_entry, sub, built, jax.random.fold_in(key, len(kwargs) + 1), run)
-            resolved_fields[fname] = {"name": sub_name, **sub_fields}
+            kwargs[fname], resolved_fields[fname] = _nested(entry, fname, kind, spec[fname], built, nested_key(key, len(kwargs) + 1), ctx)
             continue
         if fname in spec:
             value = spec[fname]
@@ -474,20 +554,23 @@ def _construct(entry, spec, built, key, run):
             raise ConfigError(f"missing field {fname!r} for {where} ({describe_type(param.annotation)})")
         else:
             resolved_fields[fname] = _plain(param.default)
-    for pname, param in _signature(entry.obj).parameters.items():
+    for pname, param in params.items():
         if pname in fields:
             continue
-        if pname == "key":
+        if _is_registry(param.annotation):
+            kwargs[pname] = ctx.registry
+        elif pname == "key":
             kwargs["key"] = key
         elif pname == "exact_energy":
-            ex = run["exact_energy"]
+            ex = ctx.run["exact_energy"]
             kwargs["exact_energy"] = None if ex in ("none", "auto") else ex
         elif pname == "divergence":
-            kwargs["divergence"] = divergence_guard(run)
+            kwargs["divergence"] = divergence_guard(ctx.run)
+        elif pname in nested_from_table:
+            kwargs[pname], resolved_fields[pname] = _nested(entry, pname, pname, spec[pname], built, nested_key(key, len(kwargs) + 1), ctx)
         elif pname in built:
             kwargs[pname] = built[pname]
-            if _INJECTED:
-                _INJECTED[-1].add(pname)
+            ctx.injected.add(pname)
         elif param.default is inspect.Parameter.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             raise ConfigError(f"{where} needs a [{pname}] table")
     try:
@@ -536,7 +619,9 @@ def _nested_kind(annotation) -> str | None:
         AbstractAnsatz: "ansatz",
         AbstractSystem: "system",
         AbstractSampler: "sampler",
+        AbstractEstimator: "estimator",
         AbstractPreconditioner: "preconditioner",
+        optax.GradientTransformation: "optimizer",
         AbstractLattice: "lattice",
         AbstractSpace: "space",
     }
@@ -547,15 +632,6 @@ def _nested_kind(annotation) -> str | None:
                 if issubclass(c, proto):
                     return kind
     return None
-
-
-_REGISTRY_OF_BUILD: list[Registry] = []
-#: per `build` call (innermost last): the tables whose component was passed to another one
-_INJECTED: list[set[str]] = []
-
-
-def entry_registry(entry) -> Registry:
-    return _REGISTRY_OF_BUILD[-1] if _REGISTRY_OF_BUILD else get_registry()
 
 
 def _plain(value):
