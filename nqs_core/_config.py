@@ -1,191 +1,47 @@
 """Configuration resolution: one table per component, resolved against the registry
-(reading and writing TOML: `_toml.py`; the exact reference: `_exact.py`)."""
+(the `[run]` table: `_run_options.py`; the annotations and the build rule:
+`_annotations.py`; reading and writing TOML: `_toml.py`; the exact reference:
+`_exact.py`)."""
 
 from __future__ import annotations
 
 import inspect
-import math
-import types
-import typing
 from typing import Any
 
 import jax
 import numpy as np
-import optax
 
-from ._ansatz import AbstractAnsatz
-from ._driver import DivergenceGuard
+from ._annotations import (
+    COMPONENT_TABLES,
+    _accepts,
+    _coerce,
+    _from_table,
+    _has_non_finite,
+    _is_registry,
+    _plain,
+    _signature,
+    component_fields,
+    component_kind,
+    describe_type,
+    table_arguments,
+)
 from ._driver_protocol import AbstractSamplingDriver
-from ._estimator import AbstractEstimator
 from ._exact import reference_energy
 from ._keys import nested_key, observable_key, table_key
-from ._lattice import AbstractLattice
-from ._preconditioner import AbstractPreconditioner
 from ._registry import Registry, RegistryError, get_registry
+from ._run_options import RUN_FIELDS, RUN_FIELDS_READ_BY, ConfigError, _run_options, divergence_guard, run_memory_limit
 from ._sampler import AbstractSampler
-from ._space import AbstractSpace
-from ._system import AbstractSystem
 from ._validate import check_memory, memory_limit
 
+__all__ = [  # re-exported: the names other modules and plugins import from here
+    "COMPONENT_TABLES", "RUN_FIELDS", "BuildContext", "Calculation", "ConfigError", "build", "component_fields",
+    "component_kind", "describe_type", "divergence_guard", "resolve_exact_energy", "run_memory_limit",
+]
 
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
 
-
-#: Component tables in the order they are built; later ones may take earlier
-#: ones as constructor arguments of the same name (`space`, `system`, ...).
-COMPONENT_TABLES = ("lattice", "space", "system", "ansatz", "sampler", "estimator", "preconditioner", "optimizer", "driver")
 #: Names of the components built when a table is left out, for a driver that
 #: takes that table (VMC takes all three; the driver defaults to `vmc`).
 DEFAULT_NAMES = {"estimator": "energy", "preconditioner": "identity", "optimizer": "sgd", "driver": "vmc"}
-
-#: The `[run]` table: fields, defaults and meaning.
-RUN_FIELDS: dict[str, tuple[Any, str]] = {
-    "n_steps": (200, "optimisation steps"),
-    "seed": (0, "seed of every random number in the run"),
-    "output": ("runs", "folder in which run directories are made"),
-    "name": ("", "run directory name (default: <system>-<timestamp>)"),
-    "checkpoint_every": (50, "steps between checkpoints"),
-    "n_eval_batches": (10, "sampler calls for the final energy estimate (0: none)"),
-    "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
-    "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
-    "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
-    "observe_every": (0, "steps between measurements of the [observables] into log.jsonl (0: only at the end, into result.json)"),
-    "divergence_factor": (1e4, "reject a step whose energy variance or direction norm exceeds this times its running median (inf: off)"),
-    "max_r_hat": (100.0, "reject a step whose energy R-hat exceeds this: chains far from agreeing (inf: off)"),
-    "blowup_factor": (1e5, "reject a step whose parameter norm or energy grew by more than this factor over the first step's (a finite blow-up; inf: off)"),
-    "max_frozen_fraction": (0.5, "sampling counts as frozen when at least this fraction of the chains did not move during a step (1.0: all)"),
-    "on_unhealthy": ("stop", "frozen or collapsed sampling: 'stop' (like a divergence, exit 3) or 'warn'"),
-    "exact_check": ("error", "after a Monte Carlo run on a small space, compare with the exact sum over the same parameters: 'error' (exit 4 on disagreement), 'warn' or 'off'"),
-    "exact_check_max_states": (1 << 20, "largest space that the exact cross-check enumerates"),
-    "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
-    "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
-    "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums, ansatz parameters and natural-gradient steps that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
-}
-#: Constructor arguments filled from the build's context (never user fields):
-#: the table's random key, the exact reference, VMC's divergence guard from `[run]`.
-_CONTEXT = {"key", "exact_energy", "divergence"}
-
-
-# -- signatures and type checks -------------------------------------------
-
-
-def _signature(obj) -> inspect.Signature:
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        sig = inspect.signature(target, eval_str=True)
-    except Exception:
-        sig = inspect.signature(target)
-    params = [p for p in sig.parameters.values() if p.name != "self"]
-    return sig.replace(parameters=params)
-
-
-def component_kind(param: inspect.Parameter) -> str | None:
-    """The build rule: the registry kind of a constructor argument that is a
-    component, else `None` (a user field or a context value).
-
-    A parameter annotated with a protocol (`space: AbstractSpace`,
-    `inner: AbstractAnsatz | None`, `optimizer: optax.GradientTransformation`)
-    is a component of that kind: it is built from a nested table when the
-    component's table gives one, else taken from the table of that kind when
-    the parameter is named after it. A parameter without an annotation (or
-    `Any`) named like a table (`lattice`, `system`, ...) is that table's
-    component too. Any other parameter is a user field, whatever its name
-    (`sampler: str` is a field)."""
-    kind = _nested_kind(param.annotation)
-    if kind is not None:
-        return kind
-    if param.name in COMPONENT_TABLES and param.annotation in (inspect.Parameter.empty, Any):
-        return param.name
-    return None
-
-
-def _from_table(param: inspect.Parameter) -> bool:
-    """Whether a constructor argument is filled from the table it is named after."""
-    return param.name in COMPONENT_TABLES and component_kind(param) == param.name
-
-
-def _is_context(param: inspect.Parameter) -> bool:
-    return param.name in _CONTEXT or _is_registry(param.annotation)
-
-
-def _is_registry(annotation) -> bool:
-    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    return any(c is Registry for c in candidates)
-
-
-def component_fields(obj) -> dict[str, inspect.Parameter]:
-    """User-facing config fields of a component: constructor arguments that are
-    neither taken from another table (see `component_kind`) nor context values
-    (`key`, `exact_energy`, `divergence`, an argument annotated `Registry`).
-    Components that may be given as nested tables (`inner: AbstractAnsatz`)
-    are fields."""
-    return {
-        n: p
-        for n, p in _signature(obj).parameters.items()
-        if not _from_table(p) and not _is_context(p) and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
-
-
-def table_arguments(obj) -> dict[str, inspect.Parameter]:
-    """The constructor arguments of `obj` taken from other tables, by table name."""
-    return {n: p for n, p in _signature(obj).parameters.items() if _from_table(p)}
-
-
-def describe_type(annotation) -> str:
-    """A type annotation as a user reads it in an error message: `int`,
-    `float | None`, `list[int]`, or `any` for a parameter without one.
-
-    **Arguments:**
-
-    - `annotation`: a type or typing construct (e.g. `inspect.Parameter.annotation`).
-
-    **Returns:** the readable name.
-    """
-    if annotation is inspect.Parameter.empty:
-        return "any"
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
-def _accepts(annotation, value) -> bool:
-    """Loose check of a TOML value against a type annotation."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(a, value) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    if origin in (list, tuple) or annotation in (list, tuple):
-        return isinstance(value, (list, tuple))
-    if origin is dict or annotation is dict:
-        return isinstance(value, dict)
-    return True  # a type TOML cannot express: let the constructor decide
-
-
-def _coerce(annotation, value):
-    """Convert TOML values where the annotation asks for it (int -> float, list -> tuple)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        args = typing.get_args(annotation) or (annotation,)
-        if float in args and int not in args:
-            return float(value)
-    if isinstance(value, list):
-        origin = typing.get_origin(annotation)
-        args = typing.get_args(annotation) or (annotation,)
-        if origin is tuple or tuple in args or any(typing.get_origin(a) is tuple for a in args):
-            return tuple(value)
-    return value
-
 
 # -- building -------------------------------------------------------------
 
@@ -213,54 +69,6 @@ class Calculation:
 
     def __getitem__(self, table):
         return self.components[table]
-
-
-def _run_options(config: dict[str, Any]) -> dict[str, Any]:
-    table = config.get("run", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[run] must be a table")
-    unknown = sorted(set(table) - set(RUN_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(unknown)} in [run]; valid fields: {', '.join(RUN_FIELDS)}")
-    out = {k: table.get(k, default) for k, (default, _) in RUN_FIELDS.items()}
-    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states", "max_retries", "exact_check_max_states"):
-        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
-            raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
-    if out["checkpoint_every"] < 1:
-        raise ConfigError("[run] checkpoint_every must be >= 1")
-    if not isinstance(out["init_from"], str):
-        raise ConfigError(f"[run] init_from must be a run directory (a string), got {out['init_from']!r}")
-    ex = out["exact_energy"]
-    if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
-        raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")
-    if isinstance(ex, float) and not math.isfinite(ex):
-        raise ConfigError(f"[run] exact_energy must be a finite number, 'auto' or 'none', got {ex!r}")
-    if out["exact_check"] not in ("error", "warn", "off"):
-        raise ConfigError(f"[run] exact_check must be 'error', 'warn' or 'off', got {out['exact_check']!r}")
-    if out["on_unhealthy"] not in ("stop", "warn"):
-        raise ConfigError(f"[run] on_unhealthy must be 'stop' or 'warn', got {out['on_unhealthy']!r}")
-    for k in ("divergence_factor", "max_r_hat", "retry_scale", "blowup_factor", "max_frozen_fraction"):
-        if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or math.isnan(out[k]):
-            raise ConfigError(f"[run] {k} must be a number, got {out[k]!r}")
-        out[k] = float(out[k])
-    mem = out["max_memory_gb"]
-    if mem != "auto" and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or not 0 < mem < math.inf):
-        raise ConfigError(f"[run] max_memory_gb must be a number of GB > 0 or 'auto', got {mem!r}")
-    divergence_guard(out)  # validates the divergence fields
-    return out
-
-
-def divergence_guard(run: dict[str, Any]):
-    """The driver's `DivergenceGuard` from the `[run]` options."""
-    try:
-        return DivergenceGuard(
-            factor=run["divergence_factor"], max_r_hat=run["max_r_hat"],
-            max_retries=run["max_retries"], retry_scale=run["retry_scale"],
-            blowup_factor=run["blowup_factor"], max_frozen_fraction=run["max_frozen_fraction"],
-            on_unhealthy=run["on_unhealthy"],
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[run] {exc}") from None
 
 
 def build(
@@ -307,11 +115,6 @@ def resolve_exact_energy(calc: Calculation) -> float | None:
     calc.config["run"]["exact_energy"] = value if value is not None else "none"
     calc.driver.exact_energy = value
     return value
-
-
-def run_memory_limit(run: dict[str, Any]) -> float | None:
-    """`[run] max_memory_gb` in GB (`None` for 'auto'), for `memory_limit`."""
-    return None if run["max_memory_gb"] == "auto" else float(run["max_memory_gb"])
 
 
 def _build(config, ctx: BuildContext, stop_after) -> Calculation:
@@ -407,14 +210,6 @@ def _check_preconditioner(built, resolved):
         precond.check_system(system)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[preconditioner] {resolved['preconditioner']['name']}: {exc}") from None
-
-
-#: `[run]` fields that only a driver taking this constructor argument reads
-#: (the others are read by every driver or by `nqs run` itself).
-RUN_FIELDS_READ_BY = {
-    "divergence_factor": "divergence", "max_r_hat": "divergence", "max_retries": "divergence", "retry_scale": "divergence",
-    "exact_energy": "exact_energy", "exact_max_states": "exact_energy",
-}
 
 
 def _check_everything_is_read(config, calc, injected) -> None:
@@ -600,46 +395,6 @@ def _check_parameter_memory(entry, kwargs) -> None:
     n_bytes = sum(int(np.prod(a.shape, dtype=np.float64)) * np.dtype(a.dtype).itemsize for a in leaves)
     n_params = sum(int(np.prod(a.shape, dtype=np.float64)) for a in leaves)
     check_memory(PARAMETER_COPIES * n_bytes, f"the ansatz's {n_params:.3g} parameters (x{PARAMETER_COPIES} for gradients and optimizer state)")
-
-
-def _has_non_finite(value) -> bool:
-    """Whether a TOML value holds `nan` or `inf` (no component takes them)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    return False
-
-
-def _nested_kind(annotation) -> str | None:
-    """The registry kind of an annotation naming a core protocol (or a union with None)."""
-    protocols = {
-        AbstractAnsatz: "ansatz",
-        AbstractSystem: "system",
-        AbstractSampler: "sampler",
-        AbstractEstimator: "estimator",
-        AbstractPreconditioner: "preconditioner",
-        optax.GradientTransformation: "optimizer",
-        AbstractLattice: "lattice",
-        AbstractSpace: "space",
-    }
-    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    for c in candidates:
-        if inspect.isclass(c):
-            for proto, kind in protocols.items():
-                if issubclass(c, proto):
-                    return kind
-    return None
-
-
-def _plain(value):
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, (bool, int, float, str, list, dict)) or value is None:
-        return value
-    return None
 
 
 def _auto_exact(registry: Registry, system, max_states: int):
