@@ -6,6 +6,7 @@ energy estimator (`EnergyEstimator`, `log_derivatives`)."""
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -49,15 +50,13 @@ class AbstractEstimator(eqx.Module):
     (averages `sum_i w_i f(x_i)` instead of `mean_i f(x_i)`; `Y` and `eps`
     rows scaled by `sqrt(w_i)` instead of `1 / sqrt(M)`).
 
-    `chunk_size` bounds how many configurations are evaluated at once
-    (`None`: all together); `nqs_core.measure` evaluates the observables with
-    the same bound.
+    An estimator with a `chunk_size` field (at most this many configurations
+    evaluated at once, `None`: all together) has `nqs_core.measure` evaluate
+    the observables with the same bound (`measure_chunk_size`).
 
     Estimators whose loss depends on the optimisation step (an annealing
     schedule, say) also implement the `AbstractScheduledEstimator` capability.
     """
-
-    chunk_size: eqx.AbstractVar[int | None]
 
     @abc.abstractmethod
     def __call__(self, ansatz: AbstractAnsatz, system: AbstractSystem, samples: Array | Samples) -> Estimate:
@@ -88,6 +87,14 @@ class AbstractScheduledEstimator(AbstractEstimator):
     def step_info(self) -> dict[str, Array]:
         """Scalars to log for the current step (e.g. a temperature)."""
         raise NotImplementedError
+
+
+def measure_chunk_size(estimator: AbstractEstimator) -> int | None:
+    """The `chunk_size` field of an estimator (the memory bound `nqs_core.measure`
+    applies to the observables), `None` when it declares none. A field, not a
+    protocol member, so that estimators without one stay valid."""
+    names = {f.name for f in dataclasses.fields(estimator)}
+    return estimator.chunk_size if "chunk_size" in names else None
 
 
 def scheduled(estimator: AbstractEstimator, step: Array) -> tuple[AbstractEstimator, dict[str, Array]]:

@@ -14,6 +14,7 @@ from jaxtyping import Array, Scalar
 
 from ._callbacks import AbstractCallback
 from ._distributed import concat_over_ranks
+from ._estimator import measure_chunk_size
 from ._fullsum import table_local_values
 from ._sampler import BornDistribution
 from ._samples import AbstractEnumeration, Samples, is_exact, weighted_statistics
@@ -307,7 +308,7 @@ def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batc
     **Returns:** `(energy Stats, {name: Stats}, state with the advanced sampler)`.
     """
     model = driver.model(state)
-    chunk_size = driver.estimator.chunk_size
+    chunk_size = measure_chunk_size(driver.estimator)
     sampler_state = state.sampler_state
     samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
     if isinstance(samples, Samples) and samples.weights is not None:
@@ -348,7 +349,7 @@ class ObservableLog(AbstractCallback):
             return None
         model = driver.model(state)
         samples, _, _ = _draw(driver.sampler, model, state.sampler_state)
-        values = expect_many(model, self.observables, samples, driver.estimator.chunk_size)
+        values = expect_many(model, self.observables, samples, measure_chunk_size(driver.estimator))
         record["observables"] = {k: stats_dict(v) for k, v in values.items()}
         record["observables_step"] = int(state.step)
         return None
