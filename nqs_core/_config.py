@@ -1,145 +1,47 @@
 """Configuration resolution: one table per component, resolved against the registry
-(reading and writing TOML: `_toml.py`; the exact reference: `_exact.py`)."""
+(the `[run]` table: `_run_options.py`; the annotations and the build rule:
+`_annotations.py`; reading and writing TOML: `_toml.py`; the exact reference:
+`_exact.py`)."""
 
 from __future__ import annotations
 
 import inspect
-import math
-import types
-import typing
 from typing import Any
 
 import jax
 import numpy as np
 
-from ._ansatz import AbstractAnsatz
-from ._driver import DivergenceGuard
+from ._annotations import (
+    COMPONENT_TABLES,
+    _accepts,
+    _coerce,
+    _from_table,
+    _has_non_finite,
+    _is_registry,
+    _plain,
+    _signature,
+    component_fields,
+    component_kind,
+    describe_type,
+    table_arguments,
+)
+from ._driver_protocol import AbstractSamplingDriver
 from ._exact import reference_energy
-from ._fullsum import FullSumEstimator, FullSumSampler
-from ._lattice import AbstractLattice
-from ._preconditioner import AbstractPreconditioner
+from ._keys import nested_key, observable_key, table_key
 from ._registry import Registry, RegistryError, get_registry
+from ._run_options import RUN_FIELDS, RUN_FIELDS_READ_BY, ConfigError, _run_options, divergence_guard, run_memory_limit
 from ._sampler import AbstractSampler
-from ._space import AbstractSpace
-from ._system import AbstractSystem
 from ._validate import check_memory, memory_limit
 
+__all__ = [  # re-exported: the names other modules and plugins import from here
+    "COMPONENT_TABLES", "RUN_FIELDS", "BuildContext", "Calculation", "ConfigError", "build", "component_fields",
+    "component_kind", "describe_type", "divergence_guard", "resolve_exact_energy", "run_memory_limit",
+]
 
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
 
-
-#: Component tables in the order they are built; later ones may take earlier
-#: ones as constructor arguments of the same name (`space`, `system`, ...).
-COMPONENT_TABLES = ("lattice", "space", "system", "ansatz", "sampler", "estimator", "preconditioner", "optimizer", "driver")
 #: Names of the components built when a table is left out, for a driver that
 #: takes that table (VMC takes all three; the driver defaults to `vmc`).
 DEFAULT_NAMES = {"estimator": "energy", "preconditioner": "identity", "optimizer": "sgd", "driver": "vmc"}
-
-#: The `[run]` table: fields, defaults and meaning.
-RUN_FIELDS: dict[str, tuple[Any, str]] = {
-    "n_steps": (200, "optimisation steps"),
-    "seed": (0, "seed of every random number in the run"),
-    "output": ("runs", "folder in which run directories are made"),
-    "name": ("", "run directory name (default: <system>-<timestamp>)"),
-    "checkpoint_every": (50, "steps between checkpoints"),
-    "n_eval_batches": (10, "sampler calls for the final energy estimate (0: none)"),
-    "exact_energy": ("auto", "reference energy: a number, 'auto' (exact solver when small) or 'none'"),
-    "exact_max_states": (1 << 17, "largest space for which 'auto' runs an exact solver"),
-    "init_from": ("", "run directory whose last checkpoint's parameters start this run (same ansatz; fresh optimizer and sampler)"),
-    "observe_every": (0, "steps between measurements of the [observables] into log.jsonl (0: only at the end, into result.json)"),
-    "divergence_factor": (1e4, "reject a step whose energy variance or direction norm exceeds this times its running median (inf: off)"),
-    "max_r_hat": (100.0, "reject a step whose energy R-hat exceeds this: chains far from agreeing (inf: off)"),
-    "blowup_factor": (1e5, "reject a step whose parameter norm or energy grew by more than this factor over the first step's (a finite blow-up; inf: off)"),
-    "max_frozen_fraction": (0.5, "sampling counts as frozen when at least this fraction of the chains did not move during a step (1.0: all)"),
-    "on_unhealthy": ("stop", "frozen or collapsed sampling: 'stop' (like a divergence, exit 3) or 'warn'"),
-    "exact_check": ("error", "after a Monte Carlo run on a small space, compare with the exact sum over the same parameters: 'error' (exit 4 on disagreement), 'warn' or 'off'"),
-    "exact_check_max_states": (1 << 20, "largest space that the exact cross-check enumerates"),
-    "max_retries": (3, "retries of a rejected step (each scales the update by retry_scale once more) before the run stops"),
-    "retry_scale": (0.5, "factor on the update at each retry of a rejected step"),
-    "max_memory_gb": ("auto", "refuse exact solvers, exact sampling, full sums, ansatz parameters and natural-gradient steps that need more memory than this (GB; 'auto': $NQS_MAX_MEMORY_GB, else half the physical memory)"),
-}
-#: Injected constructor arguments that are never user fields.
-_CONTEXT = set(COMPONENT_TABLES) | {"key", "exact_energy", "divergence"}
-
-
-# -- signatures and type checks -------------------------------------------
-
-
-def _signature(obj) -> inspect.Signature:
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        sig = inspect.signature(target, eval_str=True)
-    except Exception:
-        sig = inspect.signature(target)
-    params = [p for p in sig.parameters.values() if p.name != "self"]
-    return sig.replace(parameters=params)
-
-
-def component_fields(obj) -> dict[str, inspect.Parameter]:
-    """User-facing config fields of a component (constructor arguments that are
-    not injected from other tables)."""
-    return {
-        n: p
-        for n, p in _signature(obj).parameters.items()
-        if n not in _CONTEXT and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
-
-
-def describe_type(annotation) -> str:
-    """A type annotation as a user reads it in an error message: `int`,
-    `float | None`, `list[int]`, or `any` for a parameter without one.
-
-    **Arguments:**
-
-    - `annotation`: a type or typing construct (e.g. `inspect.Parameter.annotation`).
-
-    **Returns:** the readable name.
-    """
-    if annotation is inspect.Parameter.empty:
-        return "any"
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
-def _accepts(annotation, value) -> bool:
-    """Loose check of a TOML value against a type annotation."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(a, value) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    if origin in (list, tuple) or annotation in (list, tuple):
-        return isinstance(value, (list, tuple))
-    if origin is dict or annotation is dict:
-        return isinstance(value, dict)
-    return True  # a type TOML cannot express: let the constructor decide
-
-
-def _coerce(annotation, value):
-    """Convert TOML values where the annotation asks for it (int -> float, list -> tuple)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        args = typing.get_args(annotation) or (annotation,)
-        if float in args and int not in args:
-            return float(value)
-    if isinstance(value, list):
-        origin = typing.get_origin(annotation)
-        args = typing.get_args(annotation) or (annotation,)
-        if origin is tuple or tuple in args or any(typing.get_origin(a) is tuple for a in args):
-            return tuple(value)
-    return value
-
 
 # -- building -------------------------------------------------------------
 
@@ -169,82 +71,54 @@ class Calculation:
         return self.components[table]
 
 
-def _run_options(config: dict[str, Any]) -> dict[str, Any]:
-    table = config.get("run", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[run] must be a table")
-    unknown = sorted(set(table) - set(RUN_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(unknown)} in [run]; valid fields: {', '.join(RUN_FIELDS)}")
-    out = {k: table.get(k, default) for k, (default, _) in RUN_FIELDS.items()}
-    for k in ("n_steps", "seed", "checkpoint_every", "n_eval_batches", "exact_max_states", "max_retries", "exact_check_max_states"):
-        if not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 0:
-            raise ConfigError(f"[run] {k} must be a non-negative integer, got {out[k]!r}")
-    if out["checkpoint_every"] < 1:
-        raise ConfigError("[run] checkpoint_every must be >= 1")
-    if not isinstance(out["init_from"], str):
-        raise ConfigError(f"[run] init_from must be a run directory (a string), got {out['init_from']!r}")
-    ex = out["exact_energy"]
-    if not (isinstance(ex, (int, float)) and not isinstance(ex, bool)) and ex not in ("auto", "none"):
-        raise ConfigError(f"[run] exact_energy must be a number, 'auto' or 'none', got {ex!r}")
-    if isinstance(ex, float) and not math.isfinite(ex):
-        raise ConfigError(f"[run] exact_energy must be a finite number, 'auto' or 'none', got {ex!r}")
-    if out["exact_check"] not in ("error", "warn", "off"):
-        raise ConfigError(f"[run] exact_check must be 'error', 'warn' or 'off', got {out['exact_check']!r}")
-    if out["on_unhealthy"] not in ("stop", "warn"):
-        raise ConfigError(f"[run] on_unhealthy must be 'stop' or 'warn', got {out['on_unhealthy']!r}")
-    for k in ("divergence_factor", "max_r_hat", "retry_scale", "blowup_factor", "max_frozen_fraction"):
-        if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or math.isnan(out[k]):
-            raise ConfigError(f"[run] {k} must be a number, got {out[k]!r}")
-        out[k] = float(out[k])
-    mem = out["max_memory_gb"]
-    if mem != "auto" and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or not 0 < mem < math.inf):
-        raise ConfigError(f"[run] max_memory_gb must be a number of GB > 0 or 'auto', got {mem!r}")
-    divergence_guard(out)  # validates the divergence fields
-    return out
-
-
-def divergence_guard(run: dict[str, Any]):
-    """The driver's `DivergenceGuard` from the `[run]` options."""
-    try:
-        return DivergenceGuard(
-            factor=run["divergence_factor"], max_r_hat=run["max_r_hat"],
-            max_retries=run["max_retries"], retry_scale=run["retry_scale"],
-            blowup_factor=run["blowup_factor"], max_frozen_fraction=run["max_frozen_fraction"],
-            on_unhealthy=run["on_unhealthy"],
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[run] {exc}") from None
-
-
 def build(
-    config: dict[str, Any], registry: Registry | None = None, exact: bool = True, stop_after: str | None = None
+    config: dict[str, Any], registry: Registry | None = None, exact: bool = False, stop_after: str | None = None
 ) -> Calculation:
     """Resolve a config dict into components; every problem raises `ConfigError`
     with a one-line message naming the table, the field and what is valid.
 
-    `exact=False` skips the automatic exact reference; `stop_after="system"`
-    builds only the tables up to and including that one."""
+    The build runs no physics: `[run] exact_energy = "auto"` stays "auto"
+    until `resolve_exact_energy(calc)` (which `nqs_core.run` and `resume`
+    call after the build) solves the system. `exact=True` calls it here, for
+    scripts; `stop_after="system"` builds only the tables up to and including
+    that one."""
     registry = registry or get_registry()
-    _REGISTRY_OF_BUILD.append(registry)
-    _INJECTED.append(set())
-    try:
-        with memory_limit(run_memory_limit(_run_options(config))):
-            calc = _build(config, registry, exact, stop_after)
+    run = _run_options(config)
+    ctx = BuildContext(registry, run)
+    with memory_limit(run_memory_limit(run)):
+        calc = _build(config, ctx, stop_after)
         if stop_after is None:
-            _check_everything_is_read(config, calc, _INJECTED[-1])
-        return calc
-    finally:
-        _REGISTRY_OF_BUILD.pop()
-        _INJECTED.pop()
+            _check_everything_is_read(config, calc, ctx.injected)
+            if exact:
+                resolve_exact_energy(calc)
+    return calc
 
 
-def run_memory_limit(run: dict[str, Any]) -> float | None:
-    """`[run] max_memory_gb` in GB (`None` for 'auto'), for `memory_limit`."""
-    return None if run["max_memory_gb"] == "auto" else float(run["max_memory_gb"])
+def resolve_exact_energy(calc: Calculation) -> float | None:
+    """`[run] exact_energy = "auto"`: solve the built system exactly when it is
+    small enough (`[run] exact_max_states`; every registered `exact` solver,
+    see `nqs_core._exact.reference_energy`) and hand the value to the driver,
+    the run options and the resolved config (`"none"` when no solver applies).
+    Nothing happens for a number, `"none"`, or a driver without
+    `exact_energy`. Runs under the config's memory limit.
+
+    **Returns:** the reference energy, or `None`.
+    """
+    run = calc.run
+    if run["exact_energy"] != "auto":
+        return None if run["exact_energy"] == "none" else run["exact_energy"]
+    if "exact_energy" not in _driver_tables(calc.config, calc.registry):
+        return None
+    with memory_limit(run_memory_limit(run)):
+        value = _auto_exact(calc.registry, calc.components.get("system"), run["exact_max_states"])
+    run["exact_energy"] = value
+    calc.config["run"]["exact_energy"] = value if value is not None else "none"
+    calc.driver.exact_energy = value
+    return value
 
 
-def _build(config, registry, exact, stop_after) -> Calculation:
+def _build(config, ctx: BuildContext, stop_after) -> Calculation:
+    registry, run = ctx.registry, ctx.run
     unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run", OBSERVABLES_TABLE})
     if unknown_tables:
         raise ConfigError(
@@ -256,7 +130,6 @@ def _build(config, registry, exact, stop_after) -> Calculation:
     for t in required_tables(takes):
         if t not in config and COMPONENT_TABLES.index(t) <= last:
             raise ConfigError(f"missing table [{t}] (it needs at least a name; see `nqs list {t}`)")
-    run = _run_options(config)
     root = jax.random.PRNGKey(run["seed"])
     built: dict[str, Any] = {}
     resolved: dict[str, Any] = {"run": {k: v for k, v in run.items()}}
@@ -277,17 +150,13 @@ def _build(config, registry, exact, stop_after) -> Calculation:
             entry = registry.get(table, name)
         except RegistryError as exc:
             raise ConfigError(f"[{table}] {exc}") from None
-        if table == "driver" and run["exact_energy"] == "auto" and exact and "exact_energy" in takes:
-            run["exact_energy"] = _auto_exact(registry, built.get("system"), run["exact_max_states"])
-        obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, index), run)
+        obj, fields = _construct(entry, spec, built, table_key(root, index), ctx)
         built[table] = obj
         resolved[table] = {"name": name, **fields}
-    resolved["run"]["exact_energy"] = run["exact_energy"] if run["exact_energy"] is not None else "none"
-    _check_full_sum(built)
     _check_preconditioner(built, resolved)
     observables = {}
     if stop_after is None:
-        observables, resolved_obs = _build_observables(config, registry, built, root, run)
+        observables, resolved_obs = _build_observables(config, ctx, built, root)
         if resolved_obs:
             resolved[OBSERVABLES_TABLE] = resolved_obs
     return Calculation(built, run, resolved, registry, observables)
@@ -303,7 +172,8 @@ def _driver_tables(config, registry) -> dict[str, inspect.Parameter]:
         entry = registry.get("driver", name)
     except RegistryError as exc:
         raise ConfigError(f"[driver] {exc}") from None
-    return dict(_signature(entry.obj).parameters)
+    # a user field named like a table (`sampler: str`) does not take that table
+    return {n: p for n, p in _signature(entry.obj).parameters.items() if n not in COMPONENT_TABLES or _from_table(p)}
 
 
 def required_tables(takes: dict[str, inspect.Parameter]) -> tuple[str, ...]:
@@ -322,20 +192,12 @@ OBSERVABLES_TABLE = "observables"
 
 
 def _default_name(table, built):
-    """The component name used when a table gives none: the `full_sum`
-    estimator goes with the `full_sum` sampler, else `DEFAULT_NAMES`."""
-    if table == "estimator" and isinstance(built.get("sampler"), FullSumSampler):
-        return "full_sum"
+    """The component name used when a table gives none: the sampler's
+    `default_estimator` for `[estimator]` (the `full_sum` sampler names its
+    look-up estimator), else `DEFAULT_NAMES`."""
+    if table == "estimator" and isinstance(built.get("sampler"), AbstractSampler):
+        return built["sampler"].default_estimator
     return DEFAULT_NAMES.get(table)
-
-
-def _check_full_sum(built):
-    sampler, estimator = built.get("sampler"), built.get("estimator")
-    if isinstance(sampler, FullSumSampler) and estimator is not None and not isinstance(estimator, FullSumEstimator):
-        raise ConfigError(
-            f"[estimator] {type(estimator).__name__} averages samples with equal weights, but the full_sum sampler "
-            "returns every state once: use the full_sum estimator (omit [estimator] or set name = \"full_sum\")"
-        )
 
 
 def _check_preconditioner(built, resolved):
@@ -350,21 +212,13 @@ def _check_preconditioner(built, resolved):
         raise ConfigError(f"[preconditioner] {resolved['preconditioner']['name']}: {exc}") from None
 
 
-#: `[run]` fields that only a driver taking this constructor argument reads
-#: (the others are read by every driver or by `nqs run` itself).
-RUN_FIELDS_READ_BY = {
-    "divergence_factor": "divergence", "max_r_hat": "divergence", "max_retries": "divergence", "retry_scale": "divergence",
-    "exact_energy": "exact_energy", "exact_max_states": "exact_energy",
-}
-
-
 def _check_everything_is_read(config, calc, injected) -> None:
     """Refuse a config (or a `--set`) that asks for something the chosen driver
     never reads: a component table that no built component takes (e.g.
     `[optimizer]` beside a driver with its own optimiser), or a `[run]` field,
     set to other than its default, that belongs to what the driver does not do."""
     name = calc.config["driver"]["name"]
-    if calc.observables and not getattr(calc.driver, "measures_observables", True):
+    if calc.observables and not isinstance(calc.driver, AbstractSamplingDriver):
         return  # the [observables] themselves are refused first (nqs_core._run._check_driver): the clearer message
     takes = _driver_tables(config, calc.registry)
     for table in COMPONENT_TABLES:
@@ -391,22 +245,23 @@ def _unused_table(table, config, registry) -> str:
 
 
 def _taken_by_another(config, registry, table) -> bool:
-    """Whether a component named in another table of `config` takes `table` by argument name."""
+    """Whether a component named in another table of `config` takes `table` (see `component_kind`)."""
     for other in COMPONENT_TABLES:
         spec = config.get(other)
         if other == table or not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             continue
         try:
-            if table in _signature(registry.get(other, spec["name"]).obj).parameters:
+            if table in table_arguments(registry.get(other, spec["name"]).obj):
                 return True
         except RegistryError:  # reported when that table is built
             continue
     return False
 
 
-def _build_observables(config, registry, built, root, run):
+def _build_observables(config, ctx: BuildContext, built, root):
     """Build the `[observables.NAME]` tables (after every component, so that
     observables receive `lattice`, `space`, `system` by argument name)."""
+    registry, run = ctx.registry, ctx.run
     every = run.get("observe_every", 0)
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError(f"[run] observe_every must be a non-negative integer, got {every!r}")
@@ -427,7 +282,7 @@ def _build_observables(config, registry, built, root, run):
         except RegistryError as exc:
             raise ConfigError(f"{where} {exc}") from None
         try:
-            obj, fields = _construct(entry, spec, built, jax.random.fold_in(root, 1000 + i), run)
+            obj, fields = _construct(entry, spec, built, observable_key(root, i), ctx)
         except ConfigError as exc:
             raise ConfigError(f"{where} {exc}") from None
         out[label] = obj
@@ -435,29 +290,49 @@ def _build_observables(config, registry, built, root, run):
     return out, resolved
 
 
-def _construct(entry, spec, built, key, run):
-    fields = component_fields(entry.obj)
+class BuildContext:
+    """What a build hands down to every `_construct` (instead of module globals):
+    the `registry` the names are resolved in, the `[run]` options and the set of
+    tables whose component was passed to another one (`injected`)."""
+
+    def __init__(self, registry: Registry, run: dict[str, Any], injected: set[str] | None = None):
+        self.registry = registry
+        self.run = run
+        self.injected = set() if injected is None else injected
+
+
+def _nested(entry, fname, kind, table, built, key, ctx):
+    """Build the component of a nested table `table` (a dict with a `name`) of kind `kind`."""
     where = f"{entry.kind} {entry.name!r}"
-    unknown = sorted(set(spec) - set(fields))
+    sub = dict(table)
+    sub_name = sub.pop("name", None)
+    if sub_name is None:
+        raise ConfigError(f"field {fname!r} of {where} is a {kind} table and needs a 'name'")
+    try:
+        sub_entry = ctx.registry.get(kind, sub_name)
+    except RegistryError as exc:
+        raise ConfigError(f"field {fname!r} of {where}: {exc}") from None
+    obj, sub_fields = _construct(sub_entry, sub, built, key, ctx)
+    return obj, {"name": sub_name, **sub_fields}
+
+
+def _construct(entry, spec, built, key, ctx: BuildContext):
+    """Build one component from its table `spec` (the build rule: `component_kind`)."""
+    fields = component_fields(entry.obj)
+    params = _signature(entry.obj).parameters
+    where = f"{entry.kind} {entry.name!r}"
+    nested_from_table = {n for n, p in params.items() if _from_table(p) and isinstance(spec.get(n), dict)}
+    unknown = sorted(set(spec) - set(fields) - nested_from_table)
     if unknown:
         valid = ", ".join(fields) or "(none)"
         raise ConfigError(f"unknown field(s) {', '.join(unknown)} for {where}; valid fields: {valid}")
     kwargs: dict[str, Any] = {}
     resolved_fields: dict[str, Any] = {}
     for fname, param in fields.items():
-        if fname in spec and _nested_kind(param.annotation) and isinstance(spec[fname], dict):
+        kind = component_kind(param)
+        if fname in spec and kind is not None and isinstance(spec[fname], dict):
             # a component inside a component (e.g. the ansatz a symmetriser wraps)
-            kind = _nested_kind(param.annotation)
-            sub = dict(spec[fname])
-            sub_name = sub.pop("name", None)
-            if sub_name is None:
-                raise ConfigError(f"field {fname!r} of {where} is a {kind} table and needs a 'name'")
-            try:
-                sub_entry = entry_registry(entry).get(kind, sub_name)
-            except RegistryError as exc:
-                raise ConfigError(f"field {fname!r} of {where}: {exc}") from None
-            kwargs[fname], sub_fields = _construct(sub_entry, sub, built, jax.random.fold_in(key, len(kwargs) + 1), run)
-            resolved_fields[fname] = {"name": sub_name, **sub_fields}
+            kwargs[fname], resolved_fields[fname] = _nested(entry, fname, kind, spec[fname], built, nested_key(key, len(kwargs) + 1), ctx)
             continue
         if fname in spec:
             value = spec[fname]
@@ -474,20 +349,23 @@ def _construct(entry, spec, built, key, run):
             raise ConfigError(f"missing field {fname!r} for {where} ({describe_type(param.annotation)})")
         else:
             resolved_fields[fname] = _plain(param.default)
-    for pname, param in _signature(entry.obj).parameters.items():
+    for pname, param in params.items():
         if pname in fields:
             continue
-        if pname == "key":
+        if _is_registry(param.annotation):
+            kwargs[pname] = ctx.registry
+        elif pname == "key":
             kwargs["key"] = key
         elif pname == "exact_energy":
-            ex = run["exact_energy"]
+            ex = ctx.run["exact_energy"]
             kwargs["exact_energy"] = None if ex in ("none", "auto") else ex
         elif pname == "divergence":
-            kwargs["divergence"] = divergence_guard(run)
+            kwargs["divergence"] = divergence_guard(ctx.run)
+        elif pname in nested_from_table:
+            kwargs[pname], resolved_fields[pname] = _nested(entry, pname, pname, spec[pname], built, nested_key(key, len(kwargs) + 1), ctx)
         elif pname in built:
             kwargs[pname] = built[pname]
-            if _INJECTED:
-                _INJECTED[-1].add(pname)
+            ctx.injected.add(pname)
         elif param.default is inspect.Parameter.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             raise ConfigError(f"{where} needs a [{pname}] table")
     try:
@@ -517,53 +395,6 @@ def _check_parameter_memory(entry, kwargs) -> None:
     n_bytes = sum(int(np.prod(a.shape, dtype=np.float64)) * np.dtype(a.dtype).itemsize for a in leaves)
     n_params = sum(int(np.prod(a.shape, dtype=np.float64)) for a in leaves)
     check_memory(PARAMETER_COPIES * n_bytes, f"the ansatz's {n_params:.3g} parameters (x{PARAMETER_COPIES} for gradients and optimizer state)")
-
-
-def _has_non_finite(value) -> bool:
-    """Whether a TOML value holds `nan` or `inf` (no component takes them)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    return False
-
-
-def _nested_kind(annotation) -> str | None:
-    """The registry kind of an annotation naming a core protocol (or a union with None)."""
-    protocols = {
-        AbstractAnsatz: "ansatz",
-        AbstractSystem: "system",
-        AbstractSampler: "sampler",
-        AbstractPreconditioner: "preconditioner",
-        AbstractLattice: "lattice",
-        AbstractSpace: "space",
-    }
-    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    for c in candidates:
-        if inspect.isclass(c):
-            for proto, kind in protocols.items():
-                if issubclass(c, proto):
-                    return kind
-    return None
-
-
-_REGISTRY_OF_BUILD: list[Registry] = []
-#: per `build` call (innermost last): the tables whose component was passed to another one
-_INJECTED: list[set[str]] = []
-
-
-def entry_registry(entry) -> Registry:
-    return _REGISTRY_OF_BUILD[-1] if _REGISTRY_OF_BUILD else get_registry()
-
-
-def _plain(value):
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, (bool, int, float, str, list, dict)) or value is None:
-        return value
-    return None
 
 
 def _auto_exact(registry: Registry, system, max_states: int):

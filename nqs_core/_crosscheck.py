@@ -24,8 +24,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._fullsum import FullSumSampler, FullSumState, check_enumerable
-from ._observable import expect_many
+from ._driver_protocol import AbstractSamplingDriver
+from ._fullsum import FullSumState, check_enumerable
+from ._observable import draws_exact, expect_many
 from ._space import AbstractDiscreteSpace
 from ._system import AbstractHamiltonian
 from ._validate import MemoryLimitError
@@ -70,13 +71,13 @@ def _plain(a):
     return [(float(v) if math.isfinite(v) else None) for v in a.ravel()]
 
 
-def skip_reason(driver, max_states: int) -> str | None:
-    """Why the cross-check cannot run for `driver` (else `None`)."""
-    sampler = getattr(driver, "sampler", None)
-    system = getattr(driver, "system", None)
-    if sampler is None or not isinstance(system, AbstractHamiltonian) or not driver.measures_observables:
+def skip_reason(driver, max_states: int, state=None) -> str | None:
+    """Why the cross-check cannot run for `driver` (else `None`); `state`
+    (the final state) tells whether its sampler returns an exact sum."""
+    if not isinstance(driver, AbstractSamplingDriver) or not isinstance(driver.system, AbstractHamiltonian):
         return "not a Monte Carlo estimate of an energy"
-    if isinstance(sampler, FullSumSampler):
+    sampler = driver.sampler
+    if state is not None and draws_exact(driver, state):
         return "the run is a full sum (already exact)"
     if not isinstance(sampler.space, AbstractDiscreteSpace):
         return "continuous space"
@@ -105,7 +106,7 @@ def exact_crosscheck(driver, state, energy, observables: Mapping[str, Any], meas
     `exact`, `n_sigma`, `agrees`), `observables` (the same per observable),
     the `rule` and `n_states`.
     """
-    why = skip_reason(driver, max_states)
+    why = skip_reason(driver, max_states, state)
     if why is not None:
         return {"status": f"skipped: {why}"}
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import equinox as eqx
 import jax
@@ -12,15 +12,16 @@ import numpy as np
 import optax
 
 from ._ansatz import AbstractAnsatz
-from ._callbacks import as_callbacks, end_callbacks, start_callbacks, step_callbacks
 from ._distributed import concat_over_ranks, fold_rank
-from ._driver_protocol import AbstractDriver
+from ._driver_protocol import AbstractSamplingDriver
 from ._estimator import AbstractEstimator, EnergyEstimator, scheduled
-from ._fullsum import FullSumSampler, _value_bytes
+from ._fullsum import _value_bytes
+from ._keys import example_samples_key
 from ._health import OFFDIAG_RTOL, describe_health, sampling_health
-from ._observable import measure
+from ._observable import draws_exact, measure
 from ._preconditioner import AbstractPreconditioner, StepContext, IdentityPreconditioner
 from ._sampler import AbstractSampler, BornDistribution
+from ._samples import is_weighted, sample_array
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
 from ._tree import n_real_parameters, parameters
@@ -58,7 +59,8 @@ def earlier_layouts(state: Any) -> list[Any]:
 
 
 class VMCState(eqx.Module):
-    """Everything that changes during a VMC run (and is checkpointed)."""
+    """Everything that changes during a VMC run (and is checkpointed); an
+    `AbstractSamplingState` (`params` first, `step`, `sampler_state`)."""
 
     params: Any
     opt_state: Any
@@ -276,8 +278,8 @@ class _Step(eqx.Module):
         updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)  # < 1 only when retrying
         params = optax.apply_updates(state.params, updates)
         health = {}
-        if not isinstance(self.sampler, FullSumSampler):  # a full sum has no sampling to be unhealthy
-            health = {**sampling_health(self.system, samples, sinfo, estimate.stats, ansatz)}
+        if not is_weighted(samples):  # weighted samples (an exact sum) are no Markov chains to be unhealthy
+            health = {**sampling_health(self.system, sample_array(samples), sinfo, estimate.stats, ansatz)}
             if "frozen_fraction" in sinfo:
                 health["frozen_fraction"] = sinfo["frozen_fraction"]
         reason = self.guard.check(state.guard, estimate.stats, dnorm, direction, params, health)
@@ -304,10 +306,12 @@ class _Evaluate(eqx.Module):
     def __call__(self, params, sampler_state):
         ansatz = eqx.combine(params, self.static)
         samples, sampler_state, info = self.sampler.sample(BornDistribution(ansatz), sampler_state)
-        return self.estimator(ansatz, self.system, samples).local_values, sampler_state, info
+        estimate = self.estimator(ansatz, self.system, samples)
+        # weighted samples: the estimator's weighted statistics (a Python bool, static)
+        return estimate.local_values, estimate.stats, is_weighted(samples), sampler_state, info
 
 
-class VMC(AbstractDriver):
+class VMC(AbstractSamplingDriver):
     """Variational Monte Carlo: minimise `<H>` over the parameters of an ansatz.
 
     Each step samples `|psi|^2`, estimates the local energies, turns them into
@@ -335,8 +339,8 @@ class VMC(AbstractDriver):
 
     objective = "energy"
     label = "VMC"
-    measures_observables = True
     distributed = True
+    own_guard = True
 
     def __init__(
         self,
@@ -379,14 +383,12 @@ class VMC(AbstractDriver):
         """Refuse a step whose preconditioner would need more than the memory
         limit (`AbstractPreconditioner.memory_estimate`), before compiling it."""
         space = self.sampler.space
-        full_sum = isinstance(self.sampler, FullSumSampler)  # its estimator checks the log-derivatives itself
-        n = 0 if full_sum else self.sampler.n_chains * self.sampler.n_samples_per_chain
+        n = self.sampler.n_chains * self.sampler.n_samples_per_chain
         p = n_real_parameters(self.ansatz)
         value_bytes = _value_bytes(self.ansatz, jax.ShapeDtypeStruct(tuple(space.shape), space.dtype))
         n_bytes = self.preconditioner.memory_estimate(n, p, value_bytes)
         if n_bytes > 0:
-            rows = "" if full_sum else f"{n} samples x "
-            check_memory(n_bytes, f"one {type(self.preconditioner).__name__} step ({rows}{p} real parameters)")
+            check_memory(n_bytes, f"one {type(self.preconditioner).__name__} step ({n} samples x {p} real parameters)")
 
     @property
     def n_parameters(self) -> int:
@@ -418,12 +420,21 @@ class VMC(AbstractDriver):
         (what preconditioners build their state from at `init`)."""
         sampler = self.sampler
         n = sampler.n_chains * sampler.n_samples_per_chain
-        x = sampler.space.random_state(jax.random.fold_in(key, 0x5EED), n)
+        x = sampler.space.random_state(example_samples_key(key), n)
         return x.reshape((sampler.n_chains, sampler.n_samples_per_chain) + x.shape[1:])
 
     def model(self, state: VMCState) -> AbstractAnsatz:
         """The ansatz with the parameters of `state`."""
         return eqx.combine(state.params, self.static)
+
+    def measurement_state(self, key: jax.Array, params: Any) -> VMCState:
+        """A state with `params` for `nqs_core.measure`: fresh sampler chains
+        from `key` (as `init`); for a sampler that returns an exact weighted
+        sum only the sampler state is set up (not the optimizer's or the
+        preconditioner's, whose set-up draws a step's worth of samples)."""
+        zero = jnp.asarray(0, dtype=jnp.int64)
+        light = VMCState(params, None, self.sampler.init(BornDistribution(eqx.combine(params, self.static)), key), None, zero, None)
+        return light if draws_exact(self, light) else self.init(key, params=params)
 
     def step(self, state: VMCState, scale: float = 1.0) -> tuple[VMCState, dict[str, Any]]:
         """One optimisation step; returns the new state and a log record for the
@@ -459,73 +470,63 @@ class VMC(AbstractDriver):
         record["step_time"] = time.perf_counter() - t0
         return new, record
 
-    def run(self, state: VMCState, n_steps: int, callbacks: Iterable = ()) -> VMCState:
-        """Run until `state.step == n_steps` (so a resumed state continues where it
-        stopped). Callbacks get `(driver, state, record)` after every step, with
-        the state the next step starts from (see `AbstractCallback`); one
-        returning `False` or raising `StopRun` stops the run.
+    def advance(self, state: VMCState, memory: dict[str, Any]) -> tuple[VMCState, dict[str, Any], str | None]:
+        """The retry hook of `AbstractDriver.run` (which runs until
+        `state.step == n_steps`, calling the callbacks with the state the next
+        step starts from).
 
         A rejected step (see `DivergenceGuard`) is retried with the update
         scaled by `retry_scale ** attempt`: when the samples or the update were
         bad, the same step with fresh samples; when the parameters it started
         from were bad (non-finite energy, variance jump), the step that made
-        them, from the state before it (kept in memory). After `max_retries`
-        retries, or when there is nothing to go back to, the run stops and
-        `self.stop_reason` says why; the state returned is then the last one
+        them, from the state before it (kept in `memory`). After `max_retries`
+        retries, or when there is nothing to go back to, the run stops with
+        the reason (`stop_reason`); the state returned is then the last one
         whose energy was accepted."""
-        callbacks = as_callbacks(callbacks)
-        self.stop_reason = None
-        start_callbacks(callbacks, self, state, n_steps)
+        if not memory:
+            # previous: the state the last accepted step started from
+            memory.update(previous=None, attempts=0, trouble=-1, retry_step=-1)
         guard = self.divergence
-        previous = None  # the state the last accepted step started from
-        attempts, trouble, retry_step = 0, -1, -1
-        stop = False
-        try:
-            while int(state.step) < n_steps and not stop:
-                step = int(state.step)
-                if step > trouble:
-                    attempts = 0
-                scale = guard.retry_scale**attempts if step == retry_step else 1.0
-                new, record = self.step(state, scale)
-                code = next((c for c, r in REJECT_REASONS.items() if r == record.get("rejected")), 0)
-                if not code:
-                    previous, state = state, new
-                else:
-                    attempts += 1
-                    trouble = max(trouble, step)
-                    record["attempt"] = attempts
-                    if attempts > guard.max_retries or (code in _PARAMS_REASONS and previous is None):
-                        why = "no earlier state in this run to go back to" if attempts <= guard.max_retries else f"after {guard.max_retries} retries"
-                        detail = ""
-                        if code in HEALTH_REASONS:
-                            detail = f" [{describe_health(record, self.sampler.n_chains * self.sampler.n_samples_per_chain)}]"
-                        self.stop_reason = f"step {step}: {record['rejected']}{detail} ({why})"
-                        record["diverged"] = self.stop_reason
-                        stop = True
-                        if previous is not None and code in _PARAMS_REASONS:
-                            state = previous  # its energy was the last accepted one
-                    elif code in _PARAMS_REASONS:
-                        state, retry_step = previous, step - 1  # redo the update that made these parameters
-                    else:
-                        state, retry_step = new, step  # same parameters, fresh samples
-                if step_callbacks(callbacks, self, state, record):
-                    stop = True
-        finally:
-            end_callbacks(callbacks, self, state)
-        return state
+        step = int(state.step)
+        if step > memory["trouble"]:
+            memory["attempts"] = 0
+        scale = guard.retry_scale ** memory["attempts"] if step == memory["retry_step"] else 1.0
+        new, record = self.step(state, scale)
+        code = next((c for c, r in REJECT_REASONS.items() if r == record.get("rejected")), 0)
+        if not code:
+            memory["previous"] = state
+            return new, record, None
+        previous = memory["previous"]
+        memory["attempts"] += 1
+        attempts = memory["attempts"]
+        memory["trouble"] = max(memory["trouble"], step)
+        record["attempt"] = attempts
+        if attempts > guard.max_retries or (code in _PARAMS_REASONS and previous is None):
+            why = "no earlier state in this run to go back to" if attempts <= guard.max_retries else f"after {guard.max_retries} retries"
+            detail = ""
+            if code in HEALTH_REASONS:
+                detail = f" [{describe_health(record, self.sampler.n_chains * self.sampler.n_samples_per_chain)}]"
+            if previous is not None and code in _PARAMS_REASONS:
+                state = previous  # its energy was the last accepted one
+            return state, record, f"step {step}: {record['rejected']}{detail} ({why})"
+        if code in _PARAMS_REASONS:
+            memory["retry_step"] = step - 1
+            return previous, record, None  # redo the update that made these parameters
+        memory["retry_step"] = step
+        return new, record, None  # same parameters, fresh samples
 
     def evaluate(self, state: VMCState, n_batches: int = 10) -> tuple[Stats, VMCState]:
         """Energy of the current parameters from `n_batches` sampling calls, chains
         continued between calls (so the error bar accounts for correlations).
-        Returns the statistics and the state with the advanced sampler. With the
-        `full_sum` sampler the energy is the exact sum (weights |psi|^2), once."""
-        if isinstance(self.sampler, FullSumSampler):
-            energy, _, state = measure(self, state, {}, 1)
-            return energy, state
+        Returns the statistics and the state with the advanced sampler. With
+        weighted samples (the `full_sum` sampler's exact sum) the energy is the
+        estimator's weighted estimate of one sampler call."""
         sampler_state = state.sampler_state
         chunks = []
         for _ in range(n_batches):
-            eloc, sampler_state, _ = self._evaluate(state.params, sampler_state)
+            eloc, stats, weighted, sampler_state, _ = self._evaluate(state.params, sampler_state)
+            if weighted:
+                return stats, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
             chunks.append(eloc)
         return _pooled_statistics(chunks), eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 

@@ -6,6 +6,7 @@ energy estimator (`EnergyEstimator`, `log_derivatives`)."""
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -14,6 +15,7 @@ from jaxtyping import Array
 
 from ._ansatz import AbstractAnsatz
 from ._distributed import concat_over_ranks, n_ranks, sum_over_ranks
+from ._samples import Samples, is_weighted, sample_array, weighted_statistics
 from ._stats import Stats, statistics
 from ._system import AbstractSystem
 from ._tree import batch_apply, parameters, real_ravel
@@ -43,21 +45,30 @@ class AbstractEstimator(eqx.Module):
     (`(M,)`) so that the force is `F = Re[Y^T eps]` and the quantum geometric
     tensor `S = Re[Y^H Y]` (Rende et al. 2024, Eqs. 5-8).
 
+    `samples` is what the sampler returned: a bare array of equally weighted
+    draws, or `nqs_core.Samples` with weights, which an estimator must honour
+    (averages `sum_i w_i f(x_i)` instead of `mean_i f(x_i)`; `Y` and `eps`
+    rows scaled by `sqrt(w_i)` instead of `1 / sqrt(M)`).
+
+    An estimator with a `chunk_size` field (at most this many configurations
+    evaluated at once, `None`: all together) has `nqs_core.measure` evaluate
+    the observables with the same bound (`measure_chunk_size`).
+
     Estimators whose loss depends on the optimisation step (an annealing
     schedule, say) also implement the `AbstractScheduledEstimator` capability.
     """
 
     @abc.abstractmethod
-    def __call__(self, ansatz: AbstractAnsatz, system: AbstractSystem, samples: Array) -> Estimate:
+    def __call__(self, ansatz: AbstractAnsatz, system: AbstractSystem, samples: Array | Samples) -> Estimate:
         raise NotImplementedError
 
     @abc.abstractmethod
-    def gradient(self, ansatz: AbstractAnsatz, samples: Array, estimate: Estimate):
+    def gradient(self, ansatz: AbstractAnsatz, samples: Array | Samples, estimate: Estimate):
         raise NotImplementedError
 
     @abc.abstractmethod
     def natural_gradient_data(
-        self, ansatz: AbstractAnsatz, samples: Array, estimate: Estimate
+        self, ansatz: AbstractAnsatz, samples: Array | Samples, estimate: Estimate
     ) -> tuple[Array, Array]:
         raise NotImplementedError
 
@@ -78,6 +89,14 @@ class AbstractScheduledEstimator(AbstractEstimator):
         raise NotImplementedError
 
 
+def measure_chunk_size(estimator: AbstractEstimator) -> int | None:
+    """The `chunk_size` field of an estimator (the memory bound `nqs_core.measure`
+    applies to the observables), `None` when it declares none. A field, not a
+    protocol member, so that estimators without one stay valid."""
+    names = {f.name for f in dataclasses.fields(estimator)}
+    return estimator.chunk_size if "chunk_size" in names else None
+
+
 def scheduled(estimator: AbstractEstimator, step: Array) -> tuple[AbstractEstimator, dict[str, Array]]:
     """The estimator to use at optimisation step `step` and the scalars it logs
     (itself and none unless it is an `AbstractScheduledEstimator`)."""
@@ -88,7 +107,8 @@ def scheduled(estimator: AbstractEstimator, step: Array) -> tuple[AbstractEstima
 
 
 def _flat(samples, ndim):
-    """`(n_chains, n_per_chain, *shape)` -> `(M, *shape)`."""
+    """`(n_chains, n_per_chain, *shape)` -> `(M, *shape)` (of `Samples.x` for `Samples`)."""
+    samples = sample_array(samples)
     return samples.reshape((-1,) + samples.shape[samples.ndim - ndim :])
 
 
@@ -129,6 +149,12 @@ class EnergyEstimator(AbstractEstimator):
     gradient are reduced over ranks, and `natural_gradient_data` returns this
     rank's rows of the globally centred matrices.
 
+    Weighted samples (`nqs_core.Samples`, e.g. the `full_sum` sampler's exact
+    sum or an importance sampler) are honoured: the energy is `sum_i w_i
+    E_loc(x_i)` with `nqs_core.weighted_statistics`, the gradient `2 Re sum_i
+    w_i (E_loc - E)^* O_i` and the natural-gradient rows are scaled by
+    `sqrt(w_i)`; `clip_local_energy` applies to equally weighted samples only.
+
     The gradient is `dE/dtheta = 2 Re <(E_loc - E)^* O>` with
     `O = d log psi / d theta` for every real parameter (complex parameters count
     as two real ones), computed with one reverse pass over the batch.
@@ -168,20 +194,39 @@ class EnergyEstimator(AbstractEstimator):
     def _estimate(self, ansatz, system, samples):
         ndim = len(system.space.shape)
         flat = _flat(samples, ndim)
+        x = sample_array(samples)
         # batched: discrete Hamiltonians evaluate only the non-zero connected elements
         eloc = system.local_energies(ansatz, flat, chunk_size=self.chunk_size)
-        eloc = eloc.reshape(samples.shape[: samples.ndim - ndim])
+        eloc = eloc.reshape(x.shape[: x.ndim - ndim])
+        if is_weighted(samples):
+            stats = weighted_statistics(samples.weights.reshape(-1), eloc.reshape(-1), exact=samples.exact)
+            if samples.exact:  # <H> of a Hermitian H is real: drop the rounding-level imaginary part
+                stats = eqx.tree_at(lambda s: s.mean, stats, jnp.real(stats.mean))
+            return Estimate(stats=stats, local_values=eloc)
         # under MPI the statistics see every rank's chains (identical on all ranks)
         return Estimate(stats=statistics(concat_over_ranks(eloc)), local_values=eloc)
 
     def gradient(self, ansatz, samples, estimate):
         return _gradient(self, ansatz, samples, estimate)
 
-    def _gradient(self, ansatz, samples, estimate):
+    def _centred(self, samples, estimate):
+        """Weighted samples: `(flat samples, w, E_loc - E)`, the last 0 where `w = 0`."""
         eloc = estimate.local_values.reshape(-1)
-        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
-        m = eloc.shape[0] * n_ranks()  # samples over all ranks
-        coeff = 2.0 * jnp.conj(self._for_gradient(eloc, estimate.stats.mean)) / m
+        flat = _flat(samples, samples.x.ndim - estimate.local_values.ndim)
+        w = samples.weights.reshape(-1)
+        d = jnp.where(w > 0, eloc - estimate.stats.mean.astype(eloc.dtype), jnp.zeros((), eloc.dtype))
+        return flat, w, d
+
+    def _gradient(self, ansatz, samples, estimate):
+        if is_weighted(samples):
+            flat, w, d = self._centred(samples, estimate)
+            coeff = 2.0 * w.astype(d.dtype) * jnp.conj(d)
+        else:
+            eloc = estimate.local_values.reshape(-1)
+            x = sample_array(samples)
+            flat = _flat(x, x.ndim - estimate.local_values.ndim)
+            m = eloc.shape[0] * n_ranks()  # samples over all ranks
+            coeff = 2.0 * jnp.conj(self._for_gradient(eloc, estimate.stats.mean)) / m
         params, static = parameters(ansatz)
         vec, unravel = real_ravel(params)
 
@@ -198,8 +243,15 @@ class EnergyEstimator(AbstractEstimator):
         return unravel(g)
 
     def natural_gradient_data(self, ansatz, samples, estimate):
+        if is_weighted(samples):
+            flat, w, d = self._centred(samples, estimate)
+            jac = log_derivatives(ansatz, flat, self.chunk_size)
+            o_mean = sum_over_ranks(jnp.sum(w[:, None].astype(jac.dtype) * jac, axis=0))
+            sqrt_w = jnp.sqrt(w)
+            return sqrt_w[:, None].astype(jac.dtype) * (jac - o_mean), -2.0 * sqrt_w.astype(d.dtype) * jnp.conj(d)
         eloc = estimate.local_values.reshape(-1)
-        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
+        x = sample_array(samples)
+        flat = _flat(x, x.ndim - estimate.local_values.ndim)
         m = eloc.shape[0] * n_ranks()
         jac = log_derivatives(ansatz, flat, self.chunk_size)
         o_mean = sum_over_ranks(jnp.sum(jac, axis=0)) / m

@@ -28,6 +28,8 @@ is enumerated or evaluated).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,8 +40,8 @@ from ._ansatz import AbstractAnsatz
 from ._distributed import gather_over_ranks, n_ranks, rank, sum_over_ranks
 from ._estimator import AbstractEstimator, Estimate, _flat, _sum_over_chunks, log_derivatives
 from ._sampler import AbstractDistribution, AbstractSampler, DirectState, legacy_key
+from ._samples import AbstractEnumeration, Samples, exact_statistics, is_weighted
 from ._space import AbstractDiscreteSpace, AbstractSpace
-from ._stats import Stats
 from ._system import AbstractDiscreteHamiltonian, AbstractSystem
 from ._tree import batch_apply, n_real_parameters, parameters, real_ravel
 from ._validate import _MEMORY_LIMIT, check_int, check_memory
@@ -343,6 +345,12 @@ class _TableCache:
         self.index = None
         self.tables: dict[int, tuple] = {}
         self.n_bytes = 0
+        #: the `FullSumState` these tables belong to (set by it)
+        self.owner = None
+
+    def lookup_tables(self, operators) -> list:
+        """`FullSumState.lookup_tables` of the owner (what `Samples.lookup` promises)."""
+        return self.owner.lookup_tables(operators)
 
 
 #: Largest key range (`d^size`) indexed by a dense array (int32, 4 bytes a key);
@@ -400,7 +408,7 @@ def _content_key(op):
     return (treedef, tuple(parts))
 
 
-class FullSumState(eqx.Module):
+class FullSumState(AbstractEnumeration):
     """Every configuration of a small discrete space, for exact expectation values.
 
     Pass it to `nqs_core.expect` instead of samples: the expectation value is
@@ -437,6 +445,12 @@ class FullSumState(eqx.Module):
         self.states = jnp.asarray(block)
         self.n_states = n
         self._tables = _TableCache(system)
+        self._tables.owner = self
+
+    def samples(self, ansatz: AbstractAnsatz, chunk_size: int | None = None) -> Samples:
+        """These configurations as one chain with their weights `p(x)` for
+        `ansatz` (exact; local values by look-up where possible)."""
+        return Samples(self.states[None], self.probabilities(ansatz, chunk_size)[None], exact=True, lookup=self._tables)
 
     def lookup_tables(self, operators) -> list:
         """Look-up tables of `operators` on these rows (eager; built once per
@@ -502,61 +516,64 @@ def born_weights(log_psi: Array, real_rows) -> Array:
     return w / sum_over_ranks(jnp.sum(w))
 
 
-def exact_statistics(p: Array, values: Array) -> Stats:
-    """`Stats` of an exact average `sum_x p(x) v(x)` over ranks: the mean, the
-    variance `sum_x p(x) |v(x) - mean|^2`, error of the mean 0, tau 0, R-hat 1.
-
-    `values` has shape `(n, *value_shape)`; the fields have shape `value_shape`.
-    Rows with `p = 0` do not contribute (even when their values are not finite).
-    """
-    w = p.reshape(p.shape + (1,) * (values.ndim - 1))
-    live = w > 0
-    dtype = values.dtype
-    mean = sum_over_ranks(jnp.sum(jnp.where(live, w.astype(dtype) * values, jnp.zeros((), dtype)), axis=0))
-    dev = jnp.where(live, jnp.abs(values - mean) ** 2, 0.0)
-    variance = sum_over_ranks(jnp.sum(w * dev, axis=0))
-    zero = jnp.zeros(variance.shape, variance.dtype)
-    return Stats(mean=mean, error_of_mean=zero, variance=variance, tau_corr=zero, R_hat=zero + 1.0)
-
-
 class FullSumSampler(AbstractSampler):
-    """Every configuration of a small discrete space, once (no randomness): the
-    sampler of exact, full-sum calculations.
+    """Every configuration of a small discrete space, once, weighted by its
+    probability (no randomness): the sampler of exact, full-sum calculations.
 
-    `sample` returns the enumeration as one chain, shape
-    `(1, n_states, *shape)` (this rank's block under MPI). The samples are not
-    drawn from `|psi|^2`: they must be weighed by `p(x)`, which the
-    `full_sum` estimator does (the config builder pairs the two and refuses
-    this sampler with another estimator).
+    `sample` returns `nqs_core.Samples`: the enumeration as one chain, shape
+    `(1, n_states, *shape)` (this rank's block under MPI), with the weights
+    `p(x) = exp(log_prob(x)) / Z` of the distribution (`|psi|^2 / Z` for a
+    wave function; padding rows of the last MPI block weigh 0) and
+    `exact=True`. Every estimator and `nqs_core.expect` honour the weights;
+    the `full_sum` estimator (the default with this sampler) also looks the
+    local energies up among the rows instead of evaluating the network.
 
     **Arguments:**
 
     - `space`: a discrete space that can enumerate its configurations.
     - `max_states`: refuse larger spaces (default 2^20) with a one-line error
       naming the number of states and the limit.
-    - `system`: the Hamiltonian (injected from the `[system]` table): the
+    - `system`: the Hamiltonian (taken from the `[system]` table): the
       memory of the enumeration and of its local energies is estimated and
       checked against the memory limit (`[run] max_memory_gb`) before the
       space is enumerated, see `FullSumState`.
+    - `chunk_size`: evaluate the distribution on at most this many
+      configurations at once (`None`: all together).
     """
 
     space: AbstractDiscreteSpace
     full_sum: FullSumState
     n_samples: int = eqx.field(static=True)
     n_chains: int = eqx.field(static=True)
+    chunk_size: int | None = eqx.field(static=True)
+    default_estimator: ClassVar[str] = "full_sum"
 
-    def __init__(self, space: AbstractSpace, max_states: int = DEFAULT_MAX_STATES, system: AbstractSystem | None = None):
+    def __init__(
+        self,
+        space: AbstractSpace,
+        max_states: int = DEFAULT_MAX_STATES,
+        system: AbstractSystem | None = None,
+        chunk_size: int | None = None,
+    ):
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, minimum=1)
         self.full_sum = FullSumState(space, max_states=max_states, system=system)
         self.space = space
         self.n_samples = int(self.full_sum.states.shape[0])
         self.n_chains = 1
+        self.chunk_size = chunk_size
 
     def init(self, distribution: AbstractDistribution, key: PRNGKeyArray) -> DirectState:
         return DirectState(key=legacy_key(key))
 
     def sample(self, distribution: AbstractDistribution, state: DirectState):
-        states = self.full_sum.states
-        return states[None], state, {"acceptance": jnp.ones((), dtype=jnp.result_type(float))}
+        full = self.full_sum
+        states = full.states
+        # log p = 2 Re log psi for a wave function: born_weights(log_p / 2) is p (halving and doubling are exact)
+        log_p = batch_apply(distribution.log_prob, states, self.chunk_size)
+        p = born_weights(0.5 * log_p, _real_rows(states.shape[0], full.n_states))
+        samples = Samples(states[None], p[None], exact=True, lookup=full._tables)
+        return samples, state, {"acceptance": jnp.ones((), dtype=jnp.result_type(float))}
 
 
 class FullSumEstimator(AbstractEstimator):
@@ -636,35 +653,41 @@ class FullSumEstimator(AbstractEstimator):
         fast = table_local_values(rows, mels, lx)
         return jax.lax.cond(same, lambda: fast, lambda: computed().astype(fast.dtype))
 
-    def _weights(self, ansatz, flat):
+    def _weights(self, ansatz, flat, samples=None):
+        """`(log psi of the rows, p)`: `p` from the samples' weights when they
+        carry them (the `full_sum` sampler's), else `|psi|^2 / Z` of the rows."""
         n_states = self.n_states if self.n_states is not None else flat.shape[0] * n_ranks()
         lx = batch_apply(ansatz, flat, self.chunk_size)
+        if samples is not None and is_weighted(samples):
+            return lx, samples.weights.reshape(-1)
         return lx, born_weights(lx, _real_rows(flat.shape[0], n_states))
 
     def __call__(self, ansatz, system, samples):
         ndim = len(system.space.shape)
-        flat = _flat(samples, ndim)
+        x = samples.x if isinstance(samples, Samples) else samples
+        flat = _flat(x, ndim)
         n_states = int(system.space.n_states)
-        if samples.ndim != ndim + 2 or samples.shape[0] != 1 or flat.shape[0] != _block(n_states)[1]:
+        if x.ndim != ndim + 2 or x.shape[0] != 1 or flat.shape[0] != _block(n_states)[1]:
             raise ValueError(
                 f"the full_sum estimator needs every state of the space once (the full_sum sampler), "
-                f"got samples of shape {samples.shape} for a space of {n_states} states"
+                f"got samples of shape {x.shape} for a space of {n_states} states"
             )
         if self.n_states is None and n_ranks() > 1:
             raise ValueError("under MPI the full_sum estimator needs its sampler: FullSumEstimator(sampler=FullSumSampler(space))")
         check_full_sum_memory(system.space, system, listing=False, limit=self.memory_limit_bytes)
-        lx, p = self._weights(ansatz, flat)
+        lx, p = self._weights(ansatz, flat, samples)
         eloc = self._local_energies(ansatz, system, flat, lx)
         stats = exact_statistics(p, eloc)
         # <H> of a Hermitian H is real: drop the rounding-level imaginary part
         stats = eqx.tree_at(lambda s: s.mean, stats, jnp.real(stats.mean))
-        return Estimate(stats=stats, local_values=eloc.reshape(samples.shape[:2]))
+        return Estimate(stats=stats, local_values=eloc.reshape(x.shape[:2]))
 
     def _centred(self, ansatz, samples, estimate):
         """`(flat samples, p, (E_loc - E) with 0 where p = 0)`."""
         eloc = estimate.local_values.reshape(-1)
-        flat = _flat(samples, samples.ndim - estimate.local_values.ndim)
-        _, p = self._weights(ansatz, flat)
+        x = samples.x if isinstance(samples, Samples) else samples
+        flat = _flat(x, x.ndim - estimate.local_values.ndim)
+        _, p = self._weights(ansatz, flat, samples)
         return flat, p, jnp.where(p > 0, eloc - estimate.stats.mean.astype(eloc.dtype), jnp.zeros((), eloc.dtype))
 
     def gradient(self, ansatz, samples, estimate):

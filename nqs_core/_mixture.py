@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._config import ConfigError, _construct, entry_registry
+from ._config import BuildContext, ConfigError, _construct
 from ._metropolis import AbstractMetropolisRule, AbstractMetropolisSampler, AbstractSymmetricRule, metropolis_counts
-from ._registry import RegistryError
+from ._registry import Registry, RegistryError, get_registry
 from ._sampler import metropolis_steps
 from ._space import AbstractSpace
 
@@ -154,7 +154,7 @@ class MixtureRule(AbstractMetropolisRule):
         return max(r.proposals_per_step(x) for r in self.rules)
 
 
-def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None) -> AbstractMetropolisRule:
+def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None, registry: Registry | None = None) -> AbstractMetropolisRule:
     """The rule a `metropolis` or `parallel_tempering` sampler runs, from its
     `rules` field: one rule, or a `MixtureRule` of several.
 
@@ -162,6 +162,8 @@ def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None) -> Ab
 
     - `owner`: the sampler's name, for error messages.
     - `space`, `lattice`: handed to the rules (by argument name, as in a config).
+    - `registry`: where rule names are looked up (a config build passes its
+      own; default `nqs_core.get_registry()`).
     - `rules`: a sequence whose items are a registered rule name (`"local"`),
       a table `{name = "local", weight = 0.9, ...fields}`, an
       `AbstractMetropolisRule`, or a pair `(rule, weight)`.
@@ -174,7 +176,7 @@ def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None) -> Ab
         rules = [rules]
     if not isinstance(rules, (list, tuple)) or not rules:
         raise ConfigError(f"{owner}: rules must be a non-empty list of rule names or tables, got {rules!r}")
-    registry = entry_registry(None)
+    registry = registry if registry is not None else get_registry()
     valid = ", ".join(registry.names("rule")) or "(none registered)"
     built, weights, names = [], [], []
     context = {"space": space} if lattice is None else {"space": space, "lattice": lattice}
@@ -202,7 +204,7 @@ def rules_from_spec(owner: str, space: AbstractSpace, rules, lattice=None) -> Ab
         except RegistryError:
             raise ConfigError(f"{owner}: unknown rule {name!r}; valid rule names: {valid}") from None
         try:
-            rule, _ = _construct(entry, spec, context, jax.random.PRNGKey(0), {"exact_energy": "none"})
+            rule, _ = _construct(entry, spec, context, jax.random.PRNGKey(0), BuildContext(registry, {"exact_energy": "none"}))
         except ConfigError as exc:
             raise ConfigError(f"{owner}: rule {name!r}: {exc}") from None
         built.append(rule)
@@ -236,6 +238,8 @@ class MetropolisMixture(AbstractMetropolisSampler):
     - `lattice`: handed to rules that use bonds (`exchange`); from the config.
     - `n_samples`, `n_chains`, `n_discard_per_chain`, `sweep_size`,
       `n_thermalize`: as for every Metropolis sampler (`MetropolisSampler`).
+    - `registry`: where rule names are looked up (a config passes its own; default
+      `nqs_core.get_registry()`).
 
     **Example:**
 
@@ -264,11 +268,12 @@ class MetropolisMixture(AbstractMetropolisSampler):
         n_discard_per_chain: int | None = None,
         sweep_size: int | None = None,
         n_thermalize: int = 20,
+        registry: Registry | None = None,
     ):
         if not isinstance(space, AbstractSpace):
             raise TypeError(f"metropolis needs a space (AbstractSpace), got {type(space).__name__}")
         self.space = space
-        self.rule = rules_from_spec("metropolis", space, rules, lattice)
+        self.rule = rules_from_spec("metropolis", space, rules, lattice, registry)
         (
             self.n_samples,
             self.n_chains,

@@ -14,8 +14,10 @@ from jaxtyping import Array, Scalar
 
 from ._callbacks import AbstractCallback
 from ._distributed import concat_over_ranks
-from ._fullsum import FullSumSampler, FullSumState, _real_rows, born_weights, exact_statistics, table_local_values
+from ._estimator import measure_chunk_size
+from ._fullsum import table_local_values
 from ._sampler import BornDistribution
+from ._samples import AbstractEnumeration, Samples, is_exact, weighted_statistics
 from ._stats import Stats, statistics
 from ._system import AbstractHamiltonian
 from ._tree import batch_apply
@@ -150,28 +152,32 @@ def _expect_samples(ansatz, observables, samples, chunk_size):
 
 
 def _uses_tables(obs) -> bool:
-    """Whether the full sum may compute `obs`'s local values from look-up tables
+    """Whether an exact sum may compute `obs`'s local values from look-up tables
     (an operator observable that keeps the protocol's `local_values`)."""
     return isinstance(obs, AbstractOperatorObservable) and type(obs).local_values is AbstractOperatorObservable.local_values
 
 
-def _full_sum_tables(observables, full_sum: FullSumState):
+def _lookup_tables(observables, samples: Samples):
     """Per observable: a tuple of look-up tables of its operators (`None` for
-    an operator the network must evaluate), or `None` (its own `local_values`).
-    Eager; built once per operator and kept by `full_sum`."""
+    an operator the network must evaluate), or `None` (its own `local_values`),
+    from `samples.lookup` (exact enumerations only; else all `None`). Eager;
+    the enumeration builds each operator's table once and keeps it."""
+    if samples.lookup is None or not samples.exact:
+        return [None] * len(observables)
     ops = [op for obs in observables if _uses_tables(obs) for op in obs.operators]
-    tables = iter(full_sum.lookup_tables(ops))
+    tables = iter(samples.lookup.lookup_tables(ops))
     return [tuple(next(tables) for _ in obs.operators) if _uses_tables(obs) else None for obs in observables]
 
 
 @eqx.filter_jit
-def _expect_full_sum(ansatz, observables, full_sum, tables, chunk_size):
-    """One compiled pass for every observable: `log psi` of the rows once, then
-    the local values of each operator from its look-up table (a gather, no
-    network evaluation) or, without one, by the operator itself."""
-    xs = full_sum.states
-    lx = batch_apply(ansatz, xs, chunk_size)
-    p = born_weights(lx, _real_rows(xs.shape[0], full_sum.n_states))
+def _expect_weighted(ansatz, observables, samples, tables, chunk_size):
+    """One compiled pass over weighted samples for every observable: `log psi`
+    of the rows once, then the local values of each operator from its look-up
+    table (a gather, no network evaluation) or, without one, by the
+    observable itself; `weighted_statistics` with the samples' weights."""
+    xs = samples.x.reshape((-1,) + samples.x.shape[2:])
+    w = samples.weights.reshape(-1)
+    lx = None if all(isinstance(o, AbstractSampleObservable) for o in observables) else batch_apply(ansatz, xs, chunk_size)
     out = []
     for obs, tabs in zip(observables, tables):
         if tabs is None:
@@ -188,17 +194,21 @@ def _expect_full_sum(ansatz, observables, full_sum, tables, chunk_size):
                 values = values @ obs.transform.T.astype(values.dtype)
             elif len(obs.operators) == 1:
                 values = values[:, 0]
-        out.append(exact_statistics(p, values))
+        out.append(weighted_statistics(w, values, exact=samples.exact))
     return out
 
 
 def expect_many(ansatz, observables: Mapping[str, Any], samples, chunk_size: int | None = None) -> dict[str, Stats]:
-    """`expect` of several observables on the same samples (or full sum), with
+    """`expect` of several observables on the same samples (or exact sum), with
     `log psi` evaluated once. **Returns:** `{name: Stats}`."""
     names = list(observables)
     obs = [as_observable(observables[n]) for n in names]
-    if isinstance(samples, FullSumState):
-        stats = _expect_full_sum(ansatz, obs, samples, _full_sum_tables(obs, samples), chunk_size)
+    if isinstance(samples, AbstractEnumeration):
+        samples = samples.samples(ansatz, chunk_size)
+    if isinstance(samples, Samples) and samples.weights is None:
+        samples = samples.x
+    if isinstance(samples, Samples):
+        stats = _expect_weighted(ansatz, obs, samples, _lookup_tables(obs, samples), chunk_size)
     else:
         samples = jnp.asarray(samples)
         if samples.ndim < 3:
@@ -217,10 +227,11 @@ def expect(ansatz, observable, samples, chunk_size: int | None = None) -> Stats:
     - `ansatz`: the wave function (`log psi` of one configuration).
     - `observable`: an `AbstractObservable` or an operator (`AbstractHamiltonian`:
       a spin operator from `nqs_spins.operators` bound to a space, a system).
-    - `samples`: Monte Carlo samples from `|psi|^2`, shaped
-      `(n_chains, n_per_chain, *space.shape)` (a sampler's output; under MPI
-      this rank's chains), or a `FullSumState` for the exact sum over every
-      configuration.
+    - `samples`: a sampler's output: Monte Carlo samples from `|psi|^2`,
+      shaped `(n_chains, n_per_chain, *space.shape)` (under MPI this rank's
+      chains), or `nqs_core.Samples` with weights (an exact sum, importance
+      sampling); or an enumeration (`nqs_core.FullSumState`) for the exact
+      sum over every configuration.
     - `chunk_size`: evaluate at most this many configurations at once.
 
     **Returns:** `Stats`. From samples: mean, error (autocorrelation-corrected),
@@ -263,58 +274,69 @@ def stats_dict(stats: Stats, observable: AbstractObservable | None = None) -> di
     return out
 
 
-def _target(driver, samples):
-    """What to average over: the full sum of a `full_sum` run, else the samples."""
-    return driver.sampler.full_sum if isinstance(driver.sampler, FullSumSampler) else samples
-
-
 @eqx.filter_jit
 def _draw(sampler, model, sampler_state):
     return sampler.sample(BornDistribution(model), sampler_state)
 
 
 @eqx.filter_jit
-def _energy(estimator, system, model, samples, exact: bool):
+def _energy(estimator, system, model, samples, weighted: bool):
     """The energy statistics of `measure`, compiled once (run eagerly, its few
     hundred small operations each compiled on first use took seconds)."""
     estimate = estimator(model, system, samples)
-    if exact:
+    if weighted:  # the estimator's weighted statistics
         return estimate.stats
     return sample_statistics(estimate.local_values)  # as VMC.evaluate: every local energy of every rank
 
 
+def draws_exact(driver, state) -> bool:
+    """Whether `driver`'s sampler returns an exact weighted sum for `state`
+    (`nqs_core.Samples` with `exact=True`), found from the output's type
+    without drawing (`equinox.filter_eval_shape`)."""
+    out = eqx.filter_eval_shape(_draw, driver.sampler, driver.model(state), state.sampler_state)
+    return is_exact(out[0])
+
+
 def measure(driver, state, observables: Mapping[str, AbstractObservable], n_batches: int = 10):
-    """The energy and the observables of a driver state, on the same samples:
-    `n_batches` sampler calls, chains continued between calls (as
-    `VMC.evaluate`), or one exact sum for a `full_sum` run.
+    """The energy and the observables of a sampling driver's state
+    (`AbstractSamplingDriver`: its `system`, `sampler`, `estimator` and
+    `model(state)`), on the same samples: `n_batches` sampler calls, chains
+    continued between calls (as `VMC.evaluate`), or one call when the sampler
+    returns an exact weighted sum (the `full_sum` sampler). The observables
+    are evaluated with the estimator's `chunk_size`.
 
     **Returns:** `(energy Stats, {name: Stats}, state with the advanced sampler)`.
     """
     model = driver.model(state)
+    chunk_size = measure_chunk_size(driver.estimator)
     sampler_state = state.sampler_state
-    batches = []
-    for _ in range(1 if isinstance(driver.sampler, FullSumSampler) else max(1, int(n_batches))):
+    samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
+    if isinstance(samples, Samples) and samples.weights is not None:
+        if samples.exact:
+            # the energy as one more operator of the same weighted pass (as the
+            # full_sum estimator: <H> of a Hermitian H is real)
+            key = object()
+            values = expect_many(model, {key: driver.system, **observables}, samples, chunk_size)
+            energy = values.pop(key)
+            energy = eqx.tree_at(lambda s: s.mean, energy, jnp.real(energy.mean))
+        else:
+            energy = _energy(driver.estimator, driver.system, model, samples, True)
+            values = expect_many(model, observables, samples, chunk_size) if observables else {}
+        return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
+    batches = [samples]
+    for _ in range(max(1, int(n_batches)) - 1):
         samples, sampler_state, _ = _draw(driver.sampler, model, sampler_state)
         batches.append(samples)
     samples = jnp.concatenate(batches, axis=1)
-    if isinstance(driver.sampler, FullSumSampler):
-        # the energy as one more operator of the same exact pass (as the full_sum
-        # estimator: <H> of a Hermitian H is real)
-        key = object()
-        chunk_size = getattr(driver.estimator, "chunk_size", None)
-        values = expect_many(model, {key: driver.system, **observables}, driver.sampler.full_sum, chunk_size)
-        energy = values.pop(key)
-        energy = eqx.tree_at(lambda s: s.mean, energy, jnp.real(energy.mean))
-        return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
     energy = _energy(driver.estimator, driver.system, model, samples, False)
-    values = expect_many(model, observables, _target(driver, samples)) if observables else {}
+    values = expect_many(model, observables, samples, chunk_size) if observables else {}
     return energy, values, eqx.tree_at(lambda s: s.sampler_state, state, sampler_state)
 
 
 class ObservableLog(AbstractCallback):
     """Driver callback: every `every` steps, measure `observables` on the
     parameters after the step's update (one sampler call from the current
-    chains, which are not advanced; or the exact sum) and add them to the
+    chains, which are not advanced; weighted samples with their weights) and add them to the
     step's log record under `"observables"`. Place it before `JsonlLog`; it is
     collective under MPI (run it on every rank)."""
 
@@ -327,7 +349,7 @@ class ObservableLog(AbstractCallback):
             return None
         model = driver.model(state)
         samples, _, _ = _draw(driver.sampler, model, state.sampler_state)
-        values = expect_many(model, self.observables, _target(driver, samples))
+        values = expect_many(model, self.observables, samples, measure_chunk_size(driver.estimator))
         record["observables"] = {k: stats_dict(v) for k, v in values.items()}
         record["observables_step"] = int(state.step)
         return None

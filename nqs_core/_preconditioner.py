@@ -10,6 +10,7 @@ from jaxtyping import Array
 
 from ._ansatz import AbstractAnsatz
 from ._estimator import AbstractEstimator, Estimate
+from ._samples import Samples, sample_array
 from ._system import AbstractHamiltonian
 
 
@@ -20,7 +21,10 @@ class StepContext(eqx.Module):
 
     - `system`: the Hamiltonian being minimised.
     - `ansatz`: the variational state with the current parameters.
-    - `samples`: the configurations of this step, `(n_chains, n_per_chain, *shape)`.
+    - `samples`: the sampler's output of this step: configurations
+      `(n_chains, n_per_chain, *shape)`, or `nqs_core.Samples` with weights
+      (pass it on to the estimator as it is; `flat_samples` gives the
+      configurations).
     - `estimate`: the estimator's result on them (local values, statistics).
     - `estimator`: the (scheduled) estimator of this step, which gives the
       gradient (`estimator.gradient`) and the natural-gradient data.
@@ -28,7 +32,7 @@ class StepContext(eqx.Module):
 
     system: AbstractHamiltonian
     ansatz: AbstractAnsatz
-    samples: Array
+    samples: Array | Samples
     estimate: Estimate
     estimator: AbstractEstimator
 
@@ -38,8 +42,9 @@ class StepContext(eqx.Module):
 
     @property
     def flat_samples(self) -> Array:
-        """The samples as one batch `(n_samples, *shape)`."""
-        return self.samples.reshape((-1,) + self.samples.shape[self.estimate.local_values.ndim :])
+        """The configurations as one batch `(n_samples, *shape)` (without weights)."""
+        x = sample_array(self.samples)
+        return x.reshape((-1,) + x.shape[self.estimate.local_values.ndim :])
 
 
 class AbstractPreconditioner(eqx.Module):

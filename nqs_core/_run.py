@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _signals
 from ._callbacks import AbstractCallback, Checkpoint, JsonlLog, NaNGuard, ProgressBar, SignalStop
-from ._config import ConfigError, build
+from ._config import ConfigError, build, resolve_exact_energy
 from ._toml import apply_overrides, load_config, loads_config, resolved_toml
 from ._distributed import check_launch, is_root, n_ranks, python_comm
 from ._io import (
@@ -27,6 +27,7 @@ from ._lock import LOCK_FILE, RunLock, lock_note
 from ._observable import ObservableLog, stats_dict
 from ._crosscheck import exact_crosscheck
 from ._driver import earlier_layouts
+from ._driver_protocol import AbstractSamplingDriver
 from ._stats import Stats
 from ._validate import check_int
 
@@ -276,7 +277,7 @@ def _check_driver(calc) -> None:
     """Refuse what the configured driver cannot do, before anything is written."""
     driver = calc.driver
     name = calc.config["driver"]["name"]
-    if calc.observables and not driver.measures_observables:
+    if calc.observables and not isinstance(driver, AbstractSamplingDriver):
         raise ConfigError(f"the {name} driver does not measure [observables]; remove the [observables] tables")
     if n_ranks() > 1 and not driver.distributed:
         raise ConfigError(f"the {name} driver runs in one process; start it without mpirun")
@@ -321,6 +322,7 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     calc = build(config)
     _check_name(calc)
     _check_driver(calc)
+    resolve_exact_energy(calc)  # after the build: the build runs no physics
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
     _check_steps(calc)
@@ -428,6 +430,7 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
         config = apply_overrides(load_config(run_dir / CONFIG_FILE), overrides)
         calc = build(config)
         _check_driver(calc)
+        resolve_exact_energy(calc)
         if n_steps is not None:
             calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
         _check_steps(calc)
@@ -515,7 +518,7 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
             callbacks.append(ProgressBar(n_steps, console=console))
     if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
         callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
-    if not hasattr(driver, "divergence") and hasattr(driver, "blowup_factor"):  # drivers without a jitted guard
+    if not driver.own_guard:  # drivers without a jitted guard: the default loop's BlowUpWatch
         driver.blowup_factor = calc.run["blowup_factor"]
     state = driver.run(state, n_steps, callbacks)
     _signals.end_steps(int(state.step))  # SIGTERM / SIGINT stopped the run: RunInterrupted after the checkpoint

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, Scalar
 
 from ._ansatz import AbstractAnsatz, AbstractDirectSamplingAnsatz
+from ._samples import Samples
 from ._space import AbstractDiscreteSpace, AbstractSpace
 from ._system import AbstractAction
 from ._tree import batch_apply
@@ -58,11 +59,26 @@ class AbstractSampler(eqx.Module):
     `sample` returns samples shaped `(n_chains, n_samples_per_chain, *shape)`
     so that statistics can compare chains (R-hat), the new state, and a dict of
     scalar diagnostics (at least `"acceptance"` where it has a meaning).
+
+    The samples are a bare array when every sample counts equally (draws from
+    the distribution: Metropolis, direct and exact sampling), or
+    `nqs_core.Samples` with normalised weights (`exact=True` for a sum over
+    every configuration of the support, as the `full_sum` sampler; `False`
+    for self-normalised importance sampling). Estimators, `nqs_core.expect`
+    and `nqs_core.measure` honour the weights, so a weighted sampler needs
+    nothing else from the core.
+
+    **Class attribute:** `default_estimator`, the registry name of the
+    estimator a config uses when it has no `[estimator]` table (default
+    `"energy"`, which honours weights; the `full_sum` sampler names its
+    look-up estimator).
     """
 
     space: eqx.AbstractVar[AbstractSpace]
     n_samples: eqx.AbstractVar[int]
     n_chains: eqx.AbstractVar[int]
+    #: the estimator a config builds for this sampler when `[estimator]` is left out
+    default_estimator: ClassVar[str] = "energy"
 
     @abc.abstractmethod
     def init(self, distribution: AbstractDistribution, key: PRNGKeyArray) -> Any:
@@ -72,8 +88,8 @@ class AbstractSampler(eqx.Module):
     @abc.abstractmethod
     def sample(
         self, distribution: AbstractDistribution, state: Any
-    ) -> tuple[Array, Any, dict[str, Array]]:
-        """`(samples, new_state, info)`."""
+    ) -> tuple[Array | Samples, Any, dict[str, Array]]:
+        """`(samples, new_state, info)`; `samples` an array or `Samples` (weights)."""
         raise NotImplementedError
 
     @property

@@ -27,6 +27,7 @@ from jaxtyping import Array
 
 from ._metropolis import AbstractMetropolisRule, metropolis_counts
 from ._mixture import rules_from_spec
+from ._registry import Registry
 from ._sampler import AbstractDistribution, AbstractSampler, legacy_key
 from ._space import AbstractSpace
 from ._validate import check_int
@@ -117,6 +118,8 @@ class ParallelTempering(AbstractSampler):
     - `rules`: the rule(s), as for the `metropolis` sampler: rule names or
       tables `{name = "...", weight = w, ...}`; several make a mixture.
     - `lattice`: handed to rules that use bonds (from the config).
+    - `registry`: where rule names are looked up (a config passes its own; default
+      `nqs_core.get_registry()`).
     - `n_replicas`: temperatures per chain (default 8, or the length of
       `betas`; at least 2).
     - `beta_min`: smallest inverse temperature of the geometric ladder
@@ -163,6 +166,7 @@ class ParallelTempering(AbstractSampler):
         n_discard_per_chain: int | None = None,
         sweep_size: int | None = None,
         n_thermalize: int = 20,
+        registry: Registry | None = None,
     ):
         if not isinstance(space, AbstractSpace):
             raise TypeError(f"parallel_tempering needs a space (AbstractSpace), got {type(space).__name__}")
@@ -183,7 +187,7 @@ class ParallelTempering(AbstractSampler):
             if betas[0] != 1.0 or not all(a > b for a, b in zip(betas, betas[1:])) or betas[-1] <= 0.0:
                 raise ValueError(f"betas must start at 1 and decrease strictly to a value > 0, got {list(betas)!r}")
         self.space = space
-        self.rule = rules_from_spec("parallel_tempering", space, rules, lattice)
+        self.rule = rules_from_spec("parallel_tempering", space, rules, lattice, registry)
         self.betas = betas
         self.swap_every = check_int("swap_every", swap_every, 1)
         (

@@ -122,6 +122,39 @@ def test_getattr_scan_can_fail(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
+# (a') the full sum is an ordinary sampler: no isinstance on its classes outside its module
+
+#: The module that defines the full-sum family (state, sampler, estimator).
+FULL_SUM_MODULE = "nqs_core/_fullsum.py"
+
+
+def _full_sum_isinstance(path: pathlib.Path) -> list[tuple[str, int]]:
+    """`(call, line)` of every `isinstance(...)` / `issubclass(...)` naming a `FullSum*` class."""
+    out = []
+    for node in ast.walk(_parse(path)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass"):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+            if any(n.startswith("FullSum") for n in names):
+                out.append((ast.unparse(node), node.lineno))
+    return out
+
+
+def test_no_isinstance_on_the_full_sum_outside_its_module():
+    files = _files(CORE) + [f for p in PLUGINS for f in _files(p)] + _files(ROOT / "cli" / "nqs_cli")
+    found = [f"{_rel(f)}:{line}: {call}" for f in files if _rel(f) != FULL_SUM_MODULE for call, line in _full_sum_isinstance(f)]
+    assert not found, (
+        "the full sum is a sampler whose samples carry weights (nqs_core.Samples); read the weights "
+        "(or the sampler's declared default_estimator) instead of asking for its class:\n" + "\n".join(found)
+    )
+
+
+def test_full_sum_isinstance_scan_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(d):\n    return isinstance(d.sampler, nqs_core.FullSumSampler) or isinstance(d, (A, FullSumState))\n")
+    assert [line for _, line in _full_sum_isinstance(bad)] == [2, 2]
+
+
+# ---------------------------------------------------------------------------------------
 # (b) nqs_core has no import cycle
 
 

@@ -96,14 +96,12 @@ def measure_run(run_dir, names, n_samples, exact, max_states, seed):
         ) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if isinstance(driver, nqs_core.VMC) and isinstance(driver.sampler, nqs_core.FullSumSampler):
-        # an exact sum needs only the parameters (not the optimizer's or the
-        # preconditioner's state, whose set-up drew a step's worth of samples)
-        state = _exact_state(driver, params, seed)
-    else:
-        state = driver.init(jax.random.PRNGKey(seed), params=params)  # fresh chains
+    if not isinstance(driver, nqs_core.AbstractSamplingDriver):
+        raise _UserError(f"the {calc.config['driver']['name']} driver does not sample a wave function; nothing to measure")
+    # fresh chains (for a sampler that returns an exact sum: only the parameters and the sampler state)
+    state = driver.measurement_state(jax.random.PRNGKey(seed), params)
     energy, values, _ = nqs_core.measure(driver, state, calc.observables, n_batches=1)
-    return {"energy": energy, **values}, calc.observables, isinstance(driver.sampler, nqs_core.FullSumSampler)
+    return {"energy": energy, **values}, calc.observables, nqs_core.draws_exact(driver, state)
 
 
 #: The fewest samples per chain for which `nqs measure -n` gives trustworthy
@@ -132,19 +130,6 @@ def _warn_few_samples(sampler, n_samples: int) -> None:
         highlight=False,
         soft_wrap=True,
     )
-
-
-def _exact_state(driver, params, seed):
-    """The driver state `nqs_core.measure` reads for a full sum: the parameters
-    and the (deterministic) sampler state; nothing else is set up."""
-    import jax
-    import jax.numpy as jnp
-
-    import nqs_core
-
-    model = driver.model(nqs_core.VMCState(params, None, None, None, jnp.asarray(0), None))
-    sampler_state = driver.sampler.init(nqs_core.BornDistribution(model), jax.random.PRNGKey(seed))
-    return nqs_core.VMCState(params, None, sampler_state, None, jnp.asarray(0, dtype=jnp.int64), None)
 
 
 def _output(values, observables, exact_used, json_out, console) -> None:

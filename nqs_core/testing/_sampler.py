@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._sampler import AbstractDistribution, AbstractSampler
+from .._samples import Samples
 from .._space import AbstractDiscreteSpace
 from .._stats import statistics
 from ._common import (
@@ -53,10 +54,24 @@ _statistics = jax.jit(statistics)
 def _draw(sampler, distribution, key, n_calls):
     state = _init(sampler, distribution, key)
     out = []
-    for _ in range(n_calls):
+    for call in range(n_calls):
         samples, state, info = _sample(sampler, distribution, state)
+        if isinstance(samples, Samples):  # weighted samples: the weights' contract, then the configurations
+            _check_weights(sampler, samples, call)
+            samples = samples.x
         out.append((samples, info))
     return out
+
+
+def _check_weights(sampler, samples, call) -> None:
+    """`Samples.weights`: `None`, or `(n_chains, n_per_chain)`, finite, non-negative, summing to 1 (one process)."""
+    if samples.weights is None:
+        return
+    w = np.asarray(samples.weights)
+    where = f"call {call + 1}"
+    _check(w.shape == tuple(samples.x.shape[:2]), sampler, f"{where}: weights have shape {w.shape}, expected {samples.x.shape[:2]}")
+    _check(bool(np.all(np.isfinite(w)) and np.all(w >= 0)), sampler, f"{where}: weights must be finite and non-negative")
+    _check(abs(float(w.sum()) - 1.0) <= 1e-9, sampler, f"{where}: weights sum to {float(w.sum())!r}, not 1")
 
 
 def check_sampler(
@@ -73,7 +88,9 @@ def check_sampler(
 ) -> None:
     """Check a sampler against the `AbstractSampler` contract on `distribution`.
 
-    - `sample` returns `(samples, state, info)` with samples shaped
+    - `sample` returns `(samples, state, info)` with samples (or, for
+      weighted samples, `Samples.x`; its weights finite, non-negative,
+      shaped `(n_chains, n_samples_per_chain)` and summing to 1) shaped
       `(n_chains, n_samples_per_chain, *space.shape)` of the space's dtype and
       `info` a dict (an `"acceptance"` entry lies in `[0, 1]`);
     - samples lie in the space: finite; on a discrete space every entry is a

@@ -155,6 +155,7 @@ def grow(
             if retrain_temperature is not None and est.get("name") == "annealed":
                 est["temperature"] = float(retrain_temperature)
         calc = nqs_core.build(cfg)
+        nqs_core.resolve_exact_energy(calc)
         driver = calc.driver
         seed = int(calc.run["seed"])
         state = driver.init(jax.random.fold_in(jax.random.PRNGKey(seed), 1000 + index))

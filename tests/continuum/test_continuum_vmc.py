@@ -18,6 +18,7 @@ CONFIG = {
 
 def test_config_builds_and_finds_the_exact_reference():
     calc = nqs_core.build(CONFIG)
+    nqs_core.resolve_exact_energy(calc)
     assert abs(calc.config["run"]["exact_energy"] - 0.595906) < 1e-6
 
 

@@ -111,3 +111,51 @@ def test_nested_component_tables(small_config):
             build(cfg)
     finally:
         reg.remove("ansatz", "scaled_test")
+
+
+def test_the_build_rule_resolves_by_annotation_and_passes_the_registry(small_config):
+    """Issue 28: a constructor argument is a component when its annotation names
+    a protocol (or, without annotation, when it is named like a table); a field
+    named `sampler` with another annotation is the author's field, not the
+    sampler. The registry the build was given resolves every name (no global)."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    class Tagged(nqs_core.AbstractSampleObservable):
+        """A test observable whose user field is called `sampler`."""
+
+        sampler: str = eqx.field(static=True)
+        n: int = eqx.field(static=True)
+
+        def __init__(self, space: nqs_core.AbstractSpace, sampler: str = "none"):
+            self.sampler = sampler
+            self.n = int(space.size)
+
+        @property
+        def shape(self):
+            return ()
+
+        def function(self, x):
+            return jnp.sum(x) / self.n
+
+    class Plugin:
+        @staticmethod
+        @nqs_core.hookimpl
+        def nqs_register(registry):
+            registry.add("observable", "tagged", Tagged)
+
+    reg = nqs_core.load_registry(autoload=False)
+    reg.register_plugin(Plugin, "test_tagged")
+    assert list(nqs_core.component_fields(Tagged)) == ["sampler"]
+    cfg = dict(small_config, observables={"t": {"name": "tagged", "sampler": "metropolis"}})
+    cfg["run"] = {**cfg.get("run", {}), "exact_energy": "auto"}
+    calc = build(cfg, registry=reg)
+    assert calc.observables["t"].sampler == "metropolis" and calc.observables["t"].n == calc["space"].size
+    assert calc.config["observables"]["t"] == {"name": "tagged", "sampler": "metropolis"}
+    # the process-wide registry does not know the plugin: the build used the one it was given
+    with pytest.raises(ConfigError, match="tagged"):
+        build(cfg)
+    # the build runs no physics: the exact reference comes after it
+    assert calc.config["run"]["exact_energy"] == "auto" and calc.driver.exact_energy is None
+    e0 = nqs_core.resolve_exact_energy(calc)
+    assert e0 is not None and calc.driver.exact_energy == e0 == calc.config["run"]["exact_energy"]

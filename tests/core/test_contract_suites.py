@@ -170,9 +170,14 @@ SAMPLERS = {
 def test_sampler_contract(name, factory):
     sampler, distribution, options = factory()
     testing.check_sampler(sampler, distribution, KEY, **options)
-    if not options.get("statistics_check", True):  # the full sum: the samples are the enumeration
+    if not options.get("statistics_check", True):  # the full sum: the enumeration, weighted by p(x)
         samples, _, _ = sampler.sample(distribution, sampler.init(distribution, KEY))
-        np.testing.assert_array_equal(np.asarray(samples[0]), sampler.space.all_states())
+        states = sampler.space.all_states()
+        np.testing.assert_array_equal(np.asarray(samples.x[0]), states)
+        log_p = np.array([float(distribution.log_prob(jnp.asarray(x))) for x in states])
+        p = np.exp(log_p - log_p.max())
+        assert samples.exact
+        np.testing.assert_allclose(np.asarray(samples.weights[0]), p / p.sum(), rtol=1e-12, atol=0)
 
 
 # -- ansatze -------------------------------------------------------------------------

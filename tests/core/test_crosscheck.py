@@ -16,6 +16,7 @@ the RBM evaluated in NumPy.
 import json
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -254,4 +255,5 @@ def test_agrees_and_skips(tmp_path):
     assert "64 states, more than max_states = 32" in skip_reason(nqs_core.build(nqs_core.loads_config(SMALL), exact=False).driver, 32)
     cfg = nqs_core.loads_config(SMALL)
     cfg["sampler"] = {"name": "full_sum"}
-    assert skip_reason(nqs_core.build(cfg, exact=False).driver, 1 << 20) == "the run is a full sum (already exact)"
+    d = nqs_core.build(cfg, exact=False).driver
+    assert skip_reason(d, 1 << 20, d.measurement_state(jax.random.PRNGKey(0), d.parameters())) == "the run is a full sum (already exact)"

@@ -154,3 +154,18 @@ def test_observables_refused_for_a_driver_that_does_not_measure_them(toy, tmp_pa
     with pytest.raises(nqs_core.ConfigError, match="the toy driver does not measure \\[observables\\]"):
         nqs_core.run(config, progress=False)
     assert not (tmp_path / "obs").exists()
+
+
+def test_one_run_loop_with_a_retry_hook():
+    """Abstract or final: every registered driver runs the protocol's loop
+    (`AbstractDriver.run`); VMC's retries live in the `advance` hook. VMC is a
+    sampling driver (what `measure`, the observables and `nqs measure` read)
+    and its state a sampling state."""
+    registry = nqs_core.get_registry()
+    for name in registry.names("driver"):
+        cls = registry.get("driver", name).obj
+        assert cls.run is AbstractDriver.run, name
+    assert issubclass(nqs_core.VMC, nqs_core.AbstractSamplingDriver)
+    state = nqs_core.VMCState(None, None, None, None, jnp.asarray(0), None)
+    assert isinstance(state, nqs_core.AbstractSamplingState)
+    assert nqs_core.VMC.own_guard and not AbstractDriver.own_guard

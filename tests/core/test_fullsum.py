@@ -46,14 +46,15 @@ def setup(request):
     space, system, rbm = _problem(request.param)
     sampler = FullSumSampler(space)
     estimator = FullSumEstimator(sampler=sampler)
-    samples, _, _ = sampler.sample(None, sampler.init(None, jax.random.PRNGKey(0)))
+    dist = nqs_core.BornDistribution(rbm)
+    samples, _, _ = sampler.sample(dist, sampler.init(dist, jax.random.PRNGKey(0)))
     estimate = estimator(rbm, system, samples)
     return space, system, rbm, sampler, estimator, samples, estimate
 
 
 def test_energy_equals_the_dense_expectation(setup):
     space, system, rbm, sampler, estimator, samples, estimate = setup
-    assert samples.shape == (1, space.n_states, space.size)
+    assert samples.x.shape == (1, space.n_states, space.size) and samples.exact
     h = to_dense(system)
     psi = np.exp(np.asarray(jax.vmap(rbm)(jnp.asarray(space.all_states()))))
     norm = np.vdot(psi, psi).real
@@ -173,10 +174,32 @@ def test_full_sum_refuses_what_it_cannot_enumerate():
     cfg["estimator"] = {"name": "full_sum"}
     with pytest.raises(nqs_core.ConfigError, match="needs the full_sum sampler"):
         nqs_core.build(cfg)
+
+
+
+def test_the_energy_estimator_honours_the_full_sum_weights():
+    """The full-sum sampler is an ordinary sampler: its samples carry the
+    weights |psi|^2 / Z, which the plain energy estimator honours (the exact
+    energy from a dense matrix, no Monte Carlo error) as the full_sum one does."""
     cfg = nqs_core.loads_config(EXACT_VMC)
     cfg["estimator"] = {"name": "energy"}
-    with pytest.raises(nqs_core.ConfigError, match="full_sum estimator"):
-        nqs_core.build(cfg)
+    driver = nqs_core.build(cfg, exact=False).driver
+    assert type(driver.estimator) is nqs_core.EnergyEstimator
+    state = driver.init(jax.random.PRNGKey(0))
+    stats, _ = driver.evaluate(state)
+    model = driver.model(state)
+    space = driver.system.space
+    psi = np.exp(np.asarray(jax.vmap(model)(jnp.asarray(space.all_states()))))
+    e = np.vdot(psi, to_dense(driver.system) @ psi).real / np.vdot(psi, psi).real
+    assert abs(float(stats.mean) - e) < 1e-10 and float(stats.error_of_mean) == 0.0
+    # one step of the same exact gradient with either estimator
+    cfg2 = nqs_core.loads_config(EXACT_VMC)
+    other = nqs_core.build(cfg2, exact=False).driver
+    assert type(other.estimator) is nqs_core.FullSumEstimator
+    a, _ = driver.step(state)
+    b, _ = other.step(other.init(jax.random.PRNGKey(0)))
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-12)
 
 
 def test_driver_evaluate_is_the_exact_sum():
@@ -251,18 +274,18 @@ def test_the_estimate_bounds_what_xla_allocates(alpha):
 
 def test_natural_gradient_data_are_counted_only_when_used(tmp_path):
     """A 1 MB limit passes the 64 states and their local energies but not
-    SRt's 64 x 1356 log-derivative matrices (4.2 MB): the run stops when its
-    first step is traced, before any step is taken. Dense SR's 1356 x 1356
-    matrix (29 MB) is refused earlier, when the driver is built
-    (`memory_estimate`). The plain gradient runs."""
+    SRt's 64 x 1356 log-derivative matrices (4.4 MB) nor dense SR's 1356 x
+    1356 matrix (34 MB): both are refused when the driver is built
+    (`memory_estimate` of the sampler's 64 rows, as for any sampler), before
+    any step is taken. The plain gradient runs."""
     cfg = nqs_core.loads_config(EXACT_VMC)
     cfg["ansatz"] = {"name": "rbm", "alpha": 16, "param_dtype": "complex128"}
     cfg["run"]["max_memory_gb"] = 1e-3
-    with pytest.raises(nqs_core.ConfigError, match=r"one SR step \(1356 real parameters\) would need about 29\.4 MB, more than the limit of 1 MB"):
+    with pytest.raises(nqs_core.ConfigError, match=r"one SR step \(64 samples x 1356 real parameters\) would need about 33\.6 MB, more than the limit of 1 MB"):
         nqs_core.run(cfg, run_dir=tmp_path / "sr", progress=False, n_steps=1)
     assert not (tmp_path / "sr").exists()
     cfg["preconditioner"] = {"name": "srt", "diag_shift": 1e-3}
-    with pytest.raises(nqs_core.MemoryLimitError, match=r"the full sum over 64 states and its 64 x 1356 log-derivative matrix would need about 4\.17 MB, more than the limit of 1 MB"):
+    with pytest.raises(nqs_core.ConfigError, match=r"one SRt step \(64 samples x 1356 real parameters\) would need about 4\.43 MB, more than the limit of 1 MB"):
         nqs_core.run(cfg, run_dir=tmp_path / "srt", progress=False, n_steps=1)
     assert not (tmp_path / "srt").exists()  # nothing left behind, no step-0 checkpoint either
     cfg["preconditioner"] = {"name": "identity"}
