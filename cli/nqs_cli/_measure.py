@@ -3,7 +3,6 @@ and the S(q) / C(r) plot."""
 
 from __future__ import annotations
 
-import copy
 import json
 import pathlib
 from typing import List, Optional
@@ -29,7 +28,11 @@ def measure(
 ):
     """Measure the observables of a run on its last checkpoint (with error bars), exactly with --exact."""
     def body():
-        values, observables, exact_used = measure_run(run_dir, observable or [], n_samples, exact, max_states, seed)
+        from nqs_core import measure_run
+
+        values, observables, exact_used = measure_run(
+            run_dir, observable or [], n_samples=n_samples, exact=exact, max_states=max_states, seed=seed, warn=_warn
+        )
         _output(values, observables, exact_used, json_out, console)
         if plot is not None:
             plot_observables(values, observables, plot)
@@ -39,97 +42,11 @@ def measure(
     _guard(body)
 
 
-def measure_run(run_dir, names, n_samples, exact, max_states, seed):
-    """`({name: Stats} including "energy", {name: observable}, exact?)` of the
-    last checkpoint of `run_dir`."""
-    import jax
-
-    import nqs_core
-    from nqs_core import ConfigError
-
-    run_dir = pathlib.Path(run_dir)
-    config_file = run_dir / "config.toml"
-    if not config_file.exists():
-        raise _UserError(f"not a run directory (no config.toml): {run_dir}")
-    nqs_core.check_run_files(run_dir)  # symbolic links are refused, not followed
-    config = copy.deepcopy(nqs_core.load_config(config_file))
-    registry = nqs_core.get_registry()
-    tables = config.setdefault("observables", {})
-    for name in names:  # a registered observable not configured: default fields
-        if name not in tables:
-            if name not in registry.names("observable"):
-                valid = sorted(set(tables) | set(registry.names("observable")))
-                raise _UserError(f"unknown observable {name!r}; valid: {', '.join(valid)}")
-            tables[name] = {"name": name}
-    if names:
-        config["observables"] = {k: v for k, v in tables.items() if k in names}
-    if n_samples is not None and n_samples < 1:
-        raise _UserError(f"--n-samples must be a positive integer, got {n_samples}")
-    if n_samples is not None and exact:
-        raise _UserError("--n-samples draws Monte Carlo samples and --exact sums over every state; give one of them")
-    sampler_name = config["sampler"].get("name") if isinstance(config.get("sampler"), dict) else None
-    if n_samples is not None and sampler_name in (None, "full_sum"):
-        why = "its sampler is full_sum: every state, exactly" if sampler_name else "it has no [sampler] table"
-        raise _UserError(f"the run in {run_dir} draws no samples ({why}); omit --n-samples")
-    if exact:
-        config["sampler"] = {"name": "full_sum", "max_states": max_states}
-        config["estimator"] = {"name": "full_sum"}
-    elif n_samples is not None and config.get("sampler", {}).get("name") != "full_sum":
-        config["sampler"] = {**config["sampler"], "n_samples": n_samples}
-    calc = nqs_core.build(config, exact=False)
-    if not calc.observables:
-        raise _UserError(
-            f"the run in {run_dir} configures no [observables]; name one with --observable "
-            f"(registered: {', '.join(registry.names('observable'))})"
-        )
-    # an edited config.toml (other physics than the checkpoint's) is refused; not what measure itself replaces
-    nqs_core.check_physics(run_dir, calc.config, ignore=("sampler", "estimator") if exact else ("sampler.n_samples",) if n_samples is not None else ())
-    driver = calc.driver
-    if n_samples is not None:
-        _warn_few_samples(driver.sampler, n_samples)
-    try:
-        params = nqs_core.load_parameters(run_dir, nqs_core.parameters(driver.ansatz)[0])
-    except FileNotFoundError:
-        raise _UserError(
-            f"no checkpoint in {run_dir}: the run stopped before its first checkpoint; "
-            f"continue it with `nqs resume {run_dir}` (or a smaller [run] checkpoint_every), then measure"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    if not isinstance(driver, nqs_core.AbstractSamplingDriver):
-        raise _UserError(f"the {calc.config['driver']['name']} driver does not sample a wave function; nothing to measure")
-    # fresh chains (for a sampler that returns an exact sum: only the parameters and the sampler state)
-    state = driver.measurement_state(jax.random.PRNGKey(seed), params)
-    energy, values, _ = nqs_core.measure(driver, state, calc.observables, n_batches=1)
-    return {"energy": energy, **values}, calc.observables, nqs_core.draws_exact(driver, state)
-
-
-#: The fewest samples per chain for which `nqs measure -n` gives trustworthy
-#: statistics: the integrated autocorrelation time (Sokal's window must stay
-#: well inside the chain) and the split R-hat (two halves per chain) need about
-#: this many; below 4 per chain neither is computed (tau = 0, R-hat = NaN).
-MIN_SAMPLES_PER_CHAIN = 16
-
-
-def _warn_few_samples(sampler, n_samples: int) -> None:
-    """Warn (one line on stderr) when `--n-samples` leaves fewer than
-    `MIN_SAMPLES_PER_CHAIN` samples per chain of a Markov-chain sampler."""
+def _warn(message: str) -> None:
+    """A warning of `nqs_core.measure_run` as one line on stderr."""
     from rich.markup import escape
 
-    n_chains = getattr(sampler, "n_chains", None)
-    per_chain = getattr(sampler, "n_samples_per_chain", None)
-    if not n_chains or per_chain is None or n_chains * per_chain <= 1 or per_chain >= MIN_SAMPLES_PER_CHAIN:
-        return
-    err_console.print(
-        "[yellow]nqs: warning:[/] "
-        + escape(
-            f"--n-samples {n_samples} gives {per_chain} samples per chain ({n_chains} chains): too few for the "
-            f"error bar, tau and R-hat, which need at least {MIN_SAMPLES_PER_CHAIN} per chain; use --n-samples "
-            f">= {MIN_SAMPLES_PER_CHAIN * n_chains}"
-        ),
-        highlight=False,
-        soft_wrap=True,
-    )
+    err_console.print("[yellow]nqs: warning:[/] " + escape(message), highlight=False, soft_wrap=True)
 
 
 def _output(values, observables, exact_used, json_out, console) -> None:
