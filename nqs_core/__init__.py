@@ -31,7 +31,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "._ansatz": ["AbstractAnsatz", "AbstractAutoregressiveAnsatz", "AbstractConnectedAnsatz", "AbstractDirectSamplingAnsatz"],
         "._estimator": ["AbstractEstimator", "AbstractScheduledEstimator", "EnergyEstimator", "Estimate", "log_derivatives", "scheduled"],
-        "._space": ["AbstractContinuousSpace", "AbstractDiscreteSpace", "AbstractSpace", "SumConstraint"],
+        "._space": ["AbstractContinuousSpace", "AbstractDiscreteSpace", "AbstractSpace", "QuantumNumber", "SumConstraint"],
         "._local_space": ["AbstractLocalSpace", "local_values_of"],
         "._operator": ["Operator", "local_operator"],
         "._operator_bind": ["LocalOperator", "PauliOperator", "bind_operator"],
@@ -59,6 +59,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._io": ["CheckpointError", "check_run_files", "load_checkpoint", "load_parameters", "read_log", "save_checkpoint"],
         "._run": ["DEFAULT_CONFIG", "RunResult", "check_physics", "default_config", "resume", "run"],
         "._measure": ["measure_run"],
+        "._spectrum": ["ExactState", "Sector", "exact_from_config", "exact_state", "load_exact"],
         "._distributed": ["is_root", "n_ranks", "rank"],
         "._signals": ["RunInterrupted"],
         "._profile": ["format_profile", "profile_run", "profile_step"],

@@ -16,6 +16,7 @@ from ._observable import draws_exact, measure
 from ._registry import get_registry
 from ._run import check_physics
 from ._sampler import AbstractSampler
+from ._spectrum import is_exact_dir, measure_exact
 from ._toml import load_config
 from ._tree import parameters
 
@@ -55,7 +56,8 @@ def measure_run(
 
     **Arguments:**
 
-    - `run_dir`: a run directory made by `run`.
+    - `run_dir`: a run directory made by `run`, or a directory with an exact
+      ground state (`nqs exact --save`, measured exactly on that state).
     - `names`: measure only these (names of the run's `[observables]` tables, or
       registered observables with their default fields); default: all of them.
     - `n_samples`: samples from fresh, thermalised chains (default: the run's sampler).
@@ -78,6 +80,10 @@ def measure_run(
     if not config_file.exists():
         raise ConfigError(f"not a run directory (no config.toml): {run_dir}")
     check_run_files(run_dir)  # symbolic links are refused, not followed
+    if is_exact_dir(run_dir):  # an exact ground state saved by `nqs exact --save`
+        if n_samples is not None:
+            raise ConfigError(f"{run_dir} holds an exact state (nqs exact --save), which has no samples; omit --n-samples")
+        return measure_exact(run_dir, names)
     config = copy.deepcopy(load_config(config_file))
     registry = get_registry()
     tables = config.setdefault("observables", {})

@@ -58,6 +58,42 @@ class SumConstraint(eqx.Module):
         self.total = float(total)
 
 
+class QuantumNumber(eqx.Module):
+    """A quantum number that labels every basis configuration: the weighted sum
+    `value(x) = scale * sum_i w_i x_i` of a configuration's entries (`w_i = 1`
+    without `weights`).
+
+    It is what `nqs exact` groups the basis by: the total `S^z = sum(x) / 2` of
+    a spin space (`scale = 0.5`), the particle number `N = sum(n)` of occupation
+    numbers (`scale = 1`), or, with `weights`, a sum over some entries only
+    (e.g. the up-spin particles of a spinful fermion configuration). A
+    Hamiltonian conserves it when it has no matrix element between
+    configurations of different values; `nqs exact` checks that on the matrix.
+
+    **Arguments:**
+
+    - `name`: the label printed and written (`"Sz"`, `"N"`).
+    - `scale`: the factor in front of the sum.
+    - `weights`: optional per-entry weights, of the configuration's shape.
+    """
+
+    name: str = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
+    weights: tuple | None = eqx.field(static=True)
+
+    def __init__(self, name: str, scale: float = 1.0, weights=None):
+        self.name = str(name)
+        self.scale = float(scale)
+        self.weights = None if weights is None else tuple(np.asarray(weights, dtype=np.float64).ravel().tolist())
+
+    def values(self, states: np.ndarray) -> np.ndarray:
+        """The value of every configuration of `states` (`(n, *shape)`, NumPy),
+        rounded to 9 decimals so that equal values compare equal."""
+        flat = np.asarray(states, dtype=np.float64).reshape(len(states), -1)
+        total = flat.sum(axis=1) if self.weights is None else flat @ np.asarray(self.weights)
+        return np.round(self.scale * total, 9) + 0.0
+
+
 class AbstractDiscreteSpace(AbstractSpace):
     """A finite set of configurations on `n_sites` sites with `local_states` each.
 
@@ -89,6 +125,14 @@ class AbstractDiscreteSpace(AbstractSpace):
         for an unconstrained space (the default). A space with a constraint
         returns it here; see `SumConstraint`."""
         return None
+
+    @property
+    def quantum_numbers(self) -> tuple[QuantumNumber, ...]:
+        """The quantum numbers that label the configurations of the space (a
+        Hamiltonian may conserve them): `nqs exact` block-diagonalises by them
+        and prints the spectrum per sector. Default: none. Spin spaces give
+        the total `S^z`, spaces of occupation numbers the particle number."""
+        return ()
 
 
 class AbstractContinuousSpace(AbstractSpace):

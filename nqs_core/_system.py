@@ -92,6 +92,15 @@ class AbstractDiscreteHamiltonian(AbstractHamiltonian):
         with `mels[k] = <x|H|xps[k]>`."""
         raise NotImplementedError
 
+    def in_basis(self, operator) -> "AbstractDiscreteHamiltonian":
+        """`operator` (an `nqs_core.Operator`, written in the physical basis)
+        bound to this system's space in the basis this Hamiltonian is written
+        in, so that its expectation value in a state of this system is the
+        physical one. Default: `operator.on(self.space)` (no basis rotation); a
+        system with a rotated basis (the Marshall sign of the spin models)
+        rotates the operator the same way."""
+        return operator.on(self.space)
+
     def local_energy(self, log_psi, x):
         """Padded evaluation of one row: `log_psi` on all `max_conn_size`
         connected configurations (the reference that `local_energies` equals)."""

@@ -2,7 +2,7 @@
 
 The layers (no module imports one above it; `tests/test_architecture.py` checks it):
 `_common` (consoles, exit codes, the one error path) < the command modules
-(`_run`, `_info`, `_plot`, `_list`, `_doctor`, `_measure`: plain functions) <
+(`_run`, `_info`, `_exact`, `_plot`, `_list`, `_doctor`, `_measure`: plain functions) <
 `_app` (this module). Importing it loads no plugin and no jax.
 """
 
@@ -17,7 +17,8 @@ from rich.markup import escape
 
 from ._common import DEBUG_ENV, err_console, guarded, registry, set_verbose
 from ._doctor import doctor, version_callback
-from ._info import exact, info
+from ._exact import exact
+from ._info import info
 from ._list import list_
 from ._measure import measure
 from ._plot import plot

@@ -13,7 +13,7 @@ from ._common import UserError as _UserError, console, err_console, guard as _gu
 
 
 def measure(
-    run_dir: pathlib.Path = typer.Argument(..., help="A run directory made by `nqs run`."),
+    run_dir: pathlib.Path = typer.Argument(..., help="A run directory made by `nqs run`, or an exact state saved by `nqs exact --save`."),
     observable: Optional[List[str]] = typer.Option(
         None, "--observable", "-O",
         help="Measure only this observable (a name of the run's [observables] tables, or a registered "

@@ -165,6 +165,11 @@ class SpinHalf(nqs_core.AbstractLocalSpace):
         return None if self.total_sz is None else nqs_core.SumConstraint(2.0 * self.total_sz)
 
     @property
+    def quantum_numbers(self) -> tuple[nqs_core.QuantumNumber, ...]:
+        """The total magnetisation `Sz = sum(x) / 2`."""
+        return (nqs_core.QuantumNumber("Sz", 0.5),)
+
+    @property
     def constrained(self) -> bool:
         """Whether the total magnetisation is fixed."""
         return self.total_sz is not None
@@ -317,6 +322,11 @@ class Spin(nqs_core.AbstractLocalSpace):
     def constraint(self) -> nqs_core.SumConstraint | None:
         """`SumConstraint(2 * total_sz)` when the magnetisation is fixed, else `None`."""
         return None if self.total_sz is None else nqs_core.SumConstraint(2.0 * self.total_sz)
+
+    @property
+    def quantum_numbers(self) -> tuple[nqs_core.QuantumNumber, ...]:
+        """The total magnetisation `Sz = sum(x) / 2`."""
+        return (nqs_core.QuantumNumber("Sz", 0.5),)
 
     @property
     def n_states(self) -> int:

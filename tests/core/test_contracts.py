@@ -69,6 +69,10 @@ _PACKAGES = ["nqs_core", "nqs_spins", "nqs_networks", "nqs_optim", "nqs_autoregr
 #: reason it is one. Anything else an nqs class redefines must be abstract in its base.
 HOOKS_WITH_DEFAULTS = {
     ("AbstractDiscreteSpace", "constraint"): "optional symmetry-sector constraint (NetKet's `constrained`); default: none",
+    ("AbstractDiscreteSpace", "quantum_numbers"): "optional quantum numbers labelling the basis (S^z, N) for the "
+                                                   "exact sector table; default: none",
+    ("AbstractDiscreteHamiltonian", "in_basis"): "bind a physical operator in the system's (rotated) basis; "
+                                                 "default: no rotation",
     ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
     ("AbstractPreconditioner", "check_system"): "refuse a system the preconditioner cannot work on, at build; default: accept every system",
     ("AbstractPreconditioner", "memory_estimate"): "extra memory of a step for the memory guard; default: 0 (nothing beyond the samples)",
