@@ -264,8 +264,10 @@ class ExactState:
     @property
     def gap(self) -> float | None:
         """`E1 - E0` of the two lowest eigenvalues (0 for a degenerate ground
-        state); `None` when only one was computed."""
-        return float(self.energies[1] - self.energies[0]) if len(self.energies) > 1 else None
+        state; every sector computes at least two, so it is known whatever
+        `n_states`); `None` for a space of one state."""
+        found = np.sort([e for s in self.sectors for e in s.energies])
+        return float(found[1] - found[0]) if found.size > 1 else None
 
     @property
     def excitation_gap(self) -> float | None:
