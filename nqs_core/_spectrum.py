@@ -70,16 +70,14 @@ PHYSICS_TABLES = ("lattice", "space", "system")
 
 
 def spectrum_memory(system: AbstractDiscreteHamiltonian, n_states: int = 1) -> float:
-    """Estimated peak bytes of `exact_state(system, n_states)`: the enumeration
-    (listed, then kept as rows and keys), the padded table of connected
-    elements (4 + 16 bytes an entry) and the sparse matrix made of it (twice,
-    while duplicates are summed), the sector blocks (one more copy) and about
-    `20 + 2 n_states` Lanczos vectors of 16 bytes per state."""
+    """Estimated peak bytes of `exact_state(system, n_states)`: the listed
+    configurations (8 bytes a site, twice: listed and on the device), their keys
+    and the look-up index, the sparse matrix (at most `max_conn_size` elements
+    a row of 12 bytes, three times: the blocks, the stacked matrix and a sector
+    block) and about `20 + 2 n_states` Lanczos vectors of 16 bytes a state."""
     space = system.space
     n = float(space.n_states)
-    size = float(space.size)
-    width = float(system.max_conn_size)
-    return n * (size * 8 * 4 + 16 + width * 20 * 3 + (20 + 2 * n_states) * 16)
+    return n * (16.0 * float(space.size) + 24 + 36.0 * float(system.max_conn_size) + (20 + 2 * n_states) * 16)
 
 
 def _check_space(system) -> int:
@@ -99,7 +97,9 @@ def _check_space(system) -> int:
 
 def _row_index(space, states: np.ndarray):
     """The look-up index of the rows (as `FullSumState.lookup_tables` builds it)."""
-    own = np.asarray(eqx.filter_jit(state_keys)(space, jnp.asarray(states)))
+    keys = eqx.filter_jit(state_keys)
+    own = np.concatenate([np.asarray(keys(space, jnp.asarray(states[i : i + _CHUNK * 8])))
+                          for i in range(0, len(states), _CHUNK * 8)])
     if _key_range(space) <= _DENSE_KEYS:
         row_of_key = np.full(_key_range(space), -1, dtype=np.int32)
         row_of_key[own[::-1]] = np.arange(len(own), dtype=np.int32)[::-1]
@@ -108,36 +108,35 @@ def _row_index(space, states: np.ndarray):
     return ("sorted", jnp.asarray(own[order]), jnp.asarray(order))
 
 
-def _tables(operators, states: np.ndarray, index, progress: Callable[[str], None] | None = None, what: str = ""):
-    """Per operator `(rows, mels, leaves)`: the row of every connected
-    configuration of every row (`(n, max_conn_size)`, int32), its matrix
-    element (0 where padded or where the configuration is not a row), and
-    whether some non-zero element leaves the space."""
+def _matrix(system, states: np.ndarray, index, progress: Callable[[str], None] | None = None) -> sp.csr_matrix:
+    """The matrix `H[i, j] = <x_i|H|x_j>` in the order of `states` (CSR, zeros
+    dropped, repeated pairs summed), built chunk by chunk from the look-up of
+    the connected configurations among the rows.
+
+    **Raises:** `ConfigError` when a non-zero element leaves the space.
+    """
     n = states.shape[0]
     width = min(_CHUNK, n)
-    parts = []
+    blocks = []
     for start in range(0, n, width):
         chunk = states[start : start + width]
-        if chunk.shape[0] < width:  # the same compiled function for the last chunk
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - chunk.shape[0], axis=0)])
-        parts.append(jax.device_get(_table_chunk(tuple(operators), jnp.asarray(chunk), jnp.int32(start), index)))
+        m = chunk.shape[0]
+        if m < width:  # the same compiled function for the last chunk
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - m, axis=0)])
+        ((rows, mels, bad),) = jax.device_get(_table_chunk((system,), jnp.asarray(chunk), jnp.int32(start), index))
+        if bad:
+            raise ConfigError(
+                "the Hamiltonian connects configurations outside the space (does it conserve the space's "
+                "constraint, e.g. total_sz?); diagonalise it in the unconstrained space"
+            )
+        rows, mels = rows[:m], mels[:m]
+        keep = mels != 0
+        indptr = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+        blocks.append(sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(m, n)))
         if progress is not None and n > width:
-            progress(f"{what}: {min(start + width, n)} of {n} rows")
-    out = []
-    for k in range(len(operators)):
-        rows = np.concatenate([p[k][0] for p in parts])[:n]
-        mels = np.concatenate([p[k][1] for p in parts])[:n]
-        out.append((rows, mels, any(bool(p[k][2]) for p in parts)))
-    return out
-
-
-def _sparse(rows: np.ndarray, mels: np.ndarray) -> sp.csr_matrix:
-    """`H[i, rows[i, k]] += mels[i, k]` as a CSR matrix (zeros dropped)."""
-    n, width = rows.shape
-    keep = mels != 0
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
-    out = sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(n, n))
+            progress(f"building the Hamiltonian: {min(start + width, n)} of {n} rows")
+    out = sp.vstack(blocks, format="csr")
     out.sum_duplicates()
     out.eliminate_zeros()
     return out
@@ -564,14 +563,7 @@ def exact_state(
     states = np.asarray(space.all_states())
     index = _row_index(space, states)
     say(f"building the Hamiltonian on {n} states")
-    ((rows, mels, leaves),) = _tables([system], states, index, say, "building the Hamiltonian")
-    if leaves:
-        raise ConfigError(
-            "the Hamiltonian connects configurations outside the space (does it conserve the space's constraint, "
-            "e.g. total_sz?); diagonalise it in the unconstrained space"
-        )
-    matrix = _sparse(rows, mels)
-    del rows, mels
+    matrix = _matrix(system, states, index, say)
     scale = float(np.max(np.abs(matrix.data))) if matrix.nnz else 1.0
     if matrix.nnz and abs(matrix - matrix.conj().T).max() > 1e-12 * scale:
         raise ConfigError("the Hamiltonian is not Hermitian; nqs exact diagonalises Hermitian matrices")
