@@ -384,7 +384,9 @@ class ExactState:
 
     def _expect_by_local_values(self, obs) -> Stats:
         """An observable with its own `local_values`: evaluated with `log psi`
-        of the exact vector (looked up), on the configurations where it is not zero."""
+        of the exact vector (looked up), on the configurations where it is not
+        zero. The variance is that of the local values (as a full sum gives
+        it), not `<O^dagger O> - |<O>|^2`."""
         space = self._space()
         if self._index is None:
             self._index = _row_index(space, self.configurations)

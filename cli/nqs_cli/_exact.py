@@ -48,6 +48,8 @@ def exact(
         return
     with _progress() as say:
         state = exact_from_config(cfg, n_states, registry=reg, progress=say)
+        if state.observables:
+            say(f"measuring {len(state.observables)} observable(s) on the ground state")
         values = state.measure() if state.observables else None
     if state.degeneracy > 1 and state.observables:
         _warn(
