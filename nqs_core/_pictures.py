@@ -229,8 +229,9 @@ def _bars(ax, q, mean, error, recip, lattice, name) -> dict[str, np.ndarray]:
         names.append(label + "(" + ", ".join(f"{x:.3g}" for x in v / np.pi) + r")$\pi$")
     x = np.arange(len(q))
     ax.bar(x, mean, yerr=error, capsize=6, color="C0", alpha=0.8, width=0.6)
+    tiny = 1e-12 * max(1.0, float(np.max(np.abs(mean))))
     for k in range(len(q)):
-        ax.annotate(f"{mean[k]:.5g}" + (f" ± {error[k]:.2g}" if error[k] > 0 else ""), (x[k], mean[k] + error[k]),
+        ax.annotate(f"{0.0 if abs(mean[k]) < tiny else mean[k]:.5g}" + (f" ± {error[k]:.2g}" if error[k] > 0 else ""), (x[k], mean[k] + error[k]),
                     xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9)
     ax.set_xticks(x, names)
     ax.set_xlim(-0.7, len(q) - 0.3)
@@ -267,8 +268,8 @@ def _directions(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def draw_correlation(ax, r, mean, error=None, log: bool = False, name: str = "C(r)") -> dict[str, np.ndarray]:
     """Draw `C(r)` against `|r|`: every displacement as a grey point with its
-    error bar ("all r"), and one line per lattice direction that holds at least
-    two displacements (`r` and `-r` are one direction; at most
+    error bar ("all r"), and one line per lattice direction that holds
+    displacements at two or more distances (`r` and `-r` are one direction; at most
     `MAX_DIRECTIONS`, the shortest first), labelled by its shortest vector.
     `log=True` draws `|C(r)|` on a logarithmic scale.
 
@@ -290,7 +291,8 @@ def draw_correlation(ax, r, mean, error=None, log: bool = False, name: str = "C(
     y = np.abs(mean) if log else mean
     dist = np.linalg.norm(r, axis=1)
     cls, reps = _directions(r)
-    counts = np.bincount(cls[cls >= 0], minlength=len(reps))
+    # a direction gets a line when it holds displacements at two or more distances
+    counts = [len(np.unique(np.round(dist[cls == d], _DECIMALS))) for d in range(len(reps))]
     lines = [d for d in range(len(reps)) if counts[d] >= 2][:MAX_DIRECTIONS]
     order = np.argsort(dist, kind="stable")
     shown = order[y[order] > 0] if log else order
