@@ -302,8 +302,9 @@ def draw_correlation(ax, r, mean, error=None, log: bool = False, name: str = "C(
         members = order[cls[order] == d]
         members = members[y[members] > 0] if log else members
         label = "r ∥ (" + ", ".join(f"{v:.3g}" for v in reps[d]) + ")"
-        ax.errorbar(dist[members], y[members], yerr=error[members], marker="o", ms=4, capsize=2, lw=1.2,
-                    color=f"C{c}", label=label, zorder=3)
+        # open markers of different shapes and sizes: directions equal by symmetry stay visible
+        ax.errorbar(dist[members], y[members], yerr=error[members], marker="osD^vP"[c], ms=8 - c, mfc="none", mew=1.2,
+                    capsize=2, lw=1.2, ls=("-", "--", "-.", ":", "-", "--")[c], color=f"C{c}", label=label, zorder=3)
     if log:
         ax.set_yscale("log")
         ax.set_ylabel(f"|{name}|")
@@ -360,7 +361,7 @@ def draw_energy(axes, steps, energy, error, exact: float | None = None) -> dict[
         lo = min(exact, float(np.nanmin(e)))
         span = float(np.nanpercentile(e, 90)) - lo
         if span > 0:
-            ax.set_ylim(lo - 0.05 * span, lo + 1.1 * span)
+            ax.set_ylim(lo - 0.1 * span, lo + 1.1 * span)
         rel = np.abs((e - exact) / exact) if exact != 0 else np.full(len(e), np.nan)
         table.update(exact=np.full(len(e), float(exact)), relative_error=rel)
         if len(axes) > 1 and exact != 0:
@@ -431,7 +432,8 @@ def plot_observables(values: Mapping, observables: Mapping, path, lattice: Abstr
             panels.append((name, coords))
     if not panels:
         raise ValueError("nothing to plot: pictures are drawn of structure_factor (q) and correlation (r) observables")
-    fig = Figure(figsize=(5.4 * len(panels), 4.6), layout="constrained")
+    fig = Figure(figsize=(5.6 * len(panels), 4.6), layout="constrained")
+    fig.get_layout_engine().set(wspace=0.08)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     written = []
     for ax, (name, coords) in zip(axes, panels):
