@@ -164,3 +164,20 @@ def test_q_not_a_cluster_momentum_warns_once_with_the_reason():
         zone = StructureFactor(system, lattice, q="zone")
     # q = "zone": the 4 momenta of the 2x2 cells, the 3 M points at both their edge images
     assert len(zone.coordinates()["q"]) == 1 + 6
+
+
+def test_a_lattice_with_a_basis_gets_no_copied_images():
+    # kagome: S(q + G) != S(q) (the basis sites are not lattice vectors apart), so a
+    # boundary momentum is drawn only where measured: once from momenta(), at both
+    # edge images from q = "zone"
+    lattice, system = _kagome_12()
+    fig = Figure()
+    once = nqs_core.draw_structure_factor(fig.add_subplot(121), lattice.momenta(), np.arange(4.0), None, lattice)
+    assert len(once["S"]) == 4 and not once["copy"].any()
+    q = StructureFactor(system, lattice, q="zone").coordinates()["q"]
+    both = nqs_core.draw_structure_factor(fig.add_subplot(122), q, np.arange(7.0), None, lattice)
+    assert len(both["S"]) == 7 and not both["copy"].any() and sorted(both["index"]) == list(range(7))
+    # the three M points, each at both ends of its zone diameter (M and -M)
+    m = _rotations(2 * PI / (np.sqrt(3) * 2) * np.array([np.cos(PI / 6), np.sin(PI / 6)]), 6)
+    drawn = np.stack([both["q_x/pi"], both["q_y/pi"]], axis=1) * PI
+    assert _same_set(drawn[np.linalg.norm(drawn, axis=1) > 0], m)
