@@ -36,6 +36,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._operator": ["Operator", "local_operator"],
         "._operator_bind": ["LocalOperator", "PauliOperator", "bind_operator"],
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],
+        "._brillouin": ["brillouin_zone", "cluster_momentum", "high_symmetry_points", "in_zone", "momentum_lattice", "reciprocal_vectors", "zone_images"],
+        "._pictures": ["draw_correlation", "draw_energy", "draw_structure_factor", "plot_energy", "plot_observables", "write_csv"],
         "._lattices": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._preconditioner": ["AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
         "._registry": ["KINDS", "Registry", "RegistryError", "get_registry", "hookimpl", "hookspec", "load_registry"],

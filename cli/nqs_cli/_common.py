@@ -12,6 +12,7 @@ import os
 import pathlib
 import sys
 import traceback
+import warnings
 from typing import List, Optional
 
 import click
@@ -87,7 +88,9 @@ def guard(fn):
     traceback with `--verbose` or `NQS_DEBUG=1`.
     """
     try:
-        return fn()
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(warnings.showwarning)
+            return fn()
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except KeyboardInterrupt as exc:
@@ -115,6 +118,21 @@ def guard(fn):
             traceback.print_exc()
         hint = "" if verbose() else f"; run with --verbose (or {DEBUG_ENV}=1) for the traceback"
         fail(f"internal error: {type(exc).__name__}: {exc}{hint}", code=EXIT_INTERNAL)
+
+
+def _one_line_warning(fallback):
+    """A `warnings.showwarning` that prints the warnings of nqs packages (a
+    category defined in `nqs_*`, e.g. `nqs_spins.ClusterMomentumWarning`) as one
+    line `nqs: warning: ...` on stderr, and hands the others to `fallback`."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0].startswith("nqs"):
+            text = " ".join(str(message).split())
+            err_console.print(f"[yellow]nqs: warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def guarded(command):

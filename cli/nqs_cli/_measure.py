@@ -24,7 +24,11 @@ def measure(
     max_states: int = typer.Option(1 << 20, "--max-states", help="Largest space --exact enumerates."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh chains."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON object: observable name -> mean, error, ... (arrays for C(r), S(q))."),
-    plot: Optional[pathlib.Path] = typer.Option(None, "--plot", help="Draw S(q) over the Brillouin zone and C(r) against |r| into this PNG."),
+    plot: Optional[pathlib.Path] = typer.Option(
+        None, "--plot",
+        help="Draw S(q) over the Brillouin zone and C(r) per lattice direction into this PNG (and each panel's numbers into PNG_STEM_NAME.csv).",
+    ),
+    log: bool = typer.Option(False, "--log", help="With --plot: |C(r)| on a logarithmic scale."),
 ):
     """Measure the observables of a run on its last checkpoint (with error bars), exactly with --exact."""
     def body():
@@ -35,9 +39,9 @@ def measure(
         )
         _output(values, observables, exact_used, json_out, console)
         if plot is not None:
-            plot_observables(values, observables, plot)
+            written = plot_observables(values, observables, plot, run_dir=run_dir, log=log)
             if not json_out:
-                console.print(f"Wrote {plot}", highlight=False)
+                console.print("Wrote " + ", ".join(str(p) for p in written), highlight=False)
 
     _guard(body)
 
@@ -103,71 +107,20 @@ def _fmt(a) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in vals) + ")" if vals.size > 1 else f"{vals[0]:.4g}"
 
 
-def plot_observables(values, observables, path) -> None:
-    """S(q) of every `structure_factor` as a heat map over its wave vectors
-    (1D: a line), C(r) of every observable with distances against `|r|`."""
-    import matplotlib
+def plot_observables(values, observables, path, run_dir=None, log: bool = False) -> list:
+    """The pictures of `nqs measure --plot` (`nqs_core.plot_observables`): S(q)
+    over the Brillouin zone of the run's lattice, C(r) per direction; a CSV of
+    each panel's numbers next to the PNG. Returns the paths written."""
+    import pathlib as _pathlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    from nqs_core import build, load_config, plot_observables as draw
 
-    panels = []
-    for name, obs in observables.items():
-        coords = obs.coordinates()
-        if "q" in coords or "distance" in coords:
-            panels.append((name, obs, coords))
-    if not panels:
-        raise _UserError("nothing to plot: --plot draws structure_factor and correlation observables")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    for ax, (name, obs, coords) in zip(axes[0], panels):
-        mean = np.real(np.asarray(values[name].mean)).ravel()
-        err = np.asarray(values[name].error_of_mean).ravel()
-        if "q" in coords:
-            q = np.asarray(coords["q_over_pi"], dtype=float)
-            if q.shape[1] == 1:
-                order = np.argsort(q[:, 0])
-                ax.errorbar(q[order, 0], mean[order], yerr=err[order], marker="o", capsize=2)
-                ax.set_xlabel(r"$q/\pi$")
-                ax.set_ylabel("S(q)")
-            else:
-                _heat_map(ax, fig, q, mean)
-            ax.set_title(f"{name}: S(q)")
-        else:
-            d = np.asarray(coords["distance"], dtype=float)
-            ax.errorbar(d, mean, yerr=err, marker="o", ls="none", capsize=2)
-            ax.axhline(0.0, color="k", lw=0.6)
-            ax.set_xlabel("|r|")
-            ax.set_ylabel("C(r)")
-            ax.set_title(f"{name}: C(r)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _heat_map(ax, fig, q, values) -> None:
-    """Cells on a rectangular grid of wave vectors (the square lattice's zone),
-    else coloured markers."""
-    import numpy as np
-
-    xs, ys = np.unique(np.round(q[:, 0], 8)), np.unique(np.round(q[:, 1], 8))
-    if len(xs) * len(ys) == len(q):
-        # a zone folded to [-pi, pi): repeat the q = -pi edge at +pi (the same
-        # momentum on a lattice of unit spacing) so that the picture is symmetric
-        for axis in (0, 1):
-            edge = np.isclose(q[:, axis], -1.0)
-            if edge.any() and not np.isclose(q[:, axis], 1.0).any():
-                shifted = q[edge].copy()
-                shifted[:, axis] = 1.0
-                q, values = np.concatenate([q, shifted]), np.concatenate([values, values[edge]])
-        xs, ys = np.unique(np.round(q[:, 0], 8)), np.unique(np.round(q[:, 1], 8))
-        grid = np.full((len(ys), len(xs)), np.nan)
-        for (x, y), v in zip(np.round(q[:, :2], 8), values):
-            grid[np.searchsorted(ys, y), np.searchsorted(xs, x)] = v
-        mesh = ax.pcolormesh(xs, ys, grid, shading="nearest", cmap="viridis")
-    else:
-        mesh = ax.scatter(q[:, 0], q[:, 1], c=values, s=260, marker="h", cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label="S(q)")
-    ax.set_xlabel(r"$q_x/\pi$")
-    ax.set_ylabel(r"$q_y/\pi$")
-    ax.set_aspect("equal")
+    lattice = None
+    if run_dir is not None:
+        config = load_config(_pathlib.Path(run_dir) / "config.toml")
+        if "lattice" in config:
+            lattice = build(config, stop_after="lattice")["lattice"]
+    try:
+        return draw(values, observables, path, lattice=lattice, log=log)
+    except ValueError as exc:
+        raise _UserError(str(exc)) from None

@@ -18,7 +18,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
         "._space": ["Spin", "SpinHalf", "spin_matrices"],
         "nqs_core": ["AbstractLattice", "Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._sampler": ["ExchangeRule", "LocalFlipRule", "LocalStateRule", "MetropolisExchange", "MetropolisLocal", "MetropolisState"],
-        "._observables": ["Correlation", "Dimer", "Magnetization", "StaggeredMagnetization", "StructureFactor", "UserOperator"],
+        "._observables": ["ClusterMomentumWarning", "Correlation", "Dimer", "Magnetization", "StaggeredMagnetization", "StructureFactor", "UserOperator"],
     },
     submodules=["operators"],
 )

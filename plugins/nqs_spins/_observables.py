@@ -10,6 +10,9 @@ unrotated model. Spin units throughout: `S = sigma / 2`.
 
 from __future__ import annotations
 
+import itertools
+import warnings
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -225,8 +228,19 @@ class Correlation(nqs_core.AbstractOperatorObservable):
         return {"r": r, "distance": np.linalg.norm(r, axis=1), "n_pairs": np.asarray(self.counts)}
 
 
+#: `structure_factor` `q` names: the cluster's momenta in the first zone with
+#: every zone-boundary image, or in the extended zone (twice as large)
+Q_SETS = {"zone": 1.0, "extended": 2.0}
+
+
 def _q_vectors(q, lattice, owner) -> np.ndarray:
     ndim = lattice.ndim
+    if isinstance(q, str):
+        if q not in Q_SETS:
+            raise ValueError(f'{owner}: q must be "zone", "extended", a vector in units of pi or a list of them, got {q!r}')
+        if not isinstance(lattice, nqs_core.AbstractBravaisLattice):
+            raise ValueError(f'{owner}: q = "{q}" needs a Bravais lattice (a Brillouin zone); give the wave vectors explicitly')
+        return _zone_momenta(lattice, Q_SETS[q])
     if q is None:
         try:
             return np.asarray(lattice.momenta(), dtype=np.float64).reshape(-1, ndim)
@@ -240,6 +254,38 @@ def _q_vectors(q, lattice, owner) -> np.ndarray:
     return np.pi * arr
 
 
+def _zone_momenta(lattice, scale: float) -> np.ndarray:
+    """The momenta of the cluster in the closed zone `scale` times the first one,
+    every zone-boundary momentum at each of its images, sorted by `|q|`, then by angle."""
+    recip = nqs_core.reciprocal_vectors(lattice)
+    grid = nqs_core.momentum_lattice(lattice)
+    reach = int(np.ceil(scale)) * np.asarray(lattice.extent)
+    ranges = [range(-int(r), int(r) + 1) for r in reach]
+    ns = np.array(list(itertools.product(*ranges)), dtype=np.float64)
+    qs = ns @ grid
+    qs = qs[nqs_core.in_zone(qs, recip, scale)]
+    qs[np.abs(qs) < 1e-12] = 0.0
+    key = (np.round(np.arctan2(qs[:, -1], qs[:, 0]) % (2 * np.pi), 9), np.round(np.linalg.norm(qs, axis=1), 9))
+    return qs[np.lexsort(key)]
+
+
+def _not_momenta_warning(qs: np.ndarray, lattice) -> str:
+    """The one-line warning for wave vectors that are not momenta of the cluster."""
+    listed = ", ".join("(" + ", ".join(f"{v:.4g}" for v in row) + ")" for row in qs[:4] / np.pi)
+    more = f" and {len(qs) - 4} more" if len(qs) > 4 else ""
+    return (
+        f"structure_factor: q/pi = {listed}{more} is not a momentum of the {lattice.n_sites}-site "
+        f"{type(lattice).__name__.lower()} cluster (q . L is not a multiple of 2 pi for its periodic "
+        "translation vectors L): S(q) then depends on the minimum-image convention for displacements "
+        "half way round the cluster (ties) and may be complex (nqs reports the real part); use a "
+        'cluster whose momenta include q (q = "zone" lists them)'
+    )
+
+
+class ClusterMomentumWarning(UserWarning):
+    """A `structure_factor` wave vector that is not a momentum of the periodic cluster."""
+
+
 class StructureFactor(nqs_core.AbstractOperatorObservable):
     """Static structure factor `S(q) = (1/N) sum_{i,j} exp(i q . d_ij) <S_i . S_j>`
     (`component = "ss"`, default) or with `S^z_i S^z_j` (`"zz"`).
@@ -248,22 +294,36 @@ class StructureFactor(nqs_core.AbstractOperatorObservable):
     the cluster this is the usual `(1/N) <S_q . S_-q>`. `q` in units of pi:
     `q = [1, 1]` is `(pi, pi)`, a list of vectors gives several, and no `q`
     gives every allowed momentum of the cluster (`lattice.momenta()`, folded
-    into the first Brillouin zone). Always an array (one entry per `q`);
-    `coordinates()` gives `q` (absolute) and `q_over_pi`. Needs site positions.
+    into the first Brillouin zone, each once). `q = "zone"` gives the same
+    momenta with every one on the zone boundary at each of its zone-equivalent
+    images (for pictures: on a lattice with a basis, such as kagome, `S(q + G)`
+    differs from `S(q)`, so the images are measured, not copied); `q =
+    "extended"` every momentum in the zone twice as large. Always an array
+    (one entry per `q`); `coordinates()` gives `q` (absolute), `q_over_pi` and
+    `cluster_momentum` (whether `q` is a momentum of the periodic cluster).
+    Needs site positions.
+
+    A `q` that is not a momentum of the cluster (`q . L_d` not a multiple of
+    `2 pi` for a periodic supercell vector `L_d`, e.g. K on the 12-site kagome
+    cluster) warns (`ClusterMomentumWarning`, one line): S(q) then depends on
+    how the minimum image breaks ties and may be complex (the real part is
+    reported).
 
     **Arguments:**
 
     - `system`: the Hamiltonian (its space and basis rotation).
     - `lattice`: a lattice with site positions.
-    - `q`: wave vector(s) in units of pi, or `None` for the whole zone.
+    - `q`: wave vector(s) in units of pi, `"zone"`, `"extended"`, or `None`
+      for the momenta of the cluster.
     - `component`: `"ss"` (default) or `"zz"`.
     """
 
     operators: tuple[SpinOperator, ...]
     transform: Array
     q: tuple = eqx.field(static=True)
+    momentum: tuple = eqx.field(static=True)
 
-    def __init__(self, system, lattice, q: list | None = None, component: str = "ss"):
+    def __init__(self, system, lattice, q: list | str | None = None, component: str = "ss"):
         _check_component("structure_factor", component)
         if lattice.positions is None:
             raise ValueError(
@@ -271,15 +331,19 @@ class StructureFactor(nqs_core.AbstractOperatorObservable):
                 f"{type(lattice).__name__} has none (a graph without coordinates)"
             )
         qs = _q_vectors(q, lattice, "structure_factor")
+        ok = nqs_core.cluster_momentum(qs, lattice)
+        if not ok.all():
+            warnings.warn(_not_momenta_warning(qs[~ok], lattice), ClusterMomentumWarning, stacklevel=2)
         # the phase of every class from its exact (unrounded) displacement: rounded
         # keys are only for grouping, and would put S(q) off by up to ~1e-6
         self.operators, _, _, exact = _pair_class_operators(system, lattice, component, "structure_factor")
         self.transform = jnp.asarray(np.cos(qs @ exact.T) / lattice.n_sites)
         self.q = _static(qs)
+        self.momentum = tuple(bool(v) for v in ok)
 
     def coordinates(self):
         q = np.asarray(self.q)
-        return {"q": q, "q_over_pi": q / np.pi}
+        return {"q": q, "q_over_pi": q / np.pi, "cluster_momentum": np.asarray(self.momentum, dtype=bool)}
 
 
 class Dimer(nqs_core.AbstractOperatorObservable):

@@ -182,3 +182,54 @@ def test_bad_measure_input_is_one_line_exit_2(run_dir, tmp_path):
         assert message in r.output and len([x for x in r.output.splitlines() if x.strip()]) == 1
     r = invoke("measure", tmp_path)
     assert r.exit_code == 2 and "not a run directory" in r.output
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], np.array(rows[1:], dtype=float)
+
+
+def test_measure_plot_writes_the_drawn_numbers_as_csv(run_dir, tmp_path):
+    out = tmp_path / "pic.png"
+    r = invoke("measure", run_dir, "--exact", "--plot", out, "--log", "--json", "-O", "sq", "-O", "czz")
+    assert r.exit_code == 0, r.output
+    exact = json.loads(r.output)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    header, sq = _csv(tmp_path / "pic_sq.csv")
+    assert header == ["q/pi", "S", "error", "index", "copy"]
+    # the 6 momenta of the chain, q = -pi also drawn at +pi (a copy, same value)
+    q = np.array(exact["sq"]["q_over_pi"])[:, 0]
+    assert sorted(sq[:, 0].tolist()) == pytest.approx([-1, -2 / 3, -1 / 3, 0, 1 / 3, 2 / 3, 1])
+    assert np.array_equal(sq[:, 1], np.array(exact["sq"]["mean"])[sq[:, 3].astype(int)])
+    assert np.allclose(q[sq[:, 3].astype(int)] % 2, sq[:, 0] % 2) and sq[:, 4].sum() == 1
+    with open(tmp_path / "pic_czz.csv") as f:
+        header = f.readline().strip().split(",")
+    assert header == ["r", "distance", "direction", "|C|", "error", "line"]
+    r = invoke("plot", run_dir, "-o", tmp_path / "e.png")
+    assert r.exit_code == 0, r.output
+    header, e = _csv(tmp_path / "e.csv")
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [x for x in log if "energy" in x and "step" in x]
+    assert header[:3] == ["step", "energy", "error"]
+    assert e[:, 0].tolist() == [x["step"] for x in steps] and e[:, 1].tolist() == [x["energy"] for x in steps]
+
+
+def test_q_not_a_cluster_momentum_is_one_warning_line(run_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    with open(run / "config.toml", "a") as f:
+        f.write('\n[observables.half]\nname = "structure_factor"\nq = [0.5]\n')
+    r = invoke("measure", run, "--exact", "-O", "half", "--json")
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.output.splitlines() if x.startswith("nqs: warning:")]
+    assert len(lines) == 1 and "q/pi = (0.5) is not a momentum of the 6-site chain cluster" in lines[0]
+    assert "minimum-image" in lines[0]
+    out = json.loads(r.output[r.output.index("{"):])
+    assert out["half"]["cluster_momentum"] == [False]
+    r = invoke("measure", run, "--exact", "-O", "sq", "--json")
+    assert r.exit_code == 0 and "warning" not in r.output
