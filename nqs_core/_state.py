@@ -36,7 +36,7 @@ import numpy as np
 from ._config import ConfigError, build
 from ._distributed import fold_rank, is_root
 from ._driver_protocol import AbstractSamplingDriver
-from ._estimator import measure_chunk_size
+from ._estimator import AbstractEstimator, EnergyEstimator, measure_chunk_size
 from ._fullsum import DEFAULT_MAX_STATES, FullSumState, check_enumerable
 from ._io import (
     CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, CheckpointError, check_run_files,
@@ -104,6 +104,8 @@ class VariationalState:
     - `chunk_size`: evaluate at most this many configurations at once.
     - `observables`: named observables that `expect("name")` measures (a run's
       `[observables]` tables, for `load_state`).
+    - `estimator`: what `expect_and_grad` estimates with (default
+      `EnergyEstimator(chunk_size)`; `load_state`: the run's).
 
     A plain, mutable Python object (not an `equinox.Module`): like NetKet's
     `MCState` it keeps its Markov chains and last samples between calls, so
@@ -130,6 +132,7 @@ class VariationalState:
         seed: int = 0,
         chunk_size: int | None = None,
         observables: Mapping[str, AbstractObservable] | None = None,
+        estimator: AbstractEstimator | None = None,
     ):
         if not callable(ansatz):
             raise TypeError(f"VariationalState needs an ansatz (a callable module), got {ansatz!r}")
@@ -143,6 +146,7 @@ class VariationalState:
         self.seed = int(seed)
         self.chunk_size = chunk_size
         self.observables: dict[str, AbstractObservable] = dict(observables or {})
+        self.estimator = estimator if estimator is not None else EnergyEstimator(chunk_size=chunk_size)
         space = next((getattr(o, "space", None) for o in (system, sampler, ansatz) if getattr(o, "space", None) is not None), None)
         #: the configuration space (of the system, else the sampler, else the ansatz)
         self.space = space
@@ -281,19 +285,6 @@ class VariationalState:
         if basis not in BASES:
             raise ValueError(f"basis must be one of {', '.join(BASES)}, got {basis!r}")
 
-    def _log_phase(self, xs):
-        """`log conj(u(x))` of a batch `(n, *shape)` (see the module notes), or `None` without a rotation."""
-        sites = rotated_sites(self.system)
-        if not sites:
-            return None
-        values = local_values_of(self.space)
-        d = len(values)
-        j = values_to_indices(xs.reshape(xs.shape[0], -1)[:, np.asarray(sites)], jnp.asarray(values, dtype=xs.dtype))
-        k = (jnp.sum(j, axis=-1) % d).astype(jnp.float64)
-        if d == 2:  # exactly i pi per site in local state 1 (spin down)
-            return (1j * math.pi) * k.astype(jnp.complex128)
-        return (-2j * math.pi / d) * k.astype(jnp.complex128)
-
     def log_value(self, x, basis: str = "physical"):
         """`log psi(x)` of one configuration or a batch (leading axes free).
 
@@ -313,13 +304,9 @@ class VariationalState:
         shape = tuple(self.space.shape) if self.space is not None else tuple(x.shape[-1:])
         lead = x.shape[: x.ndim - len(shape)]
         xs = x.reshape((-1,) + shape)
-        lp = _log_psi(self.model, xs, self.chunk_size)
-        if basis == "physical":
-            phase = self._log_phase(xs)
-            if phase is not None:
-                ctype = jnp.complex128 if lp.dtype in (jnp.float64, jnp.complex128) else jnp.complex64
-                lp = lp.astype(ctype) + phase.astype(ctype)
-        return lp.reshape(lead)
+        sites = rotated_sites(self.system) if basis == "physical" else ()
+        values = tuple(float(v) for v in local_values_of(self.space)) if sites else ()
+        return _log_values(self.model, xs, sites, values, self.chunk_size).reshape(lead)
 
     def _enumerable(self, what: str, max_states: int) -> int:
         if self.space is None or not isinstance(self.space, AbstractDiscreteSpace):
@@ -416,32 +403,58 @@ class VariationalState:
         **Arguments:**
 
         - `op`: an `Operator` (physical basis), a bound operator or system, an
-          observable or an observable's name (see `observable`).
+          observable or an observable's name (see `observable`); or a mapping
+          name -> such `op`, measured together (one compiled pass, `log psi`
+          evaluated once), giving `{name: Stats}`.
 
         **Returns:** `Stats` (`mean`, `error_of_mean`, `variance`, `tau_corr`,
         `R_hat`), as for the energy: autocorrelation-corrected error bars over
         the chains; for an exact sampler the exact value (error 0, tau 0,
         R-hat 1). Array-valued observables give arrays.
         """
-        obs = self.observable(op)
-        return expect_many(self.model, {"value": obs}, self.samples, self.chunk_size)["value"]
+        return self._expect(op, self.samples)
 
     def expect_exact(self, op, max_states: int = DEFAULT_MAX_STATES) -> Stats:
         """The exact expectation value of `op`: a sum over every configuration
         weighted by `|psi|^2 / Z` (small spaces; no sampler needed).
 
-        **Arguments:** `op` as for `expect`; `max_states`: refuse larger spaces.
+        **Arguments:** `op` as for `expect` (also a mapping); `max_states`: refuse larger spaces.
 
         **Returns:** `Stats` with the exact mean and variance, error 0, tau 0, R-hat 1.
 
         **Raises:** `ValueError` naming the number of states and the limit;
         `MemoryLimitError` when the sum would not fit the memory limit.
         """
-        obs = self.observable(op)
         self._enumerable("expect_exact", max_states)
-        if self._full_sum is None:
+        if self._full_sum is None or self._full_sum.n_states > max_states:
             self._full_sum = FullSumState(self.space, max_states=max_states, system=self.system)
-        return expect_many(self.model, {"value": obs}, self._full_sum, self.chunk_size)["value"]
+        return self._expect(op, self._full_sum)
+
+    def _expect(self, op, samples):
+        """`expect_many` of one `op` (-> Stats) or of a mapping name -> op (-> {name: Stats})."""
+        if isinstance(op, Mapping):
+            return expect_many(self.model, {k: self.observable(v) for k, v in op.items()}, samples, self.chunk_size)
+        return expect_many(self.model, {"value": self.observable(op)}, samples, self.chunk_size)["value"]
+
+    def expect_and_grad(self, op=None) -> tuple[Stats, Any]:
+        """The expectation value of a Hermitian operator (default: the system,
+        the energy) on `state.samples` and its gradient with respect to the
+        parameters, from `state.estimator` (what a VMC step computes).
+
+        **Arguments:** `op`: one operator, as for `expect` (an `Operator`, a
+        bound operator or a system); `None`: `state.system`.
+
+        **Returns:** `(Stats, gradient)`, the gradient a pytree shaped like
+        `state.parameters`: `2 Re <(O_loc - <O>)^* d log psi>` (for real
+        parameters `d<O>/d theta`; complex ones as the estimator defines it).
+        """
+        target = self.system if op is None else op
+        if target is None:
+            raise ValueError("VariationalState.expect_and_grad: this state has no system; pass the operator")
+        obs = self.observable(target)
+        if not isinstance(obs, OperatorObservable) or len(obs.operators) != 1:
+            raise TypeError("VariationalState.expect_and_grad needs one operator (an Operator, a bound operator or a system)")
+        return _estimate_and_gradient(self.estimator, self.model, obs.operators[0], self.samples)
 
     # -- saving --------------------------------------------------------------
 
@@ -506,8 +519,25 @@ def _split(ansatz):
 
 
 @eqx.filter_jit
-def _log_psi(model, xs, chunk_size):
-    return batch_apply(model, xs, chunk_size)
+def _estimate_and_gradient(estimator, model, op, samples):
+    estimate = estimator(model, op, samples)
+    return estimate.stats, estimator.gradient(model, samples, estimate)
+
+
+@eqx.filter_jit
+def _log_values(model, xs, sites: tuple[int, ...], values: tuple[float, ...], chunk_size):
+    """`log psi` of a batch `(n, *shape)`; with rotated `sites`, plus the log of
+    `conj(u(x))` (see the module notes): `-2 pi i / d` times the local-state
+    index summed over `sites` (exactly `i pi` per spin down for `d = 2`)."""
+    lp = batch_apply(model, xs, chunk_size)
+    if not sites:
+        return lp
+    d = len(values)
+    j = values_to_indices(xs.reshape(xs.shape[0], -1)[:, np.asarray(sites)], jnp.asarray(values, dtype=xs.dtype))
+    k = (jnp.sum(j, axis=-1) % d).astype(jnp.float64)
+    ctype = jnp.complex128 if lp.dtype in (jnp.float64, jnp.complex128) else jnp.complex64
+    factor = math.pi if d == 2 else -2 * math.pi / d
+    return lp.astype(ctype) + jax.lax.complex(jnp.zeros_like(k), factor * k).astype(ctype)
 
 
 def _check_save_target(path: pathlib.Path, overwrite: bool) -> None:
@@ -580,7 +610,8 @@ def load_state(
         if n_samples is not None:
             raise ConfigError("load_state: n_samples needs a config.toml; change the sampler of `like` instead")
         state = VariationalState(
-            eqx.combine(like.parameters, like._static), like.sampler, None, like.system, seed, like.chunk_size, like.observables
+            eqx.combine(like.parameters, like._static), like.sampler, None, like.system, seed, like.chunk_size,
+            like.observables, like.estimator,
         )
         state.parameters = _read_parameters(run_dir, like.parameters)
         state.step = step
@@ -601,7 +632,7 @@ def load_state(
     params = _read_parameters(run_dir, parameters(driver.ansatz)[0])
     state = VariationalState(
         driver.ansatz, driver.sampler, params, driver.system, seed=seed,
-        chunk_size=measure_chunk_size(driver.estimator), observables=calc.observables,
+        chunk_size=measure_chunk_size(driver.estimator), observables=calc.observables, estimator=driver.estimator,
     )
     state.step = step
     state._config = calc.config

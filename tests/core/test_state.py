@@ -18,7 +18,7 @@ from nqs_spins import Chain, Heisenberg, SpinHalf
 L = 6
 
 RUN = {
-    "run": {"n_steps": 30, "seed": 2, "checkpoint_every": 30, "n_eval_batches": 1, "exact_energy": "none",
+    "run": {"n_steps": 10, "seed": 2, "checkpoint_every": 10, "n_eval_batches": 1, "exact_energy": "none",
             "exact_check": "off"},
     "lattice": {"name": "chain", "length": L},
     "space": {"name": "spin_half"},
@@ -77,7 +77,7 @@ def reference_psi(run_dir):
     params, static = eqx.partition(ansatz, eqx.is_inexact_array)
     model = eqx.combine(nqs_core.load_parameters(run_dir, params), static)
     states = np.array([[1.0 - 2.0 * ((k >> (L - 1 - i)) & 1) for i in range(L)] for k in range(2**L)])
-    log_psi = np.asarray(jax.vmap(model)(jnp.asarray(states)), dtype=complex)
+    log_psi = np.asarray(jax.jit(jax.vmap(model))(jnp.asarray(states)), dtype=complex)
     sign = (-1.0) ** np.sum(states[:, 1::2] < 0, axis=1)
     psi = sign * np.exp(log_psi - log_psi.real.max())
     assert np.all(kron_index(states) == np.arange(2**L))
@@ -98,7 +98,7 @@ def test_expect_equals_nqs_measure_on_the_same_run(run_dir):
     values, _, exact = nqs_core.measure_run(run_dir, seed=5)
     assert not exact
     state = load_state(run_dir, seed=5)
-    assert state.step == 30 and set(state.observables) == {"ss01"}
+    assert state.step == 10 and set(state.observables) == {"ss01"}
     by_name = state.expect("ss01")
     by_operator = state.expect(op_s_dot_s(0, 1))  # physical basis: rotated by the state
     energy = state.expect(state.system)
@@ -125,28 +125,30 @@ def test_marshall_run_measures_the_unrotated_operators(run_dir):
     cases = {"01": (op_s_dot_s(0, 1), s_dot_s(0, 1)), "02": (op_s_dot_s(0, 2), s_dot_s(0, 2)),
              "03": (op_s_dot_s(0, 3), s_dot_s(0, 3)),
              "S2": (Operator.sum(op_s_dot_s(i, j) for i in range(L) for j in range(L)), total_s2())}
+    exact = state.expect_exact({name: op for name, (op, _) in cases.items()})  # one pass for all
+    sampled = state.expect({name: op for name, (op, _) in cases.items()})
     for name, (op, matrix) in cases.items():
         want = braket(psi, matrix)
-        exact = state.expect_exact(op)
-        assert float(np.real(exact.mean)) == pytest.approx(want, abs=1e-10), name
-        mc = state.expect(op)
+        assert float(np.real(exact[name].mean)) == pytest.approx(want, abs=1e-10), name
+        mc = sampled[name]
         assert abs(float(np.real(mc.mean)) - want) <= 5 * float(mc.error_of_mean) + 1e-12, (name, mc, want)
+    assert float(np.real(state.expect_exact(cases["01"][0]).mean)) == pytest.approx(float(np.real(exact["01"].mean)), abs=1e-14)
     # the rotation matters: the nearest-neighbour exchange measured without it is far off
     plain = nqs_core.expect(state.model, op_s_dot_s(0, 1).on(state.space), FullSumState(state.space))
     assert abs(float(np.real(plain.mean)) - braket(psi, s_dot_s(0, 1))) > 0.2
     # a bound operator and an unrotated system are rotated too; the run's own system is not
-    assert float(np.real(state.expect_exact(op_s_dot_s(0, 1).on(state.space)).mean)) == pytest.approx(
-        braket(psi, s_dot_s(0, 1)), abs=1e-10)
-    h = Heisenberg(state.space, Chain(L))
     h_matrix = sum(s_dot_s(i, (i + 1) % L) for i in range(L))
-    assert float(np.real(state.expect_exact(h).mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
-    assert float(np.real(state.expect_exact(state.system).mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
+    more = state.expect_exact({"bound": op_s_dot_s(0, 1).on(state.space), "h": Heisenberg(state.space, Chain(L)),
+                               "own": state.system})
+    assert float(np.real(more["bound"].mean)) == pytest.approx(braket(psi, s_dot_s(0, 1)), abs=1e-10)
+    assert float(np.real(more["h"].mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
+    assert float(np.real(more["own"].mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
     # log_value: the physical amplitude (sign of the Marshall rotation included)
     x = jnp.asarray([[1.0, -1, 1, -1, 1, -1], [1.0, 1, -1, -1, 1, -1]])
     ratio = np.exp(np.asarray(state.log_value(x)) - np.asarray(state.log_value(x[0])))
     rows = kron_index(np.asarray(x))
     np.testing.assert_allclose(ratio, psi[rows] / psi[rows[0]], rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(state.log_value(x, basis="rotated")), np.asarray(jax.vmap(state.model)(x)))
+    np.testing.assert_allclose(np.asarray(state.log_value(x, basis="rotated")), np.asarray(jax.jit(jax.vmap(state.model))(x)))
 
 
 def test_save_and_load_round_trip(run_dir, tmp_path):
@@ -248,3 +250,41 @@ def test_observable_log_is_importable_as_documented():
 
     assert ObservableLog is implementation and "ObservableLog" in nqs_core.__all__
     assert issubclass(ObservableLog, nqs_core.AbstractCallback)
+
+
+def test_expect_and_grad_is_the_derivative_of_the_energy():
+    """The full-sum energy gradient of a real RBM in a Marshall-rotated basis against
+    a central finite difference of <H> computed here (Kronecker H, the ansatz on
+    every state, the Marshall sign), along one random direction."""
+    from nqs_networks import RBM
+
+    lattice = Chain(4)
+    space = SpinHalf(lattice=lattice)
+    system = Heisenberg(space, lattice, marshall_sign=True)
+    ansatz = RBM(space, alpha=1, key=jax.random.PRNGKey(7))
+    state = VariationalState(ansatz, FullSumSampler(space), system=system)
+    energy, grad = state.expect_and_grad()
+    p = {a: m / 2 for a, m in PAULI.items()}
+
+    def site(i, a):
+        return functools.reduce(np.kron, [p[a] if k == i else np.eye(2) for k in range(4)])
+
+    h = sum(site(i, a) @ site((i + 1) % 4, a) for i in range(4) for a in "xyz")
+    states = np.array([[1.0 - 2.0 * ((k >> (3 - i)) & 1) for i in range(4)] for k in range(16)])
+    sign = (-1.0) ** np.sum(states[:, 1::2] < 0, axis=1)
+    params, static = eqx.partition(ansatz, eqx.is_inexact_array)
+
+    log_psi = jax.jit(lambda ps: jax.vmap(eqx.combine(ps, static))(jnp.asarray(states)))
+
+    def exact_energy(ps):
+        psi = sign * np.exp(np.asarray(log_psi(ps)))
+        return float(np.real(np.vdot(psi, h @ psi) / np.vdot(psi, psi)))
+
+    assert float(energy.mean) == pytest.approx(exact_energy(params), abs=1e-12)
+    rng = np.random.default_rng(1)
+    v = jax.tree.map(lambda a: rng.normal(size=a.shape), params)
+    eps = 1e-5
+    shifted = [jax.tree.map(lambda a, b, s=s: np.asarray(a) + s * eps * b, params, v) for s in (1, -1)]
+    fd = (exact_energy(shifted[0]) - exact_energy(shifted[1])) / (2 * eps)
+    directional = sum(float(np.sum(np.asarray(g) * b)) for g, b in zip(jax.tree.leaves(grad), jax.tree.leaves(v)))
+    assert directional == pytest.approx(fd, rel=1e-6, abs=1e-9)
