@@ -163,6 +163,9 @@ def test_save_and_load_round_trip(run_dir, tmp_path):
     # nqs measure reads it too
     values, _, exact = nqs_core.measure_run(out, exact=True)
     assert exact and float(values["energy"].mean) == pytest.approx(float(np.real(e.mean)), abs=1e-12)
+    # not a run: resume refuses it and names init_from, which reads it
+    with pytest.raises(ConfigError, match="init_from"):
+        nqs_core.resume(out, progress=False)
     # never over a run, a folder with other files, or a saved state without overwrite=True
     with pytest.raises(ConfigError, match="holds a run"):
         state.save(run_dir)
