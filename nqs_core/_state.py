@@ -247,6 +247,8 @@ class VariationalState:
         result is also kept as `state.samples`, which `expect` measures on.
         """
         sampler = self._need_sampler("sample")
+        if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1):
+            raise ValueError(f"VariationalState.sample: n_samples must be a positive integer, got {n_samples!r}")
         if seed is not None:
             self.reset(seed)
         model = self.model
@@ -254,8 +256,6 @@ class VariationalState:
         if isinstance(out, Samples) and out.weights is None:
             out = out.x
         if n_samples is not None:
-            if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-                raise ValueError(f"VariationalState.sample: n_samples must be a positive integer, got {n_samples!r}")
             if isinstance(out, Samples) and out.weights is not None:
                 raise ValueError(
                     f"VariationalState.sample: the {type(sampler).__name__} returns weighted samples "
@@ -426,7 +426,7 @@ class VariationalState:
         `MemoryLimitError` when the sum would not fit the memory limit.
         """
         self._enumerable("expect_exact", max_states)
-        if self._full_sum is None or self._full_sum.n_states > max_states:
+        if self._full_sum is None:
             self._full_sum = FullSumState(self.space, max_states=max_states, system=self.system)
         return self._expect(op, self._full_sum)
 
