@@ -11,21 +11,20 @@ import numpy as np
 import pytest
 
 import nqs_core
-from nqs_core import ConfigError, FullSumSampler, FullSumState, MemoryLimitError, VariationalState, load_state
+from nqs_core import ConfigError, FullSumSampler, MemoryLimitError, VariationalState, load_state
 from nqs_core.operators import Operator, sx, sy, sz
 from nqs_spins import Chain, Heisenberg, SpinHalf
 
 L = 6
 
 RUN = {
-    "run": {"n_steps": 10, "seed": 2, "checkpoint_every": 10, "n_eval_batches": 1, "exact_energy": "none",
+    "run": {"n_steps": 10, "seed": 2, "checkpoint_every": 10, "n_eval_batches": 0, "exact_energy": "none",
             "exact_check": "off"},
     "lattice": {"name": "chain", "length": L},
     "space": {"name": "spin_half"},
     "system": {"name": "heisenberg", "marshall_sign": True},
     "ansatz": {"name": "rbm", "alpha": 1},
     "sampler": {"name": "metropolis_local", "n_samples": 256, "n_chains": 8},
-    "preconditioner": {"name": "sr", "diag_shift": 0.01},
     "optimizer": {"name": "sgd", "learning_rate": 0.05},
     "observables": {"ss01": {"name": "operator", "op": "SxSx + SySy + SzSz", "sites": [[0, 1]]}},
 }
@@ -99,16 +98,17 @@ def test_expect_equals_nqs_measure_on_the_same_run(run_dir):
     assert not exact
     state = load_state(run_dir, seed=5)
     assert state.step == 10 and set(state.observables) == {"ss01"}
-    by_name = state.expect("ss01")
-    by_operator = state.expect(op_s_dot_s(0, 1))  # physical basis: rotated by the state
-    energy = state.expect(state.system)
-    for got, want in ((by_name, values["ss01"]), (by_operator, values["ss01"]), (energy, values["energy"])):
+    # by name, as an Operator in the physical basis (rotated by the state), the energy: one pass
+    got = state.expect({"name": "ss01", "operator": op_s_dot_s(0, 1), "energy": state.system})
+    for got, want in ((got["name"], values["ss01"]), (got["operator"], values["ss01"]), (got["energy"], values["energy"])):
         for field in ("mean", "error_of_mean", "tau_corr", "R_hat"):
             assert np.asarray(getattr(got, field)) == np.asarray(getattr(want, field)), field
-    # another sample size and seed, as nqs measure --n-samples 512 --seed 1
-    values, _, _ = nqs_core.measure_run(run_dir, n_samples=512, seed=1)
-    got = load_state(run_dir, n_samples=512, seed=1).expect(op_s_dot_s(0, 1))
-    assert got.mean == values["ss01"].mean and got.error_of_mean == values["ss01"].error_of_mean
+    # more samples from the same chains: sampler calls continued, cut to ceil(300 / 8) per chain
+    x = state.sample(n_samples=300)
+    assert x.shape == (8, 38, L) and state.samples is x
+    assert np.all(np.abs(np.asarray(x)) == 1.0)
+    # another sample size, as nqs measure --n-samples: the run's sampler with that n_samples
+    assert load_state(run_dir, n_samples=512).sampler.n_samples == 512
 
 
 def test_marshall_run_measures_the_unrotated_operators(run_dir):
@@ -125,27 +125,26 @@ def test_marshall_run_measures_the_unrotated_operators(run_dir):
     cases = {"01": (op_s_dot_s(0, 1), s_dot_s(0, 1)), "02": (op_s_dot_s(0, 2), s_dot_s(0, 2)),
              "03": (op_s_dot_s(0, 3), s_dot_s(0, 3)),
              "S2": (Operator.sum(op_s_dot_s(i, j) for i in range(L) for j in range(L)), total_s2())}
-    exact = state.expect_exact({name: op for name, (op, _) in cases.items()})  # one pass for all
+    h_matrix = sum(s_dot_s(i, (i + 1) % L) for i in range(L))
+    # a bound operator and an unrotated system are rotated too; the run's own system is not
+    more = {"bound": (op_s_dot_s(0, 1).on(state.space), s_dot_s(0, 1)), "h": (Heisenberg(state.space, Chain(L)), h_matrix),
+            "own": (state.system, h_matrix)}
+    exact = state.expect_exact({name: op for name, (op, _) in {**cases, **more}.items()})  # one pass for all
+    for name, (_, matrix) in more.items():
+        assert float(np.real(exact[name].mean)) == pytest.approx(braket(psi, matrix), abs=1e-10), name
     sampled = state.expect({name: op for name, (op, _) in cases.items()})
     for name, (op, matrix) in cases.items():
         want = braket(psi, matrix)
         assert float(np.real(exact[name].mean)) == pytest.approx(want, abs=1e-10), name
         mc = sampled[name]
         assert abs(float(np.real(mc.mean)) - want) <= 5 * float(mc.error_of_mean) + 1e-12, (name, mc, want)
-    assert float(np.real(state.expect_exact(cases["01"][0]).mean)) == pytest.approx(float(np.real(exact["01"].mean)), abs=1e-14)
-    # the rotation matters: the nearest-neighbour exchange measured without it is far off
-    plain = nqs_core.expect(state.model, op_s_dot_s(0, 1).on(state.space), FullSumState(state.space))
-    assert abs(float(np.real(plain.mean)) - braket(psi, s_dot_s(0, 1))) > 0.2
-    # a bound operator and an unrotated system are rotated too; the run's own system is not
-    h_matrix = sum(s_dot_s(i, (i + 1) % L) for i in range(L))
-    more = state.expect_exact({"bound": op_s_dot_s(0, 1).on(state.space), "h": Heisenberg(state.space, Chain(L)),
-                               "own": state.system})
-    assert float(np.real(more["bound"].mean)) == pytest.approx(braket(psi, s_dot_s(0, 1)), abs=1e-10)
-    assert float(np.real(more["h"].mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
-    assert float(np.real(more["own"].mean)) == pytest.approx(braket(psi, h_matrix), abs=1e-10)
+    # the rotation matters: in the network's (rotated) amplitudes the nearest-neighbour exchange is far off
+    marshall = (-1.0) ** np.sum(np.array([[(k >> (L - 1 - i)) & 1 for i in range(L)] for k in range(2**L)])[:, 1::2], axis=1)
+    assert abs(braket(marshall * psi, s_dot_s(0, 1)) - braket(psi, s_dot_s(0, 1))) > 0.2
     # log_value: the physical amplitude (sign of the Marshall rotation included)
     x = jnp.asarray([[1.0, -1, 1, -1, 1, -1], [1.0, 1, -1, -1, 1, -1]])
-    ratio = np.exp(np.asarray(state.log_value(x)) - np.asarray(state.log_value(x[0])))
+    log_value = np.asarray(state.log_value(x))
+    ratio = np.exp(log_value - log_value[0])
     rows = kron_index(np.asarray(x))
     np.testing.assert_allclose(ratio, psi[rows] / psi[rows[0]], rtol=1e-12)
     np.testing.assert_allclose(np.asarray(state.log_value(x, basis="rotated")), np.asarray(jax.jit(jax.vmap(state.model))(x)))
