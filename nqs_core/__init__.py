@@ -66,7 +66,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._signals": ["RunInterrupted"],
         "._profile": ["format_profile", "profile_run", "profile_step"],
         "._fullsum": ["FullSumEstimator", "FullSumSampler", "FullSumState"],
-        "._observable": ["AbstractObservable", "AbstractOperatorObservable", "AbstractSampleObservable", "OperatorObservable", "draws_exact", "expect", "expect_many", "measure", "stats_dict"],
+        "._observable": ["AbstractObservable", "AbstractOperatorObservable", "AbstractSampleObservable", "ObservableLog", "OperatorObservable", "draws_exact", "expect", "expect_many", "measure", "stats_dict"],
+        "._state": ["VariationalState", "load_state"],
     },
     submodules=["distributed", "operators", "testing"],
 )

@@ -417,6 +417,11 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
     check_run_files(run_dir)  # symbolic links are refused, not followed
     if not (run_dir / CONFIG_FILE).exists():
         raise ConfigError(f"not a run directory (no {CONFIG_FILE}): {run_dir}")
+    if _meta_kind(run_dir) == "variational_state":  # written by VariationalState.save: parameters only
+        raise ConfigError(
+            f"{run_dir} holds a variational state saved from Python, not a run, so it cannot be resumed; "
+            f"start a run from its parameters with [run] init_from = \"{run_dir}\""
+        )
     overrides = list(overrides or [])
     for item in overrides:
         key = item.split("=", 1)[0].strip()
@@ -465,6 +470,15 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
             if overrides:
                 append_log(run_dir, {"step": step, "event": "resume", "set": dict(o.split("=", 1) for o in overrides)})
         return _continue(calc, run_dir, state, progress, console)
+
+
+def _meta_kind(run_dir: pathlib.Path) -> str | None:
+    """The `kind` of a checkpoint's meta (`"variational_state"` for `VariationalState.save`), else `None`."""
+    try:
+        meta = json.loads((run_dir / CHECKPOINT_META).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("kind") if isinstance(meta, dict) else None
 
 
 @contextlib.contextmanager
