@@ -8,7 +8,7 @@ rebuilds one from a run directory, as `nqs measure` does.
 
 Basis. A system may store its amplitudes in a rotated basis: the spin
 Hamiltonians with `marshall_sign = true` declare the rotated sites
-(`marshall_sites`), and the network then represents `psi_rot = U psi` with
+(`AbstractDiscreteHamiltonian.marshall_sites`), and the network then represents `psi_rot = U psi` with
 `U = prod_{i in sites} Z_i` (`Operator.rotate_z`: `H_rot = U H U^dagger`).
 Everything a `VariationalState` returns is in the *physical* basis: operators
 written by the user are rotated into the system's basis before they are
@@ -52,7 +52,7 @@ from ._sampler import AbstractSampler, BornDistribution
 from ._samples import Samples, is_exact
 from ._space import AbstractDiscreteSpace
 from ._stats import Stats
-from ._system import AbstractHamiltonian
+from ._system import AbstractDiscreteHamiltonian, AbstractHamiltonian
 from ._toml import load_config, resolved_toml
 from ._tree import batch_apply, n_real_parameters, parameters
 from ._validate import check_memory
@@ -69,9 +69,9 @@ def rotated_sites(system) -> tuple[int, ...]:
     """The sites on which `system` rotates its basis by `Z` (the Marshall
     sign: `marshall_sites` of the spin Hamiltonians); empty for a system
     without a rotation (or no system)."""
-    if system is None:
+    if not isinstance(system, AbstractDiscreteHamiltonian):
         return ()
-    return tuple(int(s) for s in getattr(system, "marshall_sites", ()))
+    return tuple(int(s) for s in system.marshall_sites)
 
 
 def _unrotate(op: Operator, sites) -> Operator:

@@ -92,14 +92,24 @@ class AbstractDiscreteHamiltonian(AbstractHamiltonian):
         with `mels[k] = <x|H|xps[k]>`."""
         raise NotImplementedError
 
+    @property
+    def marshall_sites(self) -> tuple[int, ...]:
+        """The sites on which this Hamiltonian's basis is rotated by the local
+        clock operator `Z = diag(w^j)` (`w = exp(2 pi i / d)`; for spin 1/2 the
+        Marshall sign, `S^x`, `S^y` change sign there): the network of a state
+        of this system represents `U psi` with `U = prod_{i in sites} Z_i`.
+        `in_basis`, the observables and `nqs_core.VariationalState` (its
+        physical-basis `to_array`, `log_value` and `expect`) use it. Default:
+        `()` (the physical basis)."""
+        return ()
+
     def in_basis(self, operator) -> "AbstractDiscreteHamiltonian":
         """`operator` (an `nqs_core.Operator`, written in the physical basis)
         bound to this system's space in the basis this Hamiltonian is written
         in, so that its expectation value in a state of this system is the
-        physical one. Default: `operator.on(self.space)` (no basis rotation); a
-        system with a rotated basis (the Marshall sign of the spin models)
-        rotates the operator the same way."""
-        return operator.on(self.space)
+        physical one: `operator.rotate_z(self.marshall_sites).on(self.space)`."""
+        sites = tuple(self.marshall_sites)
+        return (operator.rotate_z(sites) if sites else operator).on(self.space)
 
     def local_energy(self, log_psi, x):
         """Padded evaluation of one row: `log_psi` on all `max_conn_size`

@@ -30,12 +30,6 @@ class AbstractSpinHamiltonian(nqs_core.AbstractDiscreteHamiltonian):
     def to_operator(self) -> Operator:
         """The Hamiltonian as an `Operator`, in the same (possibly rotated) basis."""
 
-    def in_basis(self, operator: Operator) -> nqs_core.AbstractDiscreteHamiltonian:
-        """`operator` rotated into this Hamiltonian's basis
-        (`operator.rotate_z(marshall_sites)`) and bound to its space."""
-        return operator.rotate_z(self.marshall_sites).on(self.space)
-
-
 
 class SpinOperator(AbstractSpinHamiltonian):
     """An `Operator` bound to a spin space, in the basis it was written in

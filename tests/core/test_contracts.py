@@ -71,6 +71,8 @@ HOOKS_WITH_DEFAULTS = {
     ("AbstractDiscreteSpace", "constraint"): "optional symmetry-sector constraint (NetKet's `constrained`); default: none",
     ("AbstractDiscreteSpace", "quantum_numbers"): "optional quantum numbers labelling the basis (S^z, N) for the "
                                                    "exact sector table; default: none",
+    ("AbstractDiscreteHamiltonian", "marshall_sites"): "the sites of a diagonal basis rotation (the Marshall sign); "
+                                                       "default: none (the physical basis)",
     ("AbstractDiscreteHamiltonian", "in_basis"): "bind a physical operator in the system's (rotated) basis; "
                                                  "default: no rotation",
     ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
