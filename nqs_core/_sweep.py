@@ -313,15 +313,13 @@ def read_spec(sweep_dir) -> SweepSpec:
 
 
 def _spec_difference(old: dict, new: dict) -> str | None:
-    for key, what in (("axes", "the swept fields or their values"), ("mode", "mode"), ("warm_start", "warm_start")):
+    for key, what in (("axes", "swept fields or values"), ("mode", "[sweep] mode"), ("warm_start", "[sweep] warm_start")):
         if old.get(key) != new.get(key):
             return what
     if old.get("base") != new.get("base"):
-        from ._run import physics  # noqa: F401  (the flat view names the field)
-
         a, b = _flat(old.get("base", {})), _flat(new.get("base", {}))
         changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        return "the config: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+        return "config values (" + ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "") + ")"
     return None
 
 
