@@ -26,8 +26,13 @@ import pathlib
 import re
 from typing import Any, Callable
 
-from ._config import ConfigError
-from ._toml import set_dotted
+import jax
+
+from ._config import ConfigError, _auto_exact, build, get_registry
+from ._io import CHECKPOINT_META, CONFIG_FILE, RESULT_FILE, strict_json, write_text
+from ._lock import LOCK_FILE, RunLock, lock_note
+from ._run import fingerprint, resume, run
+from ._toml import apply_overrides, load_config, set_dotted, tomllib
 
 #: files of a sweep directory
 SPEC_FILE, SUMMARY_CSV, SUMMARY_JSON = "sweep.json", "summary.csv", "summary.json"
@@ -215,8 +220,6 @@ def split_sweep_sets(config: dict[str, Any], overrides: list[str]) -> tuple[list
     field's value, e.g. `lattice.extent=[4,4]`; sweep such a field in the
     `[sweep]` table). Everything else is an ordinary override.
     """
-    from ._toml import tomllib
-
     plain, axes = [], []
     for item in overrides or []:
         if "=" not in item:
@@ -248,8 +251,6 @@ def sweep_spec(config: dict[str, Any], overrides: list[str] | None = None) -> Sw
     field swept twice, zip lengths that differ, or a value that does not fit
     the config (an index out of range, a field of a value).
     """
-    from ._toml import apply_overrides
-
     config = copy.deepcopy(config)
     table = config.pop("sweep", {})
     if not isinstance(table, dict):
@@ -352,8 +353,6 @@ def open_sweep(spec: SweepSpec | None, sweep_dir) -> tuple[SweepSpec, pathlib.Pa
         return stored, sweep_dir
     if spec is None:
         raise ConfigError(f"not a sweep directory (no {SPEC_FILE}): {sweep_dir}")
-    from ._lock import LOCK_FILE
-
     if sweep_dir.exists() and any(p.name != LOCK_FILE for p in sweep_dir.iterdir()):
         raise ConfigError(f"the sweep output {sweep_dir} is not empty and holds no sweep; choose another --output")
     return spec, sweep_dir
@@ -366,10 +365,6 @@ def check_points(spec: SweepSpec, registry=None) -> list:
 
     **Returns:** the resolved config of each point.
     """
-    import jax
-
-    from ._config import build
-
     resolved, shapes = [], None
     for i, values in enumerate(spec.points()):
         try:
@@ -396,7 +391,7 @@ def check_points(spec: SweepSpec, registry=None) -> list:
 def _point_status(run_dir: pathlib.Path, config: dict[str, Any]) -> dict[str, Any] | None:
     """The result of a finished point (`result.json` read, with `status`), or
     `None` when it has not finished."""
-    path = run_dir / "result.json"
+    path = run_dir / RESULT_FILE
     if not path.is_file():
         return None
     try:
@@ -414,9 +409,6 @@ def _point_status(run_dir: pathlib.Path, config: dict[str, Any]) -> dict[str, An
 
 def _check_fingerprint(run_dir: pathlib.Path, config: dict[str, Any], name: str) -> None:
     """Refuse a point directory whose checkpoint was made with other physics than the sweep's point."""
-    from ._io import CHECKPOINT_META
-    from ._run import fingerprint
-
     try:
         meta = json.loads((run_dir / CHECKPOINT_META).read_text())
     except (OSError, ValueError):
@@ -451,10 +443,6 @@ def run_sweep(spec: SweepSpec | None, sweep_dir, progress: bool = True, console=
     anything runs: a point that does not fit, warm-start shapes, an edited
     sweep), `RunInterrupted` after SIGINT / SIGTERM (the summary written first).
     """
-    from ._io import CONFIG_FILE, write_text
-    from ._lock import RunLock, lock_note
-    from ._run import resume, run
-
     spec, sweep_dir = open_sweep(spec, sweep_dir)
     resolved = check_points(spec, registry)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -542,8 +530,6 @@ def summary_rows(spec: SweepSpec, sweep_dir) -> list[dict[str, Any]]:
         d = sweep_dir / names[i]
         config = {}
         try:
-            from ._toml import load_config
-
             config = load_config(d / "config.toml") if (d / "config.toml").exists() else {}
         except ConfigError:
             pass
@@ -574,8 +560,6 @@ def flat_row(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 
 def _write_summary(spec, sweep_dir, points, names, results) -> list[dict[str, Any]]:
-    from ._io import strict_json, write_text
-
     rows = [_row(spec, i, p, names[i], results[i]) for i, p in enumerate(points)]
     columns = table_columns(spec, rows)
     buffer = io.StringIO()
@@ -597,8 +581,6 @@ def exact_energies(spec: SweepSpec, rows: list[dict[str, Any]], max_states: int 
     `exact_energy` when its run computed one, else an exact solve of the
     point's system when its space has at most `max_states` states (`None`
     where neither applies)."""
-    from ._config import _auto_exact, build, get_registry
-
     out = []
     for row, values in zip(rows, spec.points()):
         value = row.get("exact_energy")
@@ -630,7 +612,7 @@ def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None
     **Returns:** `(png_path, csv_path)`. **Raises:** `ConfigError` for an unknown
     observable or field, or a sweep without finished points.
     """
-    import matplotlib
+    import matplotlib  # heavy: imported when a plot is made (allow-listed in tests/test_architecture.py)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

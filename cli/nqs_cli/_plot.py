@@ -20,9 +20,9 @@ def plot(
     """Plot energy vs step (with error bars and the exact value when known) to a PNG; for a sweep directory
     (`nqs sweep`), an observable against the swept field, with the exact energy where the space is small."""
     if (pathlib.Path(run_dir) / "sweep.json").is_file():
-        from nqs_core._sweep import plot_sweep
+        import nqs_core
 
-        png, data = plot_sweep(run_dir, observable or "energy", output)
+        png, data = nqs_core.plot_sweep(run_dir, observable or "energy", output)
         console.print(f"Wrote {png} and {data}", highlight=False)
         return
     if observable is not None:

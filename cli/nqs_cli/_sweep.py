@@ -27,7 +27,6 @@ def sweep(
 ):
     """Run a calculation at every point of a parameter sweep and collect the results in a table (summary.csv / summary.json)."""
     import nqs_core
-    from nqs_core._sweep import run_sweep, sweep_spec
 
     registry()
     if resume is not None:
@@ -46,15 +45,13 @@ def sweep(
                 table["mode"] = "zip"
             if warm_start is not None:
                 table["warm_start"] = warm_start
-        spec = sweep_spec(cfg, set_ or [])
+        spec = nqs_core.sweep_spec(cfg, set_ or [])
     elif resume is None:
         raise UserError("give a config (nqs sweep CONFIG --set system.h=0.2:2.0:10) or a sweep to continue (--resume SWEEP_DIR)")
     if resume is not None:
         sweep_dir = resume
     else:
-        from nqs_core._sweep import default_sweep_dir
-
-        sweep_dir = output if output is not None else default_sweep_dir(spec)
+        sweep_dir = output if output is not None else nqs_core.default_sweep_dir(spec)
 
     def on_point(what, row):
         values = ", ".join(f"{k} = {row[k]}" for k in row if k not in _NOT_VALUES)
@@ -66,7 +63,7 @@ def sweep(
             err_console.print(f"[yellow]nqs: warning:[/] point {escape(row['point'])} failed ({row['status']}); the sweep goes on", highlight=False)
 
     try:
-        result = run_sweep(spec, sweep_dir, progress=not quiet, console=console, on_point=on_point)
+        result = nqs_core.run_sweep(spec, sweep_dir, progress=not quiet, console=console, on_point=on_point)
     except KeyboardInterrupt as exc:
         stopped = getattr(exc, "exit_code", None)
         err_console.print(
@@ -77,13 +74,15 @@ def sweep(
     print_table(result.rows)
     console.print(f"Sweep directory: {escape(str(result.sweep_dir))} (summary.csv, summary.json)", highlight=False)
     if plot:
-        from nqs_core._sweep import plot_sweep
-
-        png, csv_path = plot_sweep(result.sweep_dir, plot)
+        png, csv_path = nqs_core.plot_sweep(result.sweep_dir, plot)
         console.print(f"Wrote {escape(str(png))} and {escape(str(csv_path))}", highlight=False)
     if result.failed:
         names = ", ".join(r["point"] for r in result.failed)
         fail(f"{len(result.failed)} of {len(result.rows)} points failed ({names}); see their run directories", code=result.exit_code)
+
+
+def _scalar(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 _NOT_VALUES = {"index", "point", "status", "exit_code", "energy", "energy_error", "variance", "v_score", "exact_energy",
@@ -92,8 +91,6 @@ _NOT_VALUES = {"index", "point", "status", "exit_code", "energy", "energy_error"
 
 def print_table(rows) -> None:
     """The summary as a rich table: the swept fields, energy ± error, V-score, exact energy, status, scalar observables."""
-    from nqs_core._sweep import _scalar
-
     if not rows:
         return
     fields = [k for k in rows[0] if k not in _NOT_VALUES]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
