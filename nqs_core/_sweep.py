@@ -79,7 +79,8 @@ def linspace(start, stop, count, what: str = "range") -> list:
             raise ConfigError(f"{what}: {name} must be a finite number, got {v!r}")
     if count == 1:
         return [start]
-    values = [start + (stop - start) * i / (count - 1) for i in range(count)]
+    # rounded to 12 significant digits: 0.6, not 0.6000000000000001 (names, tables, plots)
+    values = [float(f"{start + (stop - start) * i / (count - 1):.12g}") for i in range(count)]
     values[-1] = stop  # exact end point
     if isinstance(start, int) and isinstance(stop, int) and all(float(v).is_integer() for v in values):
         return [int(v) for v in values]

@@ -110,5 +110,5 @@ def print_table(rows) -> None:
         for name in scalars:
             s = r["observables"].get(name)
             obs.append("-" if not isinstance(s, dict) else f"{num(s.get('mean'), '.6g')} ± {num(s.get('error'), '.2g')}")
-        table.add_row(*[str(r[f]) for f in fields], energy, num(r["v_score"], ".3g"), num(r["exact_energy"], ".10g"), r["status"], *obs)
+        table.add_row(*[format(r[f], ".6g") if _scalar(r[f]) else str(r[f]) for f in fields], energy, num(r["v_score"], ".3g"), num(r["exact_energy"], ".10g"), r["status"], *obs)
     console.print(table)

@@ -73,10 +73,8 @@ class Ising(AbstractSpinHamiltonian):
 
     space: nqs_core.AbstractDiscreteSpace
     lattice: AbstractLattice
-    #: the couplings are array leaves, not static fields: a sweep over h (or J)
-    #: compiles the step once, not once per value
-    J: Array
-    h: Array
+    J: float
+    h: float
     bonds: Array
 
     def __init__(self, space, lattice, J: float = 1.0, h: float = 1.0):
@@ -88,8 +86,8 @@ class Ising(AbstractSpinHamiltonian):
             )
         self.space = space
         self.lattice = lattice
-        self.J = jnp.asarray(float(J))
-        self.h = jnp.asarray(float(h))
+        self.J = float(J)
+        self.h = float(h)
         self.bonds = _bond_array(lattice.edges(1))
 
     @property
@@ -105,13 +103,13 @@ class Ising(AbstractSpinHamiltonian):
         """`-J sum_<ij> Z_i Z_j - h sum_i X_i` as an `Operator`."""
         bonds = np.asarray(self.bonds).tolist()
         zz = Operator.sum(Z(i) * Z(j) for i, j in bonds)
-        return -float(self.J) * zz - float(self.h) * Operator.sum(X(i) for i in range(self.space.size))
+        return -self.J * zz - self.h * Operator.sum(X(i) for i in range(self.space.size))
 
     def connected(self, x):
         x = jnp.asarray(x, dtype=self.space.dtype)
         n = x.shape[-1]
         zz = x[self.bonds[:, 0]] * x[self.bonds[:, 1]]
-        diag = -self.J.astype(x.dtype) * jnp.sum(zz)
+        diag = -self.J * jnp.sum(zz)
         flips = jnp.where(jnp.eye(n, dtype=bool), -x[None, :], x[None, :])
         xps = jnp.concatenate([x[None, :], flips], axis=0)
         mels = jnp.concatenate([diag[None], jnp.full((n,), -self.h, dtype=x.dtype)])

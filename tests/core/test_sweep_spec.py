@@ -13,7 +13,7 @@ BASE = {
 
 
 def test_range_is_inclusive_like_linspace():
-    assert parse_range("0.2:2.0:10") == pytest.approx([0.2 + 0.2 * i for i in range(10)], abs=1e-15)
+    assert parse_range("0.2:2.0:10") == [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0]  # no 0.6000000000000001
     assert parse_range("0.2:2.0:10")[-1] == 2.0
     assert parse_range("8:16:5") == [8, 10, 12, 14, 16] and all(isinstance(v, int) for v in parse_range("8:16:5"))
     assert parse_range("0:1:3") == [0.0, 0.5, 1.0]
