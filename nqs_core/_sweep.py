@@ -648,7 +648,9 @@ def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None
         groups.setdefault(tuple(json.dumps(r[k]) for k in others), []).append(i)
     png = pathlib.Path(output) if output else sweep_dir / f"{observable}.png"
     csv_path = png.with_suffix(".csv")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    with_error = observable == "energy" and any(e not in (None, 0) for e in exacts)
+    fig, axes = plt.subplots(2 if with_error else 1, 1, figsize=(6.4, 6.4 if with_error else 4.2), sharex=True, squeeze=False)
+    ax = axes[0, 0]
     lines = []
     for g, (label_values, idx) in enumerate(groups.items()):
         label = ", ".join(f"{k} = {json.loads(v)}" for k, v in zip(others, label_values))
@@ -666,7 +668,12 @@ def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None
         if pairs:
             ax.plot([a for a, _ in pairs], [b for _, b in pairs], "-", lw=1, color=color, alpha=0.7,
                     label=f"exact {label}".strip())
-    ax.set_xlabel(x)
+        if with_error:  # the relative error against the exact energy, on a log scale
+            rel = [(a, abs((y - b) / b)) for a, y, b in zip(xs, ys, ex) if b not in (None, 0)]
+            axes[1, 0].semilogy([a for a, _ in rel], [r for _, r in rel], "o-", ms=4, color=color)
+    if with_error:
+        axes[1, 0].set_ylabel("|E - E_exact| / |E_exact|")
+    axes[-1, 0].set_xlabel(x)
     ax.set_ylabel(observable)
     ax.legend(fontsize="small")
     ax.set_title(f"{observable} against {x} ({sweep_dir.name})", fontsize="medium")
