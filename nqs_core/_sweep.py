@@ -506,11 +506,18 @@ def _row(spec: SweepSpec, index: int, values: dict[str, Any], name: str, result:
     row.update({
         "status": result["status"], "exit_code": STATUS_CODES[result["status"]],
         "energy": energy.get("mean"), "energy_error": energy.get("error"), "variance": energy.get("variance"),
-        "v_score": result.get("v_score"), "exact_energy": result.get("exact_energy"),
+        "v_score": _v_score(result.get("v_score")), "exact_energy": result.get("exact_energy"),
         "relative_error": result.get("relative_error"), "step": result.get("step"),
     })
     row["observables"] = result.get("observables") or {}
     return row
+
+
+def _v_score(value):
+    """`result.json` "v_score" as one number (a number, or a table with "value"), else `None`."""
+    if isinstance(value, dict):
+        value = value.get("value", value.get("mean"))
+    return value if _scalar(value) else None
 
 
 def _scalar(x) -> bool:

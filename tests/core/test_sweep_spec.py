@@ -63,3 +63,37 @@ def test_command_line_axes_and_plain_overrides():
     assert plain == ["lattice.extent=[6]", "run.n_steps=5"]  # a list-valued field keeps its list
     spec = sweep_spec({**BASE, "sweep": {"system.h": [0.1, 0.2], "warm_start": True}}, ["system.h=[0.3]", "run.n_steps=5"])
     assert spec.points() == [{"system.h": 0.3}] and spec.base["run"]["n_steps"] == 5 and spec.warm_start
+
+
+def test_summary_of_finished_failed_and_pending_points(tmp_path):
+    """Statuses, exit code and columns from the points' result.json (written here; no physics runs)."""
+    import csv
+    import json
+
+    from nqs_core import SweepResult, summary_rows
+    from nqs_core._sweep import _write_summary
+
+    spec = sweep_spec({**BASE, "sweep": {"system.h": [0.1, 0.2, 0.3, 0.4]}})
+    names = [spec.point_name(i, p) for i, p in enumerate(spec.points())]
+    results = [
+        {"step": 5, "energy": {"mean": -1.0, "error": 0.1, "variance": 0.2}, "exact_energy": -1.05, "v_score": 0.01,
+         "stop_reason": None, "observables": {"mz": {"mean": 0.5, "error": 0.01}, "czz": {"mean": [1.0, 0.5], "error": [0, 0]}}},
+        {"step": 3, "stop_reason": "a non-finite energy at step 3"},
+        {"step": 5, "energy": {"mean": -2.0, "error": 0.1, "variance": 0.2}, "stop_reason": None,
+         "exact_check": {"status": "disagrees"}},
+    ]
+    for name, result in zip(names, results):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(result))
+    rows = summary_rows(spec, tmp_path)
+    assert [r["status"] for r in rows] == ["ok", "stopped", "check_failed", "pending"]
+    assert [r["exit_code"] for r in rows] == [0, 3, 4, None]
+    assert rows[0]["v_score"] == 0.01 and rows[1]["v_score"] is None and rows[0]["energy_error"] == 0.1
+    assert SweepResult(tmp_path, rows).exit_code == 4 and len(SweepResult(tmp_path, rows).failed) == 2
+    _write_summary(spec, tmp_path, spec.points(), names, [{**r, "status": s} for r, s in zip(results, ["ok", "stopped", "check_failed"])] + [None])
+    with open(tmp_path / "summary.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0])[:4] == ["index", "point", "system.h", "status"]
+    assert table[0]["mz"] == "0.5" and table[0]["mz_error"] == "0.01" and "czz" not in table[0]  # arrays: JSON only
+    assert table[3]["status"] == "pending" and table[3]["energy"] == ""
+    assert json.loads((tmp_path / "summary.json").read_text())["points"][0]["observables"]["czz"]["mean"] == [1.0, 0.5]
