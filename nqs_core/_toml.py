@@ -42,7 +42,9 @@ def loads_config(text: str) -> dict[str, Any]:
 
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply dotted `a.b=value` overrides; `value` is read as a TOML value
-    (`16`, `0.5`, `true`, `"text"`, `[1, 2]`), else taken as a plain string."""
+    (`16`, `0.5`, `true`, `"text"`, `[1, 2]`), else taken as a plain string.
+    An integer key indexes an array of tables, counted from 0:
+    `system.terms.1.coupling=0.5` sets `coupling` of the second `[[system.terms]]`."""
     config = copy.deepcopy(config)
     for item in overrides or []:
         if "=" not in item:
@@ -55,13 +57,47 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()
-        node = config
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {k!r} is not a table")
-        node[keys[-1]] = value
+        set_dotted(config, keys, value, what=f"override {item!r}")
     return config
+
+
+def set_dotted(config: dict[str, Any], keys: list[str], value: Any, what: str = "override") -> None:
+    """Set `config[k0][k1]...[kn] = value` in place: tables are made when
+    missing, an integer key indexes an existing array (`ConfigError` for an
+    index out of range, or for a key that reaches into a value that is neither
+    a table nor an array)."""
+    node: Any = config
+    path = []
+    for i, k in enumerate(keys):
+        last = i == len(keys) - 1
+        where = ".".join(path) or "the config"
+        if isinstance(node, list):
+            if not _is_index(k):
+                raise ConfigError(
+                    f"{what}: {where} is an array ({len(node)} entries); index it with a number from 0 to "
+                    f"{len(node) - 1}, e.g. {where}.0.{keys[-1] if not last else 'field'}"
+                )
+            j = int(k)
+            if j >= len(node):
+                raise ConfigError(
+                    f"{what}: index {j} is out of range: {where} has {len(node)} entries (indices 0 to {len(node) - 1})"
+                )
+            if last:
+                node[j] = value
+            else:
+                node = node[j]
+        elif isinstance(node, dict):
+            if last:
+                node[k] = value
+            else:
+                node = node.setdefault(k, {})
+        else:
+            raise ConfigError(f"{what}: {where} is a value ({node!r}), not a table or an array; it has no field {k!r}")
+        path.append(k)
+
+
+def _is_index(key: str) -> bool:
+    return key.isdigit()
 
 
 def resolved_toml(calc: Calculation) -> str:

@@ -421,6 +421,7 @@ LOCAL_IMPORTS_ALLOWED = {
     # launcher: `import mpi4py` initialises MPI.
     ("nqs_core/_distributed.py", "mpi4py"): "optional, initialises MPI on import",
     ("nqs_core/_distributed.py", "mpi4jax"): "optional, imported with MPI only",
+    ("nqs_core/_sweep.py", "matplotlib"): "heavy (about a second to import), only when a sweep is plotted",
 }
 
 

@@ -2,7 +2,7 @@
 
 The layers (no module imports one above it; `tests/test_architecture.py` checks it):
 `_common` (consoles, exit codes, the one error path) < the command modules
-(`_run`, `_info`, `_exact`, `_plot`, `_list`, `_doctor`, `_measure`: plain functions) <
+(`_run`, `_info`, `_exact`, `_plot`, `_list`, `_doctor`, `_measure`, `_sweep`: plain functions) <
 `_app` (this module). Importing it loads no plugin and no jax.
 """
 
@@ -23,10 +23,11 @@ from ._list import list_
 from ._measure import measure
 from ._plot import plot
 from ._run import resume, run
+from ._sweep import sweep
 
 #: the built-in commands, in the order of `nqs --help`
 BUILTIN = (("run", run), ("resume", resume), ("list", list_), ("doctor", doctor), ("info", info), ("exact", exact),
-           ("plot", plot), ("measure", measure))
+           ("plot", plot), ("measure", measure), ("sweep", sweep))
 
 
 def _main(

@@ -15,8 +15,19 @@ from ._common import UserError, console
 def plot(
     run_dir: pathlib.Path = typer.Argument(..., help="A run directory."),
     output: Optional[pathlib.Path] = typer.Option(None, "--output", "-o", help="PNG path (default: RUN_DIR/energy.png)."),
+    observable: Optional[str] = typer.Option(None, "--observable", help="For a sweep directory: what to plot against the swept field (default: energy)."),
 ):
-    """Plot energy vs step (with error bars and the exact value when known) to a PNG, its numbers to a CSV."""
+    """Plot energy vs step (with error bars and the exact value) to a PNG and a CSV; a sweep directory: an observable vs the swept field.
+
+    For a sweep directory (`nqs sweep`) the exact energy is drawn where the space is small."""
+    if (pathlib.Path(run_dir) / "sweep.json").is_file():
+        import nqs_core
+
+        png, data = nqs_core.plot_sweep(run_dir, observable or "energy", output)
+        console.print(f"Wrote {png} and {data}", highlight=False)
+        return
+    if observable is not None:
+        raise UserError("--observable is for a sweep directory; plot a run's observables with `nqs measure`")
     from nqs_core import read_log
 
     try:

@@ -87,7 +87,7 @@ def test_importing_nqs_cli_attaches_nothing():
     assert out.returncode == 0, out.stderr
     modules, commands = out.stdout.strip().splitlines()
     assert modules == "none"
-    assert commands == str(sorted(["run", "resume", "list", "doctor", "info", "exact", "plot", "measure"]))
+    assert commands == str(sorted(["run", "resume", "list", "doctor", "info", "exact", "plot", "measure", "sweep"]))
 
 
 def test_a_plugin_command_stopped_by_a_signal_exits_143_with_the_resume_line():
