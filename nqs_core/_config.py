@@ -120,6 +120,8 @@ def resolve_exact_energy(calc: Calculation) -> float | None:
 def _build(config, ctx: BuildContext, stop_after) -> Calculation:
     registry, run = ctx.registry, ctx.run
     unknown_tables = sorted(set(config) - set(COMPONENT_TABLES) - {"run", OBSERVABLES_TABLE})
+    if unknown_tables == ["sweep"]:
+        raise ConfigError("the config has a [sweep] table: run it with `nqs sweep CONFIG` (`nqs run` runs one point)")
     if unknown_tables:
         raise ConfigError(
             f"unknown table(s) {', '.join('[' + t + ']' for t in unknown_tables)}; "

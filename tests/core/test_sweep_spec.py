@@ -97,3 +97,11 @@ def test_summary_of_finished_failed_and_pending_points(tmp_path):
     assert table[0]["mz"] == "0.5" and table[0]["mz_error"] == "0.01" and "czz" not in table[0]  # arrays: JSON only
     assert table[3]["status"] == "pending" and table[3]["energy"] == ""
     assert json.loads((tmp_path / "summary.json").read_text())["points"][0]["observables"]["czz"]["mean"] == [1.0, 0.5]
+
+
+def test_run_of_a_config_with_a_sweep_table_points_to_nqs_sweep():
+    from nqs_core import build
+
+    config = {**BASE, "sweep": {"system.terms.1.coupling": [0.5, 1.0]}}
+    with pytest.raises(ConfigError, match="nqs sweep CONFIG"):
+        build(config)
