@@ -110,7 +110,7 @@ def report(result, json_out: bool = False) -> None:
         )
     observables = getattr(result, "observables", None) or {}
     if observables:
-        console.print(observables_table(result), highlight=False)
+        console.print(escape(observables_table(result)), highlight=False, soft_wrap=True)
     console.print(f"Run directory: {escape(str(result.run_dir))}", highlight=False)
     _verdict(result, console)
 
@@ -146,30 +146,27 @@ def _verdict(result, out) -> None:
 SHOWN_ENTRIES = 3
 
 
-def observables_table(result):
-    """The `[observables]` of a run as a rich table: a scalar as `mean ± error`,
-    an array as its first entries (with their labels), its number of entries
-    and its range; all entries are in result.json (`nqs measure RUN` prints
-    them as a table)."""
-    from rich.table import Table
-
+def observables_table(result) -> str:
+    """The `[observables]` of a run as compact text, one line per observable:
+    a scalar as `mean ± error`, an array as its number of entries, its range
+    and its first entries (with their labels); all entries are in result.json
+    (`nqs measure RUN` prints them as a table)."""
     payload = result.payload.get("observables", {})
-    table = Table(title="Observables (final samples)", caption=f"all entries: {result.run_dir}/result.json, or `nqs measure {result.run_dir}`")
-    for col in ("observable", "value", "entries", "min .. max"):
-        table.add_column(col)
+    width = max(len(n) for n in payload)
+    lines = [f"Observables (final samples; every entry in {result.run_dir}/result.json, or `nqs measure {result.run_dir}`):"]
     for name, d in payload.items():
         means, errors = d.get("mean"), d.get("error")
         if not isinstance(means, list):
-            table.add_row(escape(name), _pm(means, errors), "1", "")
+            lines.append(f"  {name:<{width}}  {_pm(means, errors)}")
             continue
         labels = _entry_labels(d, len(means))
         shown = ", ".join(f"{lab}{_pm(m, err)}" for lab, m, err in list(zip(labels, means, errors))[:SHOWN_ENTRIES])
         if len(means) > SHOWN_ENTRIES:
             shown += ", ..."
         finite = [m for m in means if m is not None]
-        span = f"{min(finite):.5g} .. {max(finite):.5g}" if finite else ""
-        table.add_row(escape(name), escape(shown), str(len(means)), span)
-    return table
+        span = f" in {min(finite):.5g} .. {max(finite):.5g}" if finite else ""
+        lines.append(f"  {name:<{width}}  {len(means)} entries{span}: {shown}")
+    return "\n".join(lines)
 
 
 def _pm(mean, error) -> str:
