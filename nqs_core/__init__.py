@@ -59,6 +59,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._io": ["CheckpointError", "check_run_files", "load_checkpoint", "load_parameters", "read_log", "save_checkpoint"],
         "._run": ["DEFAULT_CONFIG", "RunResult", "check_physics", "default_config", "resume", "run"],
         "._measure": ["measure_run"],
+        "._vscore": ["infinite_temperature_energy", "v_score"],
         "._distributed": ["is_root", "n_ranks", "rank"],
         "._signals": ["RunInterrupted"],
         "._profile": ["format_profile", "profile_run", "profile_step"],
