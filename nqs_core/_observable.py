@@ -227,15 +227,18 @@ def _lookup_tables(observables, samples: Samples):
 def _expect_weighted(ansatz, observables, samples, tables, chunk_size):
     """One compiled pass over weighted samples for every observable: `log psi`
     of the rows once, then the local values of each operator from its look-up
-    table (a gather, no network evaluation) or, without one, by the
-    observable itself; `weighted_statistics` with the samples' weights."""
+    table (a gather, no network evaluation) or, without one, together with
+    the other observables without tables (`local_values_many`);
+    `weighted_statistics` with the samples' weights."""
     xs = samples.x.reshape((-1,) + samples.x.shape[2:])
     w = samples.weights.reshape(-1)
     lx = None if all(isinstance(o, AbstractSampleObservable) for o in observables) else batch_apply(ansatz, xs, chunk_size)
     out = []
-    for obs, tabs in zip(observables, tables):
+    own = [k for k, tabs in enumerate(tables) if tabs is None]
+    computed = dict(zip(own, local_values_many(ansatz, [observables[k] for k in own], xs, lx, chunk_size)))
+    for k, (obs, tabs) in enumerate(zip(observables, tables)):
         if tabs is None:
-            values = obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
+            values = computed[k]
         else:
             cols = [
                 table_local_values(t[0], t[1], lx) if t is not None
