@@ -142,21 +142,16 @@ def _merge_reversed(vectors: np.ndarray, cls: np.ndarray, reverse: np.ndarray) -
     return merged, np.vectorize(lambda a: new_of_root[root(int(a))])(cls)
 
 
-def _pair_class_operators(system, lattice, component, owner, merge_opposite: bool = False):
+def _pair_class_operators(system, lattice, component, owner):
     """One operator per displacement class `r`: `sum_{(i, j): d_ij = r} O_ij`
-    over ordered pairs (`i = j` included), with its number of pairs. With
-    `merge_opposite`, the classes of `(i, j)` and `(j, i)` (`r` and `-r`) are
-    one (see `_merge_reversed`).
+    over ordered pairs (`i = j` included), with its number of pairs.
 
     **Returns:** `(operators, vectors, counts, exact)`: `vectors` are the class
     keys (displacements rounded to `_DECIMALS` decimals, the labels), `exact`
     the mean of the unrounded displacements of each class's pairs (equal to
-    every member to rounding, ~1e-15), for phases (not meaningful with
-    `merge_opposite`)."""
+    every member to rounding, ~1e-15), for phases."""
     exact = _exact_displacements(owner, lattice)
     vectors, cls = _classes(np.round(exact, _DECIMALS) + 0.0)
-    if merge_opposite:
-        vectors, cls = _merge_reversed(vectors, cls, cls.T)
     n = lattice.n_sites
     space = system.space
     ops = [Operator({}, _dim(space)) for _ in vectors]
@@ -269,9 +264,16 @@ class Correlation(nqs_core.AbstractOperatorObservable):
 
     def __init__(self, system, lattice, component: str = "zz"):
         _check_component("correlation", component)
-        self.operators, vectors, counts, _ = _pair_class_operators(system, lattice, component, "correlation", merge_opposite=True)
-        self.transform = jnp.diag(jnp.asarray(1.0 / counts))
-        self.vectors, self.counts = _static(vectors), _static(counts)
+        # the operators are those of the displacement classes (shared with structure_factor, so
+        # that a measurement of both evaluates them once); the transform sums r and -r
+        self.operators, _, _, _ = _pair_class_operators(system, lattice, component, "correlation")
+        vectors, cls = _classes(np.round(_exact_displacements("correlation", lattice), _DECIMALS) + 0.0)
+        merged, mcls = _merge_reversed(vectors, cls, cls.T)
+        counts = np.bincount(mcls.ravel(), minlength=len(merged)).astype(np.float64)
+        transform = np.zeros((len(merged), len(vectors)))
+        transform[mcls.ravel(), cls.ravel()] = 1.0 / counts[mcls.ravel()]
+        self.transform = jnp.asarray(transform)
+        self.vectors, self.counts = _static(merged), _static(counts)
 
     def coordinates(self):
         r = np.asarray(self.vectors)

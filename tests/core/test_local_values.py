@@ -115,6 +115,8 @@ def test_correlation_dimer_structure_factor_share_one_loop_and_equal_dense_matri
         m = sum(np.cos(q * (j - i)) * ss(i, j) for i in range(N) for j in range(N)) / N
         np.testing.assert_allclose(np.asarray(got[2][:, k]), local(m), rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.asarray(got[3]), local(sum(ss(i, (i + 1) % N) for i in range(N))), rtol=0, atol=1e-12)
+    # C(r) of S.S and S(q) measure the same class operators: evaluated once
+    assert [o.to_operator() for o in obs[0].operators] == [o.to_operator() for o in obs[2].operators]
     # one compacted loop (one `while`) evaluates the network for every operator of the
     # three spin observables; the Heisenberg system (its own connected elements) adds its own
     xs = jnp.asarray(states)
