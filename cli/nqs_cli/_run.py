@@ -96,7 +96,7 @@ def report(result, json_out: bool = False) -> None:
         score = getattr(result, "v_score", None)
         if score is not None:
             line += f"   [bold]V-score[/] {score:.3e} (E_inf = {result.e_inf:.6g})"
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)  # one line, also through a pipe (80 columns)
         if result.exact_energy is not None:
             console.print(f"[bold]Exact[/]:  {result.exact_energy:.10f}   {error_vs_exact(result)}", highlight=False)
     check = getattr(result, "exact_check", None) or {}
@@ -106,7 +106,7 @@ def report(result, json_out: bool = False) -> None:
             f"[bold]Exact sum, same parameters[/] ({check['n_states']} states): {e_check['exact']:.10g}   "
             f"sampled {e_check['sampled']:.10g} ± {e_check['error'] if e_check['error'] is not None else float('nan'):.2g}: "
             f"{'agrees' if check['status'] == 'agrees' else 'DISAGREES'}",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
     observables = getattr(result, "observables", None) or {}
     if observables:
