@@ -63,6 +63,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._measure": ["measure_run"],
         "._spectrum": ["ExactState", "Sector", "exact_from_config", "exact_state", "load_exact"],
         "._sweep": ["SweepResult", "SweepSpec", "default_sweep_dir", "plot_sweep", "read_spec", "run_sweep", "summary_rows", "sweep_spec"],
+        "._vscore": ["infinite_temperature_energy", "v_score"],
         "._distributed": ["is_root", "n_ranks", "rank"],
         "._signals": ["RunInterrupted"],
         "._profile": ["format_profile", "profile_run", "profile_step"],

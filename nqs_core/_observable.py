@@ -15,7 +15,9 @@ from jaxtyping import Array, Scalar
 from ._callbacks import AbstractCallback
 from ._distributed import concat_over_ranks
 from ._estimator import measure_chunk_size
+from ._ansatz import AbstractConnectedAnsatz
 from ._fullsum import table_local_values
+from ._local_values import PauliUnion, pauli_operator, union_local_values
 from ._sampler import BornDistribution
 from ._samples import AbstractEnumeration, Samples, is_exact, weighted_statistics
 from ._stats import Stats, statistics
@@ -139,16 +141,68 @@ def sample_statistics(values: Array) -> Stats:
     return jax.tree.map(lambda a: a.reshape(vshape), stats)
 
 
+def _union_key(obs, ansatz):
+    """The key `(n_sites, fixed_sz)` under which `obs`'s operators join one
+    `PauliUnion` pass, or `None` when it computes its own local values (not an
+    operator observable with the protocol's `local_values`, an operator that is
+    not spin-1/2 Pauli strings, an ansatz with its own connected evaluation)."""
+    if not _uses_tables(obs) or isinstance(ansatz, AbstractConnectedAnsatz):
+        return None
+    paulis = [pauli_operator(op) for op in obs.operators]
+    if any(p is None for p in paulis):
+        return None
+    keys = {(int(p.space.size), bool(p.fixed_sz)) for p in paulis}
+    return keys.pop() if len(keys) == 1 else None
+
+
+def local_values_many(ansatz, observables, xs, log_psi_xs=None, chunk_size=None) -> list[Array]:
+    """The local values of several observables on the configurations `xs`
+    (`(n, *space.shape)`), one array `(n, *obs.shape)` per observable.
+
+    Operator observables of spin-1/2 operators (every built-in spin
+    observable) are computed together: equal operators once, and the
+    connected configurations of all operators in one compacted pass
+    (`nqs_core._local_values.union_local_values`: `log psi` once per distinct
+    flip of a sample, chunked over samples). The others use their own
+    `local_values`."""
+    if log_psi_xs is None and not all(isinstance(o, AbstractSampleObservable) for o in observables):
+        log_psi_xs = batch_apply(ansatz, xs, chunk_size)
+    keys = [_union_key(o, ansatz) for o in observables]
+    columns: dict = {}  # (key, Operator) -> (group, column)
+    groups: dict = {}  # key -> [PauliOperator, ...]
+    for obs, key in zip(observables, keys):
+        if key is None:
+            continue
+        for op in obs.operators:
+            pauli = pauli_operator(op)
+            if (key, pauli.operator) not in columns:
+                ops = groups.setdefault(key, [])
+                columns[(key, pauli.operator)] = len(ops)
+                ops.append(pauli)
+    values = {key: union_local_values(PauliUnion(ops), ansatz, xs, log_psi_xs, chunk_size) for key, ops in groups.items()}
+    out = []
+    for obs, key in zip(observables, keys):
+        if key is None:
+            out.append(obs.local_values(ansatz, xs, log_psi_xs=log_psi_xs, chunk_size=chunk_size))
+            continue
+        cols = np.array([columns[(key, pauli_operator(op).operator)] for op in obs.operators])
+        v = values[key][:, cols]
+        if obs.transform is not None:
+            v = v @ obs.transform.T.astype(v.dtype)
+        elif len(obs.operators) == 1:
+            v = v[:, 0]
+        out.append(v)
+    return out
+
+
 @eqx.filter_jit
 def _expect_samples(ansatz, observables, samples, chunk_size):
+    """One compiled pass over Monte Carlo samples for every observable
+    (`local_values_many`), then `sample_statistics` of each."""
     lead = samples.shape[:2]
     xs = samples.reshape((-1,) + samples.shape[2:])
-    lx = None if all(isinstance(o, AbstractSampleObservable) for o in observables) else batch_apply(ansatz, xs, chunk_size)
-    out = []
-    for obs in observables:
-        v = obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
-        out.append(sample_statistics(v.reshape(lead + v.shape[1:])))
-    return out
+    values = local_values_many(ansatz, observables, xs, chunk_size=chunk_size)
+    return [sample_statistics(v.reshape(lead + v.shape[1:])) for v in values]
 
 
 def _uses_tables(obs) -> bool:
@@ -173,15 +227,18 @@ def _lookup_tables(observables, samples: Samples):
 def _expect_weighted(ansatz, observables, samples, tables, chunk_size):
     """One compiled pass over weighted samples for every observable: `log psi`
     of the rows once, then the local values of each operator from its look-up
-    table (a gather, no network evaluation) or, without one, by the
-    observable itself; `weighted_statistics` with the samples' weights."""
+    table (a gather, no network evaluation) or, without one, together with
+    the other observables without tables (`local_values_many`);
+    `weighted_statistics` with the samples' weights."""
     xs = samples.x.reshape((-1,) + samples.x.shape[2:])
     w = samples.weights.reshape(-1)
     lx = None if all(isinstance(o, AbstractSampleObservable) for o in observables) else batch_apply(ansatz, xs, chunk_size)
     out = []
-    for obs, tabs in zip(observables, tables):
+    own = [k for k, tabs in enumerate(tables) if tabs is None]
+    computed = dict(zip(own, local_values_many(ansatz, [observables[k] for k in own], xs, lx, chunk_size)))
+    for k, (obs, tabs) in enumerate(zip(observables, tables)):
         if tabs is None:
-            values = obs.local_values(ansatz, xs, log_psi_xs=lx, chunk_size=chunk_size)
+            values = computed[k]
         else:
             cols = [
                 table_local_values(t[0], t[1], lx) if t is not None

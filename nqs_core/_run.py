@@ -30,6 +30,7 @@ from ._driver import earlier_layouts
 from ._driver_protocol import AbstractSamplingDriver
 from ._stats import Stats
 from ._validate import check_int
+from ._vscore import system_v_score_inputs, v_score
 
 DEFAULT_CONFIG = """\
 # nqs default problem: transverse-field Ising chain, L = 16, h = J = 1, periodic,
@@ -97,6 +98,15 @@ class RunResult:
     exact_check: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: sampling health of the last step and of the final estimate (`result.json` "health")
     health: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the infinite-temperature energy `Tr H / dim` (`nqs_core.infinite_temperature_energy`), `None` where
+    #: the system has none (`v_score_note` says why)
+    e_inf: float | None = None
+    #: the V-score `N Var(E) / (E - E_inf)^2` of the final estimate (`nqs_core.v_score`), or `None`
+    v_score: float | None = None
+    #: why `v_score` is `None` (no final estimate, a continuum system, ...), else `None`
+    v_score_note: str | None = None
+    #: what `result.json` holds (the JSON-ready payload; `nqs run --json` prints it)
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def failed_exact_check(self) -> bool:
@@ -532,6 +542,8 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
             callbacks.append(ProgressBar(n_steps, console=console))
     if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
         callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
+    e_inf, n_sites, v_note = system_v_score_inputs(getattr(driver, "system", None))
+    callbacks.insert(0, _VScoreLog(e_inf, n_sites, driver.objective))  # before JsonlLog: it adds to the record
     if not driver.own_guard:  # drivers without a jitted guard: the default loop's BlowUpWatch
         driver.blowup_factor = calc.run["blowup_factor"]
     state = driver.run(state, n_steps, callbacks)
@@ -556,22 +568,34 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
         check = {"status": "skipped: no final estimate (n_eval_batches = 0)"}
     else:
         check = {"status": "skipped: the run stopped early"}
+    score = None
+    if energy is not None and e_inf is not None and driver.objective == "energy":
+        score = v_score(np.asarray(energy.mean), np.asarray(energy.variance), e_inf, n_sites)
+        if score is None:
+            v_note = "E equals E_inf or a number is not finite"
+    elif v_note is None:
+        v_note = "no final energy estimate" if energy is None else f"the driver minimises the {driver.objective}, not the energy"
     result = RunResult(
         run_dir, energy, exact, state, calc, stopped_early=stopped, stop_reason=stop_reason, observables=observed,
-        exact_check=check, health=health,
+        exact_check=check, health=health, e_inf=e_inf, v_score=score, v_score_note=None if score is not None else v_note,
     )
     payload = {"step": int(state.step), "exact_energy": exact, "stopped_at_nan": guard.tripped_at, "stop_reason": stop_reason}
     if energy is not None:
         payload[driver.objective] = energy.to_dict()  # "energy" for VMC
         payload["relative_error"] = result.relative_error
+    payload["e_inf"] = e_inf
+    payload["v_score"] = score
+    if score is None:
+        payload["v_score_note"] = result.v_score_note
     if observed:
         payload["observables"] = {k: stats_dict(v, calc.observables[k]) for k, v in observed.items()}
     payload["health"] = health
     payload["exact_check"] = check
     if guard.tripped_at is None:
         payload.update(driver.summary(state))
+    result.payload = strict_json(payload)
     if is_root():
-        write_text(run_dir / RESULT_FILE, json.dumps(strict_json(payload), indent=1, allow_nan=False))
+        write_text(run_dir / RESULT_FILE, json.dumps(result.payload, indent=1, allow_nan=False))
     return result
 
 
@@ -580,6 +604,21 @@ _HEALTH_KEYS = (
     "acceptance", "acceptance_min", "frozen_fraction", "n_distinct", "zero_variance", "offdiag_weight", "psi_weight", "R_hat",
     "param_norm", "unhealthy",
 )
+
+
+class _VScoreLog(AbstractCallback):
+    """Callback adding the step's V-score (`nqs_core.v_score` of the record's
+    energy and variance; `None` without `E_inf` or for another objective) to
+    every log record. Place it before `JsonlLog`."""
+
+    def __init__(self, e_inf: float | None, n: int | None, objective: str):
+        self.e_inf, self.n, self.objective = e_inf, n, objective
+
+    def __call__(self, driver, state, record):
+        score = None
+        if self.e_inf is not None and self.objective == "energy" and "energy" in record and "variance" in record:
+            score = v_score(record["energy"], record["variance"], self.e_inf, self.n)
+        record["v_score"] = score
 
 
 class _LastRecord(AbstractCallback):

@@ -90,6 +90,8 @@ def _labels(obs, shape) -> list[str]:
     coords = obs.coordinates()
     parts = []
     for key in ("quantity", "direction", "r", "q_over_pi"):
+        if key == "direction" and "distance" in coords:  # C(r): r says it (dimers: the bond direction)
+            continue
         if key in coords:
             arr = np.asarray(coords[key])
             name = "q/pi" if key == "q_over_pi" else key

@@ -103,6 +103,48 @@ def _classes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq[order], rank[inverse.reshape(-1)].reshape(vectors.shape[:-1])
 
 
+def _canonical_sign(vectors: np.ndarray) -> np.ndarray:
+    """`+1` or `-1` per vector (last axis) so that `sign * v` has its first
+    non-zero component positive (`+1` for the zero vector)."""
+    flat = vectors.reshape(-1, vectors.shape[-1])
+    nz = flat != 0
+    first = np.where(nz.any(axis=1), flat[np.arange(len(flat)), np.argmax(nz, axis=1)], 1.0)
+    return np.where(first < 0, -1.0, 1.0).reshape(vectors.shape[:-1])
+
+
+def _merge_reversed(vectors: np.ndarray, cls: np.ndarray, reverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge each class `cls[p]` with the class `reverse[p]` of the reversed
+    pair (`d_ji` next to `d_ij`: on a torus `d_ji` is `-d_ij` up to a period,
+    e.g. `(-2, 1)` and `(-2, -1)` on 4 x 4 with minimum images in `[-2, 2)`).
+    A merged class is labelled by the largest (lexicographic) of its vectors
+    and their negatives whose first non-zero component is positive.
+
+    **Returns:** `(vectors, cls)` of the merged classes, sorted as `_classes`."""
+    parent = list(range(len(vectors)))
+
+    def root(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in zip(cls.ravel(), reverse.ravel()):
+        ra, rb = root(int(a)), root(int(b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = sorted({root(a) for a in range(len(vectors))})
+    label = {}
+    for g in roots:
+        members = vectors[[a for a in range(len(vectors)) if root(a) == g]]
+        cands = np.concatenate([members, -members]) + 0.0
+        cands = cands[_canonical_sign(cands) > 0]
+        label[g] = max(map(tuple, cands))
+    reps = np.array([label[g] for g in roots], dtype=np.float64)
+    merged, index = _classes(reps)
+    new_of_root = dict(zip(roots, index))
+    return merged, np.vectorize(lambda a: new_of_root[root(int(a))])(cls)
+
+
 def _pair_class_operators(system, lattice, component, owner):
     """One operator per displacement class `r`: `sum_{(i, j): d_ij = r} O_ij`
     over ordered pairs (`i = j` included), with its number of pairs.
@@ -195,14 +237,20 @@ class StaggeredMagnetization(nqs_core.AbstractSampleObservable):
 
 
 class Correlation(nqs_core.AbstractOperatorObservable):
-    """Spin-spin correlation function `C(r) = (1/N_r) sum_{(i,j): r_j - r_i = r} <S^z_i S^z_j>`
+    """Spin-spin correlation function `C(r) = (1/N_r) sum_{(i,j): r_j - r_i = +-r} <S^z_i S^z_j>`
     (`component = "zz"`) or `<S_i . S_j>` (`component = "ss"`).
 
     The average runs over the `N_r` ordered pairs of sites whose minimum-image
-    displacement is `r` (`lattice.site_displacements()`; `i = j` is the class
-    `r = 0`, with `C(0) = 1/4` for zz and `3/4` for ss). Entries are sorted by
-    `|r|`; `coordinates()` gives `r` (vectors), `distance` (`|r|`) and
-    `n_pairs` (`N_r`). Measured in the basis of the Hamiltonian (Marshall
+    displacement is `r` or `-r` (`lattice.site_displacements()`): the sum over
+    ordered pairs at `r` equals that at `-r`, so each symmetry-distinct
+    displacement is listed once, as the vector whose first non-zero component
+    is positive, and `N_r` counts the ordered pairs of both (`i = j` is the
+    class `r = 0`, with `C(0) = 1/4` for zz and `3/4` for ss). Entries are
+    sorted by `|r|`; `coordinates()` gives `r` (vectors), `distance` (`|r|`),
+    `n_pairs` (`N_r`), `direction` (`r / |r|`, zero for `r = 0`) and, in two
+    or more dimensions, `angle` (of `r` to the first axis, degrees in
+    `(-90, 90]`): the entries of one `direction` are `C(r)` along that
+    lattice direction. Measured in the basis of the Hamiltonian (Marshall
     rotation applied to `S^x S^x + S^y S^y`).
 
     **Arguments:**
@@ -219,13 +267,25 @@ class Correlation(nqs_core.AbstractOperatorObservable):
 
     def __init__(self, system, lattice, component: str = "zz"):
         _check_component("correlation", component)
-        self.operators, vectors, counts, _ = _pair_class_operators(system, lattice, component, "correlation")
-        self.transform = jnp.diag(jnp.asarray(1.0 / counts))
-        self.vectors, self.counts = _static(vectors), _static(counts)
+        # the operators are those of the displacement classes (shared with structure_factor, so
+        # that a measurement of both evaluates them once); the transform sums r and -r
+        self.operators, _, _, _ = _pair_class_operators(system, lattice, component, "correlation")
+        vectors, cls = _classes(np.round(_exact_displacements("correlation", lattice), _DECIMALS) + 0.0)
+        merged, mcls = _merge_reversed(vectors, cls, cls.T)
+        counts = np.bincount(mcls.ravel(), minlength=len(merged)).astype(np.float64)
+        transform = np.zeros((len(merged), len(vectors)))
+        transform[mcls.ravel(), cls.ravel()] = 1.0 / counts[mcls.ravel()]
+        self.transform = jnp.asarray(transform)
+        self.vectors, self.counts = _static(merged), _static(counts)
 
     def coordinates(self):
         r = np.asarray(self.vectors)
-        return {"r": r, "distance": np.linalg.norm(r, axis=1), "n_pairs": np.asarray(self.counts)}
+        distance = np.linalg.norm(r, axis=1)
+        direction = np.round(r / np.where(distance > 0, distance, 1.0)[:, None], _DECIMALS) + 0.0
+        out = {"r": r, "distance": distance, "n_pairs": np.asarray(self.counts), "direction": direction}
+        if r.shape[1] >= 2:
+            out["angle"] = np.round(np.degrees(np.arctan2(r[:, 1], r[:, 0])), _DECIMALS) + 0.0
+        return out
 
 
 #: `structure_factor` `q` names: the cluster's momenta in the first zone with
@@ -358,8 +418,10 @@ class Dimer(nqs_core.AbstractOperatorObservable):
     included: `r = 0` gives `<(S_i . S_j)^2>`), `N_{a,r}` of them. The
     connected correlation is `D_a(r) - <S_i . S_j>_a^2`, where the bond
     energy `<S_i . S_j>_a` is `C(a)` of the `correlation` observable with
-    `component = "ss"` (for a translation-invariant state). `coordinates()`
-    gives `direction` (`a`), `r` and `n_pairs`.
+    `component = "ss"` (for a translation-invariant state). The pairs at `r`
+    and at `-r` are one class (their operators are each other's adjoints),
+    keyed by the vector whose first non-zero component is positive.
+    `coordinates()` gives `direction` (`a`), `r` and `n_pairs`.
 
     **Arguments:**
 
@@ -386,19 +448,23 @@ class Dimer(nqs_core.AbstractOperatorObservable):
         if not bonds:
             raise ValueError("dimer: the lattice has no nearest-neighbour bonds")
         directions, kind = _classes(np.asarray(dirs))
+        energy = [_pair(i, j, "ss") for i, j in bonds]
         keys: dict[tuple, Operator] = {}
         counts: dict[tuple, int] = {}
         vec_of: dict[tuple, np.ndarray] = {}
-        energy = [_pair(i, j, "ss") for i, j in bonds]
-        for b, (i, _) in enumerate(bonds):
-            for c, (k, _) in enumerate(bonds):
-                if kind[b] != kind[c]:
-                    continue
-                r = disp[i, k]
-                key = (int(kind[b]), tuple(r))
+        for a in range(len(directions)):
+            mine = [b for b in range(len(bonds)) if kind[b] == a]
+            pairs = [(b, c) for b in mine for c in mine]
+            # D_a at (b, c) and at the reversed (c, b) (r and -r) are one class: their
+            # operators are each other's adjoints, their sum Hermitian
+            forward = np.array([disp[bonds[b][0], bonds[c][0]] for b, c in pairs])
+            vectors, cls = _classes(np.concatenate([forward, np.array([disp[bonds[c][0], bonds[b][0]] for b, c in pairs])]))
+            vectors, cls = _merge_reversed(vectors, cls[: len(pairs)], cls[len(pairs):])
+            for (b, c), m in zip(pairs, cls):
+                key = (a, tuple(vectors[m]))
                 keys[key] = keys.get(key, Operator({})) + energy[b] * energy[c]
                 counts[key] = counts.get(key, 0) + 1
-                vec_of[key] = r
+                vec_of[key] = vectors[m]
         # order: by direction, then |r|, then r
         order = sorted(keys, key=lambda k: (k[0], round(float(np.linalg.norm(vec_of[k])), _DECIMALS), k[1]))
         self.operators = tuple(_bind(keys[k], system) for k in order)

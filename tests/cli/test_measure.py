@@ -69,9 +69,33 @@ def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("measure")
     cfg = path / "run.toml"
     cfg.write_text(RUN)
-    r = invoke("run", cfg, "-o", path / "run", "-q")
+    r = invoke("run", cfg, "-o", path / "run", "-q", "--json")
     assert r.exit_code == 0, r.output
+    (path / "stdout.json").write_text(r.stdout)
     return path / "run"
+
+
+def test_run_json_prints_result_json_and_the_text_report_a_table(run_dir, tmp_path):
+    import shutil
+
+    # --json: stdout is one JSON object, the payload of result.json
+    printed = json.loads((run_dir.parent / "stdout.json").read_text())
+    assert printed == json.loads((run_dir / "result.json").read_text())
+    # without --json the report has the energy with its V-score and a compact table of the observables
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    r = invoke("resume", copy, "-q")
+    assert r.exit_code == 0, r.output
+    result = json.loads((copy / "result.json").read_text())
+    assert "V-score" in r.stdout and f"{result['v_score']:.3e}" in r.stdout
+    lines = r.stdout.splitlines()
+    assert any("Observables" in line for line in lines)
+    row = next(line for line in lines if "czz" in line)
+    c = result["observables"]["czz"]
+    assert f"4 entries in {min(c['mean']):.5g} .. {max(c['mean']):.5g}: r=(0): {c['mean'][0]:.6g}" in row and row.endswith(", ...")
+    sx = result["observables"]["sx"]
+    assert f"{sx['mean']:.6g} ± {sx['error']:.2g}" in next(line for line in lines if line.strip().startswith("sx "))
+    assert "result.json" in r.stdout
 
 
 def test_run_writes_observables_into_result_and_log(run_dir):
@@ -79,13 +103,20 @@ def test_run_writes_observables_into_result_and_log(run_dir):
     obs = result["observables"]
     assert set(obs) == {"mz", "czz", "sq", "sx"}
     assert len(obs["mz"]["mean"]) == 2 and obs["mz"]["quantity"] == ["m", "m^2"]
-    assert len(obs["czz"]["mean"]) == 6 and len(obs["czz"]["r"]) == 6 and obs["czz"]["mean"][0] == pytest.approx(0.25)
+    # C(r) of the ring of 6: r and -r are one class, r = 0, 1, 2, 3 (2, 4, 4 and 2 pairs per site)
+    assert len(obs["czz"]["mean"]) == 4 and obs["czz"]["r"] == [[0.0], [1.0], [2.0], [3.0]] and obs["czz"]["mean"][0] == pytest.approx(0.25)
+    assert obs["czz"]["n_pairs"] == [6.0, 12.0, 12.0, 6.0] and obs["czz"]["direction"] == [[0.0], [1.0], [1.0], [1.0]]
+    # the V-score of the final estimate: N Var(E) / (E - E_inf)^2 with E_inf = Tr H / 2^6 = 0 for the TFIM
+    assert result["e_inf"] == 0.0
+    assert result["v_score"] == pytest.approx(6 * result["energy"]["variance"] / result["energy"]["mean"] ** 2, rel=1e-12)
     assert len(obs["sq"]["mean"]) == 6 and np.asarray(obs["sq"]["q_over_pi"]).shape == (6, 1)
     assert isinstance(obs["sx"]["mean"], float) and obs["sx"]["error"] > 0
     for key in ("error", "tau_corr", "R_hat", "variance"):
         assert key in obs["sx"]
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "step" in r and "energy" in r]
+    for r in steps:  # every record carries its V-score
+        assert r["v_score"] == pytest.approx(6 * r["variance"] / r["energy"] ** 2, rel=1e-12)
     with_obs = [r for r in steps if "observables" in r]
     assert [r["observables_step"] for r in with_obs] == [2, 4]
     assert set(with_obs[0]["observables"]) == {"mz", "czz", "sq", "sx"}
@@ -96,7 +127,7 @@ def test_measure_json_by_sampling_and_exactly(run_dir):
     assert r.exit_code == 0, r.output
     mc = json.loads(r.output)
     assert set(mc) == {"energy", "mz", "czz", "sq", "sx"}
-    assert len(mc["czz"]["mean"]) == 6 and len(mc["czz"]["error"]) == 6
+    assert len(mc["czz"]["mean"]) == 4 and len(mc["czz"]["error"]) == 4
     assert all(e > 0 for e in mc["czz"]["error"][1:])
     r = invoke("measure", run_dir, "--exact", "--json", "-O", "czz", "-O", "sx")
     assert r.exit_code == 0, r.output
@@ -104,7 +135,7 @@ def test_measure_json_by_sampling_and_exactly(run_dir):
     assert set(ex) == {"energy", "czz", "sx"}
     assert ex["sx"]["error"] == 0.0 and ex["energy"]["error"] == 0.0
     # the Monte Carlo values of the same parameters agree with the exact ones
-    for k in range(6):
+    for k in range(4):
         assert abs(mc["czz"]["mean"][k] - ex["czz"]["mean"][k]) <= 4 * mc["czz"]["error"][k] + 1e-12
     assert abs(mc["sx"]["mean"] - ex["sx"]["mean"]) < 4 * mc["sx"]["error"]
     # a registered observable that the run did not configure, with its defaults

@@ -128,7 +128,9 @@ def _reference_c_of_r(corr, r_vectors, length):
     d = min_image(pos[None, :, :] - pos[:, None, :], length)
     out = []
     for r in r_vectors:
-        sel = np.all(d == np.rint(r).astype(int), axis=-1)
+        # the class of r holds the ordered pairs at r and at -r (modulo the periods)
+        r = np.rint(r).astype(int)
+        sel = np.all((d - r) % length == 0, axis=-1) | np.all((d + r) % length == 0, axis=-1)
         assert sel.any()
         out.append(corr[sel].mean())
     return np.array(out)
@@ -151,7 +153,14 @@ def test_heisenberg_4x4_correlations_and_structure_factor_equal_ed(heisenberg_4x
     # the energy of the ED state, and C(r) by displacement class
     assert abs(float(np.real(got["e"].mean)) - expectation(v, sum(pair_matrix(states, i, j, "ss") for i, j in square_bonds(4, 1)))) < 1e-10
     r = c.coordinates()["r"]
-    assert c.shape == (16,) and r.shape == (16, 2)  # one class per minimum-image vector of the 4x4 torus
+    # one class per displacement up to sign on the 4x4 torus: (0,0) (1,0) (0,1) (1,1) (1,-1) (2,0) (0,2) (2,1) (1,2) (2,2)
+    assert c.shape == (10,) and r.shape == (10, 2)
+    assert sorted(map(tuple, r.astype(int).tolist())) == sorted([(0, 0), (1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2), (2, 1), (1, 2), (2, 2)])
+    pos = np.array([(x, y) for x in range(4) for y in range(4)])
+    d = min_image(pos[None, :, :] - pos[:, None, :], 4)
+    n_ref = [int(np.sum(np.all((d - v) % 4 == 0, axis=-1) | np.all((d + v) % 4 == 0, axis=-1))) for v in r.astype(int)]
+    np.testing.assert_array_equal(c.coordinates()["n_pairs"], n_ref)  # ordered pairs of both r and -r
+    assert np.sum(c.coordinates()["n_pairs"]) == 16 * 16
     np.testing.assert_allclose(np.real(np.asarray(got["c"].mean)), _reference_c_of_r(corr, r, 4), rtol=0, atol=1e-10)
     assert float(np.real(got["c"].mean[0])) == pytest.approx(0.75, abs=1e-12)
     qs = s.coordinates()["q"]
@@ -266,8 +275,9 @@ def test_dimer_correlations_of_a_chain_equal_ed():
     dimer = Dimer(Heisenberg(space, lattice), lattice)
     got = expect(Lookup(states, v), dimer, FullSumState(space))
     coords = dimer.coordinates()
-    assert np.all(coords["direction"] == 1.0) and coords["r"].shape == (10, 1)
-    assert np.all(coords["n_pairs"] == 10)
+    # r and -r are one class: r = 0..5 (r = 5 = -5 on the ring of 10)
+    assert np.all(coords["direction"] == 1.0) and coords["r"][:, 0].tolist() == [0, 1, 2, 3, 4, 5]
+    assert coords["n_pairs"].tolist() == [10, 20, 20, 20, 20, 10]
     ref = [np.mean([expectation(v, bond[i] @ bond[(i + int(round(r))) % 10]) for i in range(10)]) for r in coords["r"][:, 0]]
     np.testing.assert_allclose(np.real(np.asarray(got.mean)), ref, atol=1e-10, rtol=0)
     assert float(np.real(got.mean[0])) == pytest.approx(expectation(v, bond[0] @ bond[0]), abs=1e-10)

@@ -283,11 +283,15 @@ def test_correlation_and_structure_factor_for_spin_1():
     for component, ops in (("ss", (sx, sy, sz)), ("zz", (sz,))):
         corr = ns.Correlation(h, lattice, component=component)
         distances = corr.coordinates()["r"]
-        assert len(corr.operators) == n
-        for k, bound in enumerate(corr.operators):
+        assert len(corr.operators) == n  # one per displacement class; C(r) sums r and -r (the transform)
+        dense = [ns.to_dense(bound) for bound in corr.operators]
+        transform = np.asarray(corr.transform)
+        for k, n_pairs in enumerate(corr.coordinates()["n_pairs"]):
             r = int(round(float(distances[k][0]))) % n
-            ref = sum(so(o, i) @ so(o, (i + r) % n) for i in range(n) for o in ops)
-            np.testing.assert_allclose(ns.to_dense(bound), ref, atol=1e-12)
+            pairs = [(i, j) for i in range(n) for j in range(n) if (j - i) % n in (r, -r % n)]
+            assert n_pairs == len(pairs)
+            ref = sum(so(o, i) @ so(o, j) for i, j in pairs for o in ops) / len(pairs)
+            np.testing.assert_allclose(sum(t * m for t, m in zip(transform[k], dense)), ref, atol=1e-12)
     mag = ns.Magnetization(space)
     x = np.array([2.0, 0.0, -2.0, 2.0])
     np.testing.assert_allclose(np.asarray(mag.function(jnp.asarray(x))), [0.25, 0.0625])
