@@ -274,24 +274,33 @@ def _gradient(estimator, ansatz, samples, estimate):
     return estimator._gradient(ansatz, samples, estimate)
 
 
-def log_derivatives(ansatz, xs, chunk_size=None):
+def log_derivatives(ansatz, xs, chunk_size=None, scale=None):
     """`O[i, k] = d log psi(x_i) / d theta_k` for every real parameter `k`
     (complex parameters as two real ones, in `real_ravel` order).
+
+    With `scale` (a real vector, one entry per row) the rows come scaled,
+    `scale_i O[i, k]`: the derivatives of `scale_i log psi(x_i)`, so that the
+    scaling is applied where the derivatives are made, not in another pass
+    over the `n x P` matrix.
 
     **Returns:** shape `(n, P)`, complex when `log psi` is complex, else real.
     """
     params, static = parameters(ansatz)
     vec, unravel = real_ravel(params)
 
-    def logpsi(v, x):
-        return eqx.combine(unravel(v), static)(x)
+    def logpsi(v, x, c):
+        out = eqx.combine(unravel(v), static)(x)
+        if c is None:
+            return out
+        c = c.astype(out.real.dtype)
+        return jax.lax.complex(c * jnp.real(out), c * jnp.imag(out)) if jnp.iscomplexobj(out) else c * out
 
-    out = jax.eval_shape(logpsi, vec, xs[0])
+    out = jax.eval_shape(lambda v, x: logpsi(v, x, None), vec, xs[0])
     if jnp.iscomplexobj(out):
 
-        def row(x):
+        def row(batch):
             def re_im(v):
-                out = logpsi(v, x)
+                out = logpsi(v, *batch)
                 return jnp.stack([jnp.real(out), jnp.imag(out)])
 
             jr, ji = jax.jacrev(re_im)(vec)
@@ -299,7 +308,34 @@ def log_derivatives(ansatz, xs, chunk_size=None):
 
     else:
 
-        def row(x):
-            return jax.grad(logpsi)(vec, x)
+        def row(batch):
+            return jax.grad(logpsi)(vec, *batch)
 
-    return batch_apply(row, xs, chunk_size)
+    return batch_apply(row, (xs, scale), chunk_size)
+
+
+def mean_log_derivative(ansatz, xs, weights, chunk_size=None):
+    """`sum_i w_i O[i, :]` (the `O` of `log_derivatives`) by one reverse-mode
+    pass through `sum_i w_i log psi(x_i)` (two for a complex `log psi`),
+    without forming `O`. Summed over this rank's rows only.
+
+    **Returns:** shape `(P,)`, complex when `log psi` is complex, else real.
+    """
+    params, static = parameters(ansatz)
+    vec, unravel = real_ravel(params)
+    out = jax.eval_shape(eqx.combine(unravel(vec), static), xs[0])
+
+    def chunk(batch):
+        x, w = batch
+
+        def sums(v):
+            lp = jax.vmap(eqx.combine(unravel(v), static))(x)
+            w_ = w.astype(lp.real.dtype)
+            return jnp.stack([jnp.sum(w_ * jnp.real(lp)), jnp.sum(w_ * jnp.imag(lp))])
+
+        if not jnp.iscomplexobj(out):
+            return jax.grad(lambda v: sums(v)[0])(vec)
+        jr, ji = jax.jacrev(sums)(vec)
+        return jax.lax.complex(jr, ji)
+
+    return _sum_over_chunks(chunk, (xs, weights), chunk_size)

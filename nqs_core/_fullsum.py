@@ -38,7 +38,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from ._ansatz import AbstractAnsatz
 from ._distributed import gather_over_ranks, n_ranks, rank, sum_over_ranks
-from ._estimator import AbstractEstimator, Estimate, _flat, _sum_over_chunks, log_derivatives
+from ._estimator import AbstractEstimator, Estimate, _flat, _sum_over_chunks, log_derivatives, mean_log_derivative
 from ._sampler import AbstractDistribution, AbstractSampler, DirectState, legacy_key
 from ._samples import AbstractEnumeration, Samples, exact_statistics, is_weighted
 from ._space import AbstractDiscreteSpace, AbstractSpace
@@ -719,9 +719,13 @@ class FullSumEstimator(AbstractEstimator):
             value_bytes=_value_bytes(ansatz, jax.ShapeDtypeStruct(flat.shape[1:], flat.dtype)),
         )
         check_memory(n_bytes, what, limit=self.memory_limit_bytes)
-        jac = log_derivatives(ansatz, flat, self.chunk_size)
-        o_mean = sum_over_ranks(jnp.sum(p[:, None].astype(jac.dtype) * jac, axis=0))
+        # Y = sqrt(p) O - sqrt(p) <O>: the rows scaled where the derivatives are
+        # made and <O> from one reverse pass, so that the n_states x P matrix is
+        # written once and never read back before the solve (each pass over it
+        # costs as much as the derivatives themselves)
         sqrt_p = jnp.sqrt(p)
-        y = sqrt_p[:, None].astype(jac.dtype) * (jac - o_mean)
+        o_mean = sum_over_ranks(mean_log_derivative(ansatz, flat, p, self.chunk_size))
+        jac = log_derivatives(ansatz, flat, self.chunk_size, scale=sqrt_p)
+        y = jac - sqrt_p[:, None].astype(jac.dtype) * o_mean
         eps = -2.0 * sqrt_p.astype(d.dtype) * jnp.conj(d)
         return y, eps
