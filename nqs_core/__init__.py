@@ -42,7 +42,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._preconditioner": ["AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
         "._registry": ["KINDS", "Registry", "RegistryError", "get_registry", "hookimpl", "hookspec", "load_registry"],
         "._sampler": ["AbstractDistribution", "AbstractSampler", "BoltzmannDistribution", "BornDistribution", "DirectSampler", "DirectState", "ExactSampler", "legacy_key", "metropolis_steps", "metropolis_sweep"],
-        "._metropolis": ["AbstractFixedSymmetricRule", "AbstractMetropolisRule", "AbstractMetropolisSampler", "AbstractSymmetricRule", "MetropolisSampler", "MetropolisState", "adapt_width", "metropolis_counts"],
+        "._metropolis": ["AbstractFixedSymmetricRule", "AbstractMetropolisRule", "AbstractMetropolisSampler", "AbstractProposalRule", "AbstractSymmetricRule", "MetropolisSampler", "MetropolisState", "adapt_width", "metropolis_counts"],
         "._mixture": ["MetropolisMixture", "MixtureRule", "rules_from_spec"],
         "._tempering": ["ParallelTempering", "TemperedDistribution", "TemperingState"],
         "._validate": ["MemoryLimitError", "check_chains", "check_int", "check_memory", "check_positive", "memory_limit"],

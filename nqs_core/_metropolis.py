@@ -110,10 +110,14 @@ class AbstractMetropolisRule(eqx.Module):
         raise NotImplementedError
 
 
-class AbstractSymmetricRule(AbstractMetropolisRule):
-    """Symmetric proposals `q(x'|x) = q(x|x')` of the whole configuration,
-    accepted with probability `min(1, p(x') / p(x))` (`metropolis_steps`).
-    Subclasses draw the random moves and apply them."""
+class AbstractProposalRule(AbstractMetropolisRule):
+    """Metropolis-Hastings with a proposal `q(x'|x)` of the whole configuration,
+    accepted with probability `min(1, p(x') q(x|x') / (p(x) q(x'|x)))`
+    (Hastings 1970, Monte Carlo sampling methods using Markov chains and their
+    applications, Biometrika 57, 97, Eq. 2.1). Subclasses draw the random
+    moves, apply them and give `log q(x|x') - log q(x'|x)`; symmetric
+    proposals derive from `AbstractSymmetricRule`, where that ratio is 0.
+    Under parallel tempering `p` is tempered, `q` is not."""
 
     @abc.abstractmethod
     def moves(self, key: PRNGKeyArray, shape: tuple[int, int], x: Array, rule_state: Any):
@@ -129,6 +133,12 @@ class AbstractSymmetricRule(AbstractMetropolisRule):
         """Apply one move per chain: `x` is `(n_chains, *shape)`."""
         raise NotImplementedError
 
+    @abc.abstractmethod
+    def log_proposal_ratio(self, x: Array, x_new: Array, rule_state: Any) -> Array:
+        """`log q(x|x_new) - log q(x_new|x)` per chain, `(n_chains,)`: the
+        Hastings correction added to `log p(x_new) - log p(x)`."""
+        raise NotImplementedError
+
     def draw(self, key, n_sweeps, n, x, rule_state):
         k_move, k_u = jax.random.split(key)
         n_chains = x.shape[0]
@@ -142,7 +152,10 @@ class AbstractSymmetricRule(AbstractMetropolisRule):
     def sweep(self, distribution, x, log_prob, rule_state, randoms, n):
         moves, log_u = randoms
         propose = lambda y, move: self.propose(y, move, rule_state)  # noqa: E731
-        return metropolis_steps(jax.vmap(distribution.log_prob), propose, x, log_prob, moves, log_u.astype(log_prob.dtype))
+        log_ratio = None if isinstance(self, AbstractSymmetricRule) else (lambda y, yn, _: self.log_proposal_ratio(y, yn, rule_state))
+        return metropolis_steps(
+            jax.vmap(distribution.log_prob), propose, x, log_prob, moves, log_u.astype(log_prob.dtype), log_ratio
+        )
 
     def transition(self, distribution, x, log_prob, rule_state, key, n):
         randoms = jax.tree.map(lambda r: r[0], self.draw(key, 1, n, x, rule_state))
@@ -150,6 +163,15 @@ class AbstractSymmetricRule(AbstractMetropolisRule):
 
     def proposals_per_step(self, x):
         return 1
+
+
+class AbstractSymmetricRule(AbstractProposalRule):
+    """Symmetric proposals `q(x'|x) = q(x|x')` of the whole configuration,
+    accepted with probability `min(1, p(x') / p(x))` (`metropolis_steps`).
+    Subclasses draw the random moves and apply them."""
+
+    def log_proposal_ratio(self, x, x_new, rule_state):
+        return jnp.zeros(x.shape[0], dtype=jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
 class AbstractFixedSymmetricRule(AbstractSymmetricRule):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._config import BuildContext, ConfigError, _construct
-from ._metropolis import AbstractMetropolisRule, AbstractMetropolisSampler, AbstractSymmetricRule, metropolis_counts
+from ._metropolis import AbstractMetropolisRule, AbstractMetropolisSampler, AbstractProposalRule, AbstractSymmetricRule, metropolis_counts
 from ._registry import Registry, RegistryError, get_registry
 from ._sampler import metropolis_steps
 from ._space import AbstractSpace
@@ -29,9 +29,11 @@ from ._space import AbstractSpace
 class MixtureRule(AbstractMetropolisRule):
     """Each step of each chain makes the move of one rule, drawn with `weights`.
 
-    With symmetric rules only (`AbstractSymmetricRule`: local flips, exchanges,
-    global or multi-spin flips, Gaussian moves) the chosen rule's proposal is
-    tested once with `min(1, p(x') / p(x))`: one evaluation of `log p` per step.
+    With proposal rules only (`AbstractProposalRule`: local flips, exchanges,
+    global or multi-spin flips, Gaussian moves, the `jump` move) the chosen
+    rule's proposal is tested once with `min(1, p(x') q(x|x') / (p(x) q(x'|x)))`,
+    `q` the chosen rule's proposal (the ratio is 1 for symmetric rules): one
+    evaluation of `log p` per step.
     Any other rule (one that runs its own accept test, e.g. the phi^4
     checkerboard update) is run on every chain and the chosen rule's result
     kept: valid for every rule that leaves `p` invariant, at the cost of one
@@ -71,7 +73,12 @@ class MixtureRule(AbstractMetropolisRule):
 
     @property
     def _symmetric(self) -> bool:
-        return all(isinstance(r, AbstractSymmetricRule) for r in self.rules)
+        # every rule draws a proposal: one accept test per step (Hastings-corrected where needed)
+        return all(isinstance(r, AbstractProposalRule) for r in self.rules)
+
+    @property
+    def _hastings(self) -> bool:
+        return not all(isinstance(r, AbstractSymmetricRule) for r in self.rules)
 
     def init_state(self, distribution, x):
         return tuple(r.init_state(distribution, x) for r in self.rules)
@@ -116,8 +123,17 @@ class MixtureRule(AbstractMetropolisRule):
                     out = jnp.where(pick, p, out)
                 return out
 
+            def log_ratio(y, yn, step):
+                choice, _ = step
+                out = jnp.zeros(n_chains, dtype=log_prob.dtype)
+                for i, (r, s) in enumerate(zip(self.rules, rule_state)):
+                    if not isinstance(r, AbstractSymmetricRule):
+                        out = jnp.where(choice == i, r.log_proposal_ratio(y, yn, s).astype(out.dtype), out)
+                return out
+
             return metropolis_steps(
-                jax.vmap(distribution.log_prob), propose, x, log_prob, (which, moves), log_u.astype(log_prob.dtype)
+                jax.vmap(distribution.log_prob), propose, x, log_prob, (which, moves), log_u.astype(log_prob.dtype),
+                log_ratio if self._hastings else None,
             )
         which, subs = randoms
 

@@ -292,10 +292,11 @@ def metropolis_sweep(log_prob, propose, x: Array, lp: Array, moves, key: PRNGKey
     return metropolis_steps(log_prob, propose, x, lp, moves, log_u)
 
 
-def metropolis_steps(log_prob, propose, x: Array, lp: Array, moves, log_u: Array):
+def metropolis_steps(log_prob, propose, x: Array, lp: Array, moves, log_u: Array, log_ratio=None):
     """`metropolis_sweep` with the accept-test numbers drawn beforehand:
     `log_u` is `log` of `(n, n_chains)` uniform numbers in `[0, 1)`. A proposal
-    is accepted when `log_u < log p(x') - log p(x)`."""
+    is accepted when `log_u < log p(x') - log p(x)`, plus `log_ratio(x, x', move)`
+    (the Hastings correction `log q(x|x') - log q(x'|x)`) when given."""
     n_chains = log_u.shape[1]
 
     def step(carry, inputs):
@@ -303,7 +304,8 @@ def metropolis_steps(log_prob, propose, x: Array, lp: Array, moves, log_u: Array
         move, lu = inputs
         xn = propose(x, move)
         lpn = log_prob(xn)
-        accept = lu < lpn - lp
+        log_a = lpn - lp if log_ratio is None else lpn - lp + log_ratio(x, xn, move).astype(lp.dtype)
+        accept = lu < log_a
         mask = accept.reshape((n_chains,) + (1,) * (x.ndim - 1))
         return (jnp.where(mask, xn, x), jnp.where(accept, lpn, lp), acc + accept.astype(acc.dtype)), None
 

@@ -26,6 +26,7 @@ COMPONENTS = (
     ("rule", "exchange", "nqs_spins._rules:exchange"),
     ("rule", "global_flip", "nqs_spins._rules:global_flip"),
     ("rule", "multi_flip", "nqs_spins._rules:multi_flip"),
+    ("rule", "jump", "nqs_spins._rules:jump"),
 )
 
 

@@ -1,6 +1,6 @@
 """Metropolis rules for spin-1/2 configurations, registered by name (kind `rule`)
 for the `metropolis` and `parallel_tempering` samplers: local and multi-spin
-flips, exchanges, the global spin flip."""
+flips, exchanges, the global spin flip, the `jump` (independence) move."""
 
 from __future__ import annotations
 
@@ -53,6 +53,57 @@ class MultiFlipRule(nqs_core.AbstractFixedSymmetricRule):
     def propose(self, x, sites, rule_state):
         flip = jnp.any(jnp.arange(x.shape[-1], dtype=jnp.int32)[None, :, None] == sites[:, None, :], axis=-1)
         return jnp.where(flip, -x, x)
+
+
+class JumpRule(nqs_core.AbstractProposalRule):
+    """An independence proposal: a new configuration drawn without looking at
+    the current one, from `q = p_polarized * (half all-up, half all-down)
+    + (1 - p_polarized) * uniform`, accepted with the Hastings ratio
+    `min(1, p(x') q(x) / (p(x) q(x')))` (Hastings 1970, Eq. 2.1; Tierney 1994,
+    Markov chains for exploring posterior distributions, Ann. Statist. 22,
+    1701, Sec. 2.3.3). It reaches the fully polarised configurations from any
+    sector in one step, and any configuration from them, so a weight of
+    `|psi|^2` on an isolated configuration that no local move leads to is
+    visited as often as `p` says.
+
+    **Arguments:**
+
+    - `n_sites`: number of spins of a configuration.
+    - `p_polarized`: probability of proposing a polarised configuration, in `[0, 1)`.
+    """
+
+    n_sites: int = eqx.field(static=True)
+    p_polarized: float = eqx.field(static=True)
+
+    def init_state(self, distribution, x):
+        return None
+
+    def adapt(self, rule_state, acceptance):
+        return rule_state
+
+    def info(self, rule_state):
+        return {}
+
+    def moves(self, key, shape, x, rule_state):
+        k_bits, k_pol, k_sign = jax.random.split(key, 3)
+        bits = jax.random.bernoulli(k_bits, 0.5, shape + (self.n_sites,))
+        polarized = jax.random.bernoulli(k_pol, self.p_polarized, shape)
+        up = jax.random.bernoulli(k_sign, 0.5, shape)
+        # row i: the proposal itself, as booleans (True = up)
+        return jnp.where(polarized[..., None], up[..., None], bits)
+
+    def propose(self, x, up, rule_state):
+        return jnp.where(up, 1, -1).astype(x.dtype)
+
+    def _log_q(self, x):
+        polarized = jnp.all(x == x[:, :1], axis=1)
+        dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+        uniform = np.log1p(-self.p_polarized) - self.n_sites * np.log(2.0)
+        special = np.logaddexp(np.log(self.p_polarized / 2) if self.p_polarized > 0 else -np.inf, uniform)
+        return jnp.where(polarized, jnp.asarray(special, dtype), jnp.asarray(uniform, dtype))
+
+    def log_proposal_ratio(self, x, x_new, rule_state):
+        return self._log_q(x) - self._log_q(x_new)
 
 
 def _check_local_space(owner: str, space) -> None:
@@ -126,3 +177,20 @@ def multi_flip(space, k: int = 2) -> MultiFlipRule:
     if k > space.size:
         raise ValueError(f"rule 'multi_flip': k = {k} is more than the {space.size} sites")
     return MultiFlipRule(space.size, k)
+
+
+def jump(space, p_polarized: float = 0.5) -> JumpRule:
+    """Propose a new configuration independent of the current one: fully
+    polarised (all up or all down) with probability `p_polarized`, else uniform;
+    accepted with the Hastings ratio (full space only). Reaches isolated
+    configurations that no local or multi-spin move leads to.
+
+    **Arguments:**
+
+    - `p_polarized`: probability of proposing one of the two polarised
+      configurations (default 0.5; `0 <= p_polarized < 1`).
+    """
+    _unconstrained("jump", space, "draws configurations of any S^z")
+    if isinstance(p_polarized, bool) or not isinstance(p_polarized, (int, float)) or not 0.0 <= p_polarized < 1.0:
+        raise ValueError(f"rule 'jump': p_polarized must be a number in [0, 1), got {p_polarized!r}")
+    return JumpRule(space.size, float(p_polarized))
