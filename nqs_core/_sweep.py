@@ -602,11 +602,37 @@ def exact_energies(spec: SweepSpec, rows: list[dict[str, Any]], max_states: int 
     return out
 
 
+def exact_observable(spec: SweepSpec, observable: str, max_states: int = 1 << 16, registry=None) -> list[float | None]:
+    """The exact value of a scalar `[observables]` entry at every point:
+    `<psi0|O|psi0>` on the exact ground state of the point's system
+    (`nqs_core.exact_from_config`, the state of `nqs exact`), where its space
+    has at most `max_states` states; `None` where it has more, where the
+    observable is an array, or where no exact solver applies."""
+    from ._spectrum import exact_from_config  # the exact machinery: imported when a curve is drawn
+
+    out: list[float | None] = []
+    for values in spec.points():
+        value = None
+        try:
+            config = spec.point_config(values)
+            calc = build(config, registry, stop_after="system")
+            if int(calc.components["system"].space.n_states) <= max_states:
+                stats = exact_from_config(config, 1, registry).measure([observable]).get(observable)
+                mean = None if stats is None else jax.numpy.asarray(stats.mean)
+                if mean is not None and mean.ndim == 0:
+                    value = float(jax.numpy.real(mean))
+        except (ConfigError, ValueError, TypeError, AttributeError, NotImplementedError, OverflowError, MemoryError):  # MemoryLimitError is a ValueError
+            value = None
+        out.append(value)
+    return out
+
+
 def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None = None, exact: bool = True,
                max_states: int = 1 << 16) -> tuple[pathlib.Path, pathlib.Path]:
     """Plot an observable of a sweep against a swept field, with error bars
-    and (for the energy, where the space has at most `max_states` states) the
-    exact energy at every point; the same numbers as CSV next to the PNG.
+    and, where the space has at most `max_states` states, the exact curve (the
+    energy, or a scalar observable on the exact ground state of every point);
+    the same numbers as CSV next to the PNG (column `exact_<observable>`).
 
     **Arguments:**
 
@@ -648,7 +674,12 @@ def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None
             return None, None
         return stats["mean"], stats.get("error")
 
-    exacts = exact_energies(spec, rows, max_states) if (observable == "energy" and exact) else [None] * len(rows)
+    if not exact or observable in ("variance", "v_score"):
+        exacts = [None] * len(rows)
+    elif observable == "energy":
+        exacts = exact_energies(spec, rows, max_states)
+    else:
+        exacts = exact_observable(spec, observable, max_states)
     others = [k for k in spec.keys if k != x]
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(rows):
@@ -665,7 +696,7 @@ def plot_sweep(sweep_dir, observable: str = "energy", output=None, x: str | None
         for i in idx:
             y, e = y_of(rows[i])
             lines.append({"point": rows[i]["point"], **{k: rows[i][k] for k in spec.keys}, observable: y,
-                          f"{observable}_error": e, **({"exact_energy": exacts[i]} if observable == "energy" else {}),
+                          f"{observable}_error": e, **({f"exact_{observable}": exacts[i]} if exact else {}),
                           "status": rows[i]["status"]})
             if _scalar(rows[i][x]) and y is not None:
                 xs.append(rows[i][x]), ys.append(y), es.append(e if _scalar(e) else 0.0), ex.append(exacts[i])

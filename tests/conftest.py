@@ -3,6 +3,14 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as nqs_core does; conftest imports numpy first
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+# The tests compile hundreds of small programs whose run time is negligible: LLVM's
+# backend optimisation level 0 cuts the suite's compile time (measured: test_hardening
+# 45.7 -> 36.0 CPU-s, test_observables 47.9 -> 37.2) without changing the arithmetic
+# (IEEE float64 either way; fast-math stays off). Users' runs are not affected. The
+# subprocesses the tests start (`nqs run`, `mpirun`) inherit it, so their compiled
+# programs (and the persistent cache keys) are the same as the test process's.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 # A persistent compilation cache shared by the xdist workers, by the subprocesses
 # the tests start (`nqs run`, `mpirun`: they inherit these variables) and by later
 # runs on the same checkout: what several tests compile is compiled once.

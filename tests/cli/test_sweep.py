@@ -125,7 +125,7 @@ def test_sweep_matches_exact_diagonalisation(reference):
         assert abs(p["energy"] - e0) / abs(e0) < 1e-3, (p["system.h"], p["energy"], e0)
         assert p["exact_energy"] == pytest.approx(e0, rel=1e-10)
         assert abs(p["observables"]["sx"]["mean"] - sx0) < 2e-2 * L / 2, (p["observables"]["sx"]["mean"], sx0)
-        assert "v_score" in p  # null until result.json carries one
+        assert p["v_score"] is not None and 0 <= p["v_score"] < 1e-2  # N Var(E) / (E - E_inf)^2 of a near-exact state
     # warm start: every point after the first starts from the previous one's parameters
     for i, h in enumerate(H_VALUES[1:], start=1):
         cfg = (out / points[i]["point"] / "config.toml").read_text()
@@ -142,6 +142,14 @@ def test_sweep_matches_exact_diagonalisation(reference):
     with open(out / "energy.csv") as fh:
         data = list(csv.DictReader(fh))
     assert [float(d["exact_energy"]) for d in data] == pytest.approx([ed_tfim(L, h)[0] for h in H_VALUES], rel=1e-10)
+    # a scalar observable against h, with its exact curve on the exact ground state of every point
+    import nqs_core
+
+    png, data_file = nqs_core.plot_sweep(out, "sx")
+    assert png.stat().st_size > 10_000
+    with open(data_file) as fh:
+        data = list(csv.DictReader(fh))
+    assert [float(d["exact_sx"]) for d in data] == pytest.approx([ed_tfim(L, h)[1] for h in H_VALUES], rel=1e-8)
 
 
 def _start_sweep(config_file, out):
