@@ -32,6 +32,7 @@ from ._config import ConfigError, _auto_exact, build, get_registry
 from ._io import CHECKPOINT_META, CONFIG_FILE, RESULT_FILE, strict_json, write_text
 from ._lock import LOCK_FILE, RunLock, lock_note
 from ._run import fingerprint, resume, run
+from ._spectrum import exact_from_config
 from ._toml import apply_overrides, load_config, set_dotted, tomllib
 
 #: files of a sweep directory
@@ -608,8 +609,6 @@ def exact_observable(spec: SweepSpec, observable: str, max_states: int = 1 << 16
     (`nqs_core.exact_from_config`, the state of `nqs exact`), where its space
     has at most `max_states` states; `None` where it has more, where the
     observable is an array, or where no exact solver applies."""
-    from ._spectrum import exact_from_config  # the exact machinery: imported when a curve is drawn
-
     out: list[float | None] = []
     for values in spec.points():
         value = None
