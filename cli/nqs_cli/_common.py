@@ -169,3 +169,33 @@ def load(config: Optional[pathlib.Path], overrides: List[str]):
 
 #: the `--set` option shared by the commands that read a config
 SetOption = typer.Option(None, "--set", "-s", help="Override a config value: table.field=value (repeatable).")
+
+
+def entry_labels(obs, shape) -> list[str]:
+    """One label per entry of an array observable, from its coordinates (the
+    tables of `nqs measure` and `nqs exact`)."""
+    import numpy as np
+
+    n = int(np.prod(shape)) if shape else 1
+    if obs is None or not shape:
+        return [""] * n
+    coords = obs.coordinates()
+    parts = []
+    for key in ("quantity", "direction", "r", "q_over_pi"):
+        if key == "direction" and "distance" in coords:  # C(r): r says it (dimers: the bond direction)
+            continue
+        if key in coords:
+            arr = np.asarray(coords[key])
+            name = "q/pi" if key == "q_over_pi" else key
+            parts.append([f"{name}={_coordinate_text(a)}" for a in arr])
+    return [" ".join(p[k] for p in parts) for k in range(n)] if parts else [str(k) for k in range(n)]
+
+
+def _coordinate_text(a) -> str:
+    import numpy as np
+
+    a = np.asarray(a)
+    if a.dtype.kind in "US":
+        return str(a)
+    vals = np.atleast_1d(a).astype(float)
+    return "(" + ", ".join(f"{v:.4g}" for v in vals) + ")" if vals.size > 1 else f"{vals[0]:.4g}"

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import SetOption, UserError, console, err_console, load, registry
+from ._common import SetOption, UserError, console, entry_labels, err_console, load, registry
 
 #: From this many states on, a spinner on stderr shows the stage (on a terminal).
 SPINNER_STATES = 1 << 14
@@ -147,34 +147,7 @@ def _print(state, values, show) -> None:
                 continue
             dct = stats_dict(st, state.observables.get(name))
             means = np.atleast_1d(dct["mean"])
-            labels = _labels(state.observables.get(name), np.shape(dct["mean"]))
+            labels = entry_labels(state.observables.get(name), np.shape(dct["mean"]))
             for k in range(means.size):
                 obs.add_row(name if k == 0 else "", labels[k], show(float(means[k])))
         console.print(obs)
-
-
-def _labels(obs, shape) -> list[str]:
-    """One label per entry of an array observable, from its coordinates."""
-    import numpy as np
-
-    n = int(np.prod(shape)) if shape else 1
-    if obs is None or not shape:
-        return [""] * n
-    coords = obs.coordinates()
-    parts = []
-    for key in ("quantity", "direction", "r", "q_over_pi"):
-        if key in coords:
-            arr = np.asarray(coords[key])
-            name = "q/pi" if key == "q_over_pi" else key
-            parts.append([f"{name}={_fmt(a)}" for a in arr])
-    return [" ".join(p[k] for p in parts) for k in range(n)] if parts else [str(k) for k in range(n)]
-
-
-def _fmt(a) -> str:
-    import numpy as np
-
-    a = np.asarray(a)
-    if a.dtype.kind in "US":
-        return str(a)
-    vals = np.atleast_1d(a).astype(float)
-    return "(" + ", ".join(f"{v:.4g}" for v in vals) + ")" if vals.size > 1 else f"{vals[0]:.4g}"

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from ._common import UserError as _UserError, console, err_console, guard as _guard
+from ._common import UserError as _UserError, console, entry_labels, err_console, guard as _guard
 
 
 def measure(
@@ -68,7 +68,7 @@ def _output(values, observables, exact_used, json_out, console) -> None:
         table.add_column(col)
     for name, st in values.items():
         d = stats_dict(st, observables.get(name))
-        labels = _labels(observables.get(name), np.shape(d["mean"]))
+        labels = entry_labels(observables.get(name), np.shape(d["mean"]))
         means, errs = np.atleast_1d(d["mean"]), np.atleast_1d(d["error"])
         taus, rhats = np.atleast_1d(d["tau_corr"]), np.atleast_1d(d["R_hat"])
         for k in range(means.size):
@@ -78,35 +78,6 @@ def _output(values, observables, exact_used, json_out, console) -> None:
 
 def _num(v, digits=2) -> str:
     return "nan" if v is None else f"{v:.{digits}g}" if digits == 2 else f"{v:.{digits}f}"
-
-
-def _labels(obs, shape) -> list[str]:
-    """One label per entry from the observable's coordinates."""
-    import numpy as np
-
-    n = int(np.prod(shape)) if shape else 1
-    if obs is None or not shape:
-        return [""] * n
-    coords = obs.coordinates()
-    parts = []
-    for key in ("quantity", "direction", "r", "q_over_pi"):
-        if key == "direction" and "distance" in coords:  # C(r): r says it (dimers: the bond direction)
-            continue
-        if key in coords:
-            arr = np.asarray(coords[key])
-            name = "q/pi" if key == "q_over_pi" else key
-            parts.append([f"{name}={_fmt(a)}" for a in arr])
-    return [" ".join(p[k] for p in parts) for k in range(n)] if parts else [str(k) for k in range(n)]
-
-
-def _fmt(a) -> str:
-    import numpy as np
-
-    a = np.asarray(a)
-    if a.dtype.kind in "US":
-        return str(a)
-    vals = np.atleast_1d(a).astype(float)
-    return "(" + ", ".join(f"{v:.4g}" for v in vals) + ")" if vals.size > 1 else f"{vals[0]:.4g}"
 
 
 def plot_observables(values, observables, path, run_dir=None, log: bool = False) -> list:
