@@ -42,6 +42,21 @@ def _warn_few_samples(sampler: AbstractSampler, n_samples: int, warn: Callable[[
 
 
 
+def read_run_parameters(run_dir: pathlib.Path, like, then: str = "measure"):
+    """The parameters of the last checkpoint of `run_dir`, shaped like `like`
+    (`nqs measure`, `load_state`). **Raises:** `ConfigError`: no checkpoint yet
+    (the message says to resume first, then `then`), or one that does not fit."""
+    try:
+        return load_parameters(run_dir, like)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no checkpoint in {run_dir}: the run stopped before its first checkpoint; "
+            f"continue it with `nqs resume {run_dir}` (or a smaller [run] checkpoint_every), then {then}"
+        ) from None
+    except ValueError as exc:  # CheckpointError included
+        raise ConfigError(str(exc)) from None
+
+
 def measure_run(
     run_dir,
     names: Sequence[str] = (),
@@ -119,15 +134,7 @@ def measure_run(
     driver = calc.driver
     if n_samples is not None:
         _warn_few_samples(driver.sampler, n_samples, warn)
-    try:
-        params = load_parameters(run_dir, parameters(driver.ansatz)[0])
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no checkpoint in {run_dir}: the run stopped before its first checkpoint; "
-            f"continue it with `nqs resume {run_dir}` (or a smaller [run] checkpoint_every), then measure"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    params = read_run_parameters(run_dir, parameters(driver.ansatz)[0], then="measure")
     if not isinstance(driver, AbstractSamplingDriver):
         raise ConfigError(f"the {calc.config['driver']['name']} driver does not sample a wave function; nothing to measure")
     # fresh chains (for a sampler that returns an exact sum: only the parameters and the sampler state)

@@ -39,9 +39,10 @@ from ._driver_protocol import AbstractSamplingDriver
 from ._estimator import AbstractEstimator, EnergyEstimator, measure_chunk_size
 from ._fullsum import DEFAULT_MAX_STATES, FullSumState, check_enumerable
 from ._io import (
-    CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, CheckpointError, check_run_files,
-    load_parameters, save_checkpoint, write_text,
+    CHECKPOINT_FILE, CHECKPOINT_META, CONFIG_FILE, LOG_FILE, RESULT_FILE, check_run_files,
+    save_checkpoint, write_text,
 )
+from ._measure import read_run_parameters
 from ._local_space import local_values_of, values_to_indices
 from ._lock import LOCK_FILE, RunLock
 from ._observable import AbstractObservable, OperatorObservable, _draw, expect_many
@@ -613,7 +614,7 @@ def load_state(
             eqx.combine(like.parameters, like._static), like.sampler, None, like.system, seed, like.chunk_size,
             like.observables, like.estimator,
         )
-        state.parameters = _read_parameters(run_dir, like.parameters)
+        state.parameters = read_run_parameters(run_dir, like.parameters, then="load it")
         state.step = step
         return state
     config = copy.deepcopy(load_config(run_dir / CONFIG_FILE))
@@ -629,7 +630,7 @@ def load_state(
     driver = calc.driver
     if not isinstance(driver, AbstractSamplingDriver) or getattr(driver, "ansatz", None) is None:
         raise ConfigError(f"the {calc.config['driver']['name']} driver does not sample a wave function; it has no variational state")
-    params = _read_parameters(run_dir, parameters(driver.ansatz)[0])
+    params = read_run_parameters(run_dir, parameters(driver.ansatz)[0], then="load it")
     state = VariationalState(
         driver.ansatz, driver.sampler, params, driver.system, seed=seed,
         chunk_size=measure_chunk_size(driver.estimator), observables=calc.observables, estimator=driver.estimator,
@@ -645,15 +646,3 @@ def _checkpoint_step(run_dir: pathlib.Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return step if isinstance(step, int) else None
-
-
-def _read_parameters(run_dir: pathlib.Path, like):
-    try:
-        return load_parameters(run_dir, like)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no checkpoint in {run_dir}: the run stopped before its first checkpoint; "
-            f"continue it with `nqs resume {run_dir}` (or a smaller [run] checkpoint_every), then load it"
-        ) from None
-    except (ValueError, CheckpointError) as exc:
-        raise ConfigError(str(exc)) from None
