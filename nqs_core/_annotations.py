@@ -14,6 +14,7 @@ import optax
 
 from ._ansatz import AbstractAnsatz
 from ._estimator import AbstractEstimator
+from ._integrator import AbstractIntegrator
 from ._lattice import AbstractLattice
 from ._preconditioner import AbstractPreconditioner
 from ._registry import Registry
@@ -169,6 +170,7 @@ def _nested_kind(annotation) -> str | None:
         optax.GradientTransformation: "optimizer",
         AbstractLattice: "lattice",
         AbstractSpace: "space",
+        AbstractIntegrator: "integrator",
     }
     candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
     for c in candidates:

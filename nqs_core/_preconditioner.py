@@ -12,6 +12,7 @@ from ._ansatz import AbstractAnsatz
 from ._estimator import AbstractEstimator, Estimate
 from ._samples import Samples, sample_array
 from ._system import AbstractHamiltonian
+from ._tree import parameters, real_ravel
 
 
 class StepContext(eqx.Module):
@@ -112,3 +113,51 @@ class IdentityPreconditioner(AbstractPreconditioner):
 
     def __call__(self, context, state):
         return context.gradient(), state, {}
+
+
+class AbstractNaturalGradient(AbstractPreconditioner):
+    """A natural-gradient solver: the regularised solution of `S delta = F`.
+
+    With the centred, scaled log-derivative rows `Y` (shape `(n, P)`, one row
+    per sample of this process, `P` real parameters: complex parameters count
+    as two real ones) and a vector `eps` (shape `(n,)`), the quantum geometric
+    tensor is `S = Re[Y^H Y]` and the force `F = Re[Y^T eps]` (Rende et al.
+    2024, Eqs. 2-8; under MPI both are sums over the rows of every process).
+    `solve` returns a regularised `S^{-1} F`. The same contract serves two drivers:
+
+    - VMC uses it as a preconditioner (`__call__`): `eps` is the estimator's
+      `-2 (E_loc - E)^* / sqrt(M)`, and the direction `-delta` is handed to
+      the optimizer (stochastic reconfiguration).
+    - TDVP solves the equation of motion with it: `eps = (E_loc - E)^* i / sqrt(M)`
+      for real time and `-(E_loc - E)^* / sqrt(M)` for imaginary time, and
+      `delta` is the parameter velocity `d theta / dt` (McLachlan's principle
+      with real parameters).
+
+    SR solves in parameter space (`P x P`), SRt and MinSR in sample space
+    (`2n x 2n`); with the same regularisation they give the same `delta`.
+    """
+
+    @abc.abstractmethod
+    def solve(self, y: Array, eps: Array) -> tuple[Array, dict[str, Array]]:
+        """The regularised solution of `S delta = F`.
+
+        **Arguments:**
+
+        - `y`: shape `(n, P)`, real or complex: this process's rows of the
+          centred log-derivatives, scaled (`O_c / sqrt(M)`, or `sqrt(w) O_c`
+          for weighted samples).
+        - `eps`: shape `(n,)`, real or complex, scaled like `y`.
+
+        **Returns:** `(delta, info)`: `delta` of shape `(P,)` (real, in
+        `nqs_core.real_ravel` order, the same on every process) and a dict of
+        scalar diagnostics; a solver that truncates or damps eigenvalues
+        reports `"effective_rank"` (the number of directions kept, or the sum
+        of the damping factors)."""
+        raise NotImplementedError
+
+    def __call__(self, context, state):
+        """The preconditioner: the direction `-delta` for the energy gradient."""
+        y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
+        delta, info = self.solve(y, eps)
+        _, unravel = real_ravel(parameters(context.ansatz)[0])
+        return unravel(-delta), state, info

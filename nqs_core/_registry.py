@@ -40,6 +40,7 @@ KINDS: dict[str, str] = {
     "preconditioner": "turn gradients into update directions (SR, SRt, ...)",
     "optimizer": "optax optimizers that apply the update",
     "driver": "the loop that runs a calculation",
+    "integrator": "time steppers of the TDVP driver (Euler, Heun, RK4, adaptive RK23)",
     "exact": "exact reference solvers: f(system, max_states) -> ground-state energy or None",
     "observable": "quantities measured on a state with error bars (magnetisation, correlations, S(q), operators)",
     "command": "extra `nqs` subcommands: a typer.Typer (a command group) or a function (one command)",

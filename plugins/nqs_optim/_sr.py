@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-from nqs_core import AbstractPreconditioner, parameters, real_ravel
+from nqs_core import AbstractNaturalGradient
 from nqs_core.distributed import sum_over_ranks
 
 
@@ -104,7 +104,7 @@ def _single_threaded_blas():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-class _AbstractNaturalGradient(AbstractPreconditioner):
+class _AbstractNaturalGradient(AbstractNaturalGradient):
     """Shared pipeline of SR, SRt and MinSR (private; the public classes are
     final): `Y, eps -> X, f` (Eqs. 7-8), a solve for `delta`, and the direction
     `-delta` shaped like the parameters. Subclasses implement `_solve`."""
@@ -126,12 +126,9 @@ class _AbstractNaturalGradient(AbstractPreconditioner):
         """Bytes of the linear solve and its factor."""
         raise NotImplementedError
 
-    def __call__(self, context, state):
-        y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
+    def solve(self, y, eps):
         x, f = real_sample_matrix(y, eps)
-        delta, info = self._solve(x, f, jnp.iscomplexobj(y))
-        _, unravel = real_ravel(parameters(context.ansatz)[0])
-        return unravel(-delta), state, info
+        return self._solve(x, f, jnp.iscomplexobj(y))
 
 
 def _sample_space_bytes(n_samples, value_bytes) -> float:

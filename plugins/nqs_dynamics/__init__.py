@@ -1,0 +1,1 @@
+"""Time evolution: the TDVP driver (real and imaginary time) and its integrators."""
