@@ -30,6 +30,7 @@ PLUGIN_PAGES = {
     "deuteron": "deuteron.md",
     "phi4": "phi4.md",
     "vq": "vq.md",
+    "dynamics": "dynamics.md",
 }
 
 _COMPONENTS = re.compile(r"<!--\s*nqs:components(?:\s+plugin=(\w+))?\s*-->")
