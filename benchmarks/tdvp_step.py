@@ -203,11 +203,18 @@ def main():
             for d in ans["diag"]:
                 for k in ("energy", "energy_error", "t"):
                     timings[n][k].append(d.get(k))
+            if args.json:  # partial results after every turn (a long run may be cut short)
+                with open(args.json + ".partial", "w") as f:
+                    json.dump(dict(res, timings=timings), f)
             print(f"round {r} {n}: wall {['%.3f' % v for v in ans['wall']]} cpu {['%.3f' % v for v in ans['cpu']]}", flush=True)
     res["load_avg"].append({"when": "after the rounds", "load": os.getloadavg()})
-    finals = {n: workers[n].ask(cmd="final") for n in names}
-    for wk in workers.values():
-        wk.proc.wait(timeout=60)
+    finals = {}
+    for n in names:
+        try:
+            finals[n] = workers[n].ask(cmd="final")
+            workers[n].proc.wait(timeout=60)
+        except (SystemExit, Exception) as e:  # keep the timings of the rounds
+            finals[n] = {"error": repr(e)}
     med = {n: {"wall": pystats.median(timings[n]["wall"]), "cpu": pystats.median(timings[n]["cpu"])} for n in names}
     res.update(timings=timings, final=finals, median_s=med)
     if "nqs" in med:

@@ -72,6 +72,38 @@ def config(pb):
     return cfg
 
 
+def profile_parts(driver, state, repeats=3):
+    """Wall seconds (median of `repeats`) of the two parts of a driver step: the
+    record at `t_k` (`nqs_core.measure`: its own sampling and local energies) and
+    the jitted RK4 interval (four right-hand sides); private driver attributes,
+    read only (this is a profile, not an API)."""
+    import statistics
+    import time
+
+    from nqs_core import measure, real_ravel
+
+    t = float(state.t)
+
+    def record():
+        energy, _, _ = measure(driver._probe(t), state, {}, 1)
+        return energy.mean
+
+    def interval():
+        theta = real_ravel(state.params)[0]
+        return driver._interval(theta, state.t, state.dt, state.sampler_state, jnp.asarray(t + driver.integrator.dt, jnp.float64))[0]
+
+    out = {}
+    for name, fn in (("record_at_t_k", record), ("rk4_interval", interval)):
+        jax.block_until_ready(fn())
+        walls = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            walls.append(time.perf_counter() - t0)
+        out[name] = statistics.median(walls)
+    return out
+
+
 def main():
     pb, arr = read_problem()
     calc = nqs_core.build(config(pb))
@@ -102,7 +134,13 @@ def main():
 
     def final():
         stats, box["state"] = driver.evaluate(box["state"])
-        return {"energy": float(np.real(stats.mean)), "energy_error": float(stats.error_of_mean)}
+        out = {"energy": float(np.real(stats.mean)), "energy_error": float(stats.error_of_mean)}
+        if not pb.get("proxy"):
+            try:
+                out["parts_wall"] = profile_parts(driver, box["state"])
+            except Exception as e:  # a profile through private attributes: never lose the run for it
+                out["parts_wall"] = f"failed: {e!r}"
+        return out
 
     import importlib.metadata as md
 
@@ -112,7 +150,7 @@ def main():
         {
             "library": "nqs",
             "versions": {"nqs_core": nqs_core.__file__, "jax": jax.__version__, "equinox": md.version("equinox"), "numpy": np.__version__},
-            "n_real_params": int(driver.n_parameters) if hasattr(driver, "n_parameters") else None,
+            "n_real_params": int(nqs_core.real_ravel(params)[0].size),
             "check": {
                 "log_psi_re": np.real(log_psi).tolist(),
                 "log_psi_im": np.imag(log_psi).tolist(),
