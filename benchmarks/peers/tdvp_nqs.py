@@ -92,8 +92,29 @@ def profile_parts(driver, state, repeats=3):
         theta = real_ravel(state.params)[0]
         return driver._interval(theta, state.t, state.dt, state.sampler_state, jnp.asarray(t + driver.integrator.dt, jnp.float64))[0]
 
+    # the parts of one right-hand side, each compiled alone
+    rhs = driver._rhs
+    model = eqx.combine(state.params, rhs.static)
+    sample = eqx.filter_jit(lambda m, ss: rhs.sampler.sample(nqs_core.BornDistribution(m), ss)[0])
+    estimate = eqx.filter_jit(lambda m, x: rhs.estimator(m, rhs.system, x))
+    ng_data = eqx.filter_jit(lambda m, x, e: rhs.estimator.natural_gradient_data(m, x, e))
+    solve = eqx.filter_jit(lambda y, eps: rhs.solver.solve(y, eps * (-0.5j))[0])
+    whole = eqx.filter_jit(lambda th, ss: rhs(jnp.asarray(t, jnp.float64), th, ss)[0])
+    samples = sample(model, state.sampler_state)
+    est = estimate(model, samples)
+    y, eps = ng_data(model, samples, est)
+    theta0 = real_ravel(state.params)[0]
+    parts = (
+        ("record_at_t_k", record),
+        ("rk4_interval", interval),
+        ("rhs_whole", lambda: whole(theta0, state.sampler_state)),
+        ("rhs_sample", lambda: sample(model, state.sampler_state)),
+        ("rhs_local_energies", lambda: estimate(model, samples).stats.mean),
+        ("rhs_log_derivatives", lambda: ng_data(model, samples, est)),
+        ("rhs_solve", lambda: solve(y, eps)),
+    )
     out = {}
-    for name, fn in (("record_at_t_k", record), ("rk4_interval", interval)):
+    for name, fn in parts:
         jax.block_until_ready(fn())
         walls = []
         for _ in range(repeats):
