@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--netket-python", default="/work/bench-venvs/netket/bin/python")
     ap.add_argument("--jvmc-python", default="/work/bench-venvs/jvmc/bin/python")
     ap.add_argument("--nqs-proxy", action="store_true", help="time 4 nqs VMC-SR steps instead of the TDVP driver (before it exists)")
+    ap.add_argument("--jvmc-skip-snr", action="store_true", help="jVMC variant: skip its signal-to-noise computation (which snrTol = 0 leaves without effect)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
@@ -153,7 +154,7 @@ def main():
     problem = dict(
         L=L, alpha=args.alpha, J=1.0, h=1.0, n_samples=args.n_samples, n_chains=args.n_chains, n_discard=args.n_discard,
         sweep_size=L, dt=args.dt, seed=args.seed, warmup=args.warmup, n_timed=n_timed, arrays=os.path.join(work, "arrays.npz"),
-        solver=dict(kind=args.solver, diag_shift=args.diag_shift, rcond=args.rcond, jvmc_snr_tol=0.0), proxy=args.nqs_proxy,
+        solver=dict(kind=args.solver, diag_shift=args.diag_shift, rcond=args.rcond, jvmc_snr_tol=0.0, jvmc_skip_snr=args.jvmc_skip_snr), proxy=args.nqs_proxy,
     )  # fmt: skip
     with open(os.path.join(work, "problem.json"), "w") as f:
         json.dump(problem, f)
