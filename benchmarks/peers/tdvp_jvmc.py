@@ -95,11 +95,17 @@ def main():
     box = {"t": 0.0}
     kw = dict(psi=psi, hamiltonian=ham, numSamples=n)
 
+    def stage(y, t, k):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(tdvp(y, t, **kw, intStep=k))
+        print(f"stage {k}: {time.perf_counter() - t0:.3f} s wall", file=sys.stderr, flush=True)
+        return out
+
     def rk4(y, t):
-        k1 = tdvp(y, t, **kw, intStep=0)
-        k2 = tdvp(y + 0.5 * dt * k1, t + 0.5 * dt, **kw, intStep=1)
-        k3 = tdvp(y + 0.5 * dt * k2, t + 0.5 * dt, **kw, intStep=2)
-        k4 = tdvp(y + dt * k3, t + dt, **kw, intStep=3)
+        k1 = stage(y, t, 0)
+        k2 = stage(y + 0.5 * dt * k1, t + 0.5 * dt, 1)
+        k3 = stage(y + 0.5 * dt * k2, t + 0.5 * dt, 2)
+        k4 = stage(y + dt * k3, t + dt, 3)
         return y + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
     def energy_info():
