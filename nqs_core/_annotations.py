@@ -27,8 +27,10 @@ from ._system import AbstractSystem
 COMPONENT_TABLES = ("lattice", "space", "system", "ansatz", "sampler", "estimator", "preconditioner", "optimizer", "driver")
 
 #: Constructor arguments filled from the build's context (never user fields):
-#: the table's random key, the exact reference, VMC's divergence guard from `[run]`.
-_CONTEXT = {"key", "exact_energy", "divergence"}
+#: the table's random key, the exact reference, VMC's divergence guard from `[run]`,
+#: and `rebuild_system` (a `nqs_core._config.SystemBuilder`: the `[system]` table
+#: built again with some fields changed, for time-dependent couplings).
+_CONTEXT = {"key", "exact_energy", "divergence", "rebuild_system"}
 
 
 def _signature(obj) -> inspect.Signature:

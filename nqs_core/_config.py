@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -31,6 +32,7 @@ from ._keys import nested_key, observable_key, table_key
 from ._registry import Registry, RegistryError, get_registry
 from ._run_options import RUN_FIELDS, RUN_FIELDS_READ_BY, ConfigError, _run_options, divergence_guard, run_memory_limit
 from ._sampler import AbstractSampler
+from ._schedule import field_value, set_field
 from ._validate import check_memory, memory_limit
 
 __all__ = [  # re-exported: the names other modules and plugins import from here
@@ -84,7 +86,7 @@ def build(
     that one."""
     registry = registry or get_registry()
     run = _run_options(config)
-    ctx = BuildContext(registry, run)
+    ctx = BuildContext(registry, run, config=config)
     with memory_limit(run_memory_limit(run)):
         calc = _build(config, ctx, stop_after)
         if stop_after is None:
@@ -135,6 +137,7 @@ def _build(config, ctx: BuildContext, stop_after) -> Calculation:
     root = jax.random.PRNGKey(run["seed"])
     built: dict[str, Any] = {}
     resolved: dict[str, Any] = {"run": {k: v for k, v in run.items()}}
+    ctx.resolved = resolved
 
     for index, table in enumerate(COMPONENT_TABLES[: last + 1]):
         if table not in config and (table not in DEFAULT_NAMES or (table != "driver" and table not in takes)):
@@ -297,10 +300,39 @@ class BuildContext:
     the `registry` the names are resolved in, the `[run]` options and the set of
     tables whose component was passed to another one (`injected`)."""
 
-    def __init__(self, registry: Registry, run: dict[str, Any], injected: set[str] | None = None):
+    def __init__(self, registry: Registry, run: dict[str, Any], injected: set[str] | None = None, config: dict[str, Any] | None = None):
         self.registry = registry
         self.run = run
         self.injected = set() if injected is None else injected
+        #: the config being built, and its tables as resolved so far (for `SystemBuilder`)
+        self.config = config
+        self.resolved: dict[str, Any] = {}
+
+
+class SystemBuilder:
+    """The `[system]` of a config built again with some fields changed: what a
+    driver with time-dependent couplings takes as its `rebuild_system` argument
+    (injected by the build, never a user field).
+
+    `builder({"h": 0.5})` returns the system with `h = 0.5` (dotted names
+    reach nested fields: `"terms.1.coupling"`); `builder.value("h")` is the
+    field's value in the resolved `[system]` table (defaults filled in)."""
+
+    def __init__(self, config: dict[str, Any], registry: Registry, system_table: dict[str, Any]):
+        self._config = config
+        self._registry = registry
+        self._table = system_table
+
+    def value(self, field: str) -> float:
+        """The numeric value of `field` in the resolved `[system]` table (`ConfigError` otherwise)."""
+        return field_value(self._table, field)
+
+    def __call__(self, overrides: dict[str, float]):
+        config = copy.deepcopy(self._config)
+        config["system"] = copy.deepcopy(self._table)
+        for field, value in overrides.items():
+            set_field(config["system"], field, value)
+        return build(config, self._registry, stop_after="system").components["system"]
 
 
 def _nested(entry, fname, kind, table, built, key, ctx):
@@ -363,6 +395,10 @@ def _construct(entry, spec, built, key, ctx: BuildContext):
             kwargs["exact_energy"] = None if ex in ("none", "auto") else ex
         elif pname == "divergence":
             kwargs["divergence"] = divergence_guard(ctx.run)
+        elif pname == "rebuild_system":
+            if ctx.config is None or "system" not in ctx.resolved:
+                raise ConfigError(f"{where} needs a [system] table")
+            kwargs["rebuild_system"] = SystemBuilder(ctx.config, ctx.registry, ctx.resolved["system"])
         elif pname in nested_from_table:
             kwargs[pname], resolved_fields[pname] = _nested(entry, pname, pname, spec[pname], built, nested_key(key, len(kwargs) + 1), ctx)
         elif pname in built:
