@@ -32,7 +32,7 @@ Integration:
   on which every field is constant is one exponential, the others are cut into
   `n = ceil(length / max_dt)` equal sub-steps, each propagated with `H` at its
   midpoint (its exponential by a scaled Taylor series, exact to rounding) (the exponential midpoint rule, the second-order Magnus integrator:
-  global error `O(max_dt^2)`, Blanes, Casas, Oteo & Ros 2009, eq. 4.4 at first order).
+  global error `O(max_dt^2)`; Blanes, Casas, Oteo & Ros 2009, the lowest-order Magnus integrator).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ def exact(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: energies, gap, sectors, observables, the system."),
     save: Optional[pathlib.Path] = typer.Option(None, "--save", help="Write the exact ground state into this directory (for `nqs measure DIR` and nqs_core.load_exact)."),
     digits: Optional[int] = typer.Option(None, "--digits", min=0, max=17, help="Decimals to print (default: the full float64 value, repr)."),
-    evolve: bool = typer.Option(False, "--evolve", help="Evolve the initial state of a TDVP config ([driver] name = \"tdvp\") exactly: energy and observables at its output times."),
-    max_dt: float = typer.Option(1e-3, "--max-dt", help="With --evolve: the longest sub-step while a [[driver.schedule]] coupling changes (exponential midpoint rule)."),
+    evolve: bool = typer.Option(False, "--evolve", help="Evolve the initial state of a TDVP config (driver tdvp) exactly: energy and observables at its output times (table, --json, --save DIR)."),
+    max_dt: float = typer.Option(1e-3, "--max-dt", help="With --evolve: the longest sub-step while a scheduled coupling changes (exponential midpoint rule, error ~ max_dt^2)."),
 ):
     """Exact spectrum of the config's system: lowest eigenvalues, gap, sectors, ground-state observables.
 

@@ -22,7 +22,7 @@ def plot(
 ):
     """Plot energy vs step (with error bars and the exact value) to a PNG and a CSV; a TDVP run: energy or an observable vs t; a sweep directory: an observable vs the swept field.
 
-    For a TDVP run ([driver] name = "tdvp") the exact evolution of its config is drawn where the space has at most 2^16 states, and the TDVP residual in a second panel; for a sweep directory (`nqs sweep`) the exact energy where the space is small."""
+    For a TDVP run (driver tdvp) the exact evolution of its config is drawn where the space has at most 2^16 states, and the TDVP residual in a second panel; for a sweep directory (`nqs sweep`) the exact energy where the space is small."""
     if (pathlib.Path(run_dir) / "sweep.json").is_file():
         import nqs_core
 
