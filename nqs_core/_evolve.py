@@ -44,6 +44,7 @@ import json
 import math
 import pathlib
 import types
+import typing
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -218,6 +219,7 @@ def product_vector(space, amplitudes: np.ndarray, states: np.ndarray | None = No
 # -- the result --------------------------------------------------------------------------
 
 
+@typing.final
 class Evolution:
     """The exact evolution of a state at the output times of a TDVP config:
     what `exact_evolution` returns and `nqs exact --evolve` prints.
@@ -710,4 +712,7 @@ def plot_evolution(run_dir, observable: str = "energy", output=None, exact: bool
                 warn(f"no exact curve: {exc}")
             curve = None
     path = pathlib.Path(output) if output else run_dir / f"{observable}.png"
-    return plot_evolution_records(records, observable, path, exact=curve, title=run_dir.name)
+    try:
+        return plot_evolution_records(records, observable, path, exact=curve, title=run_dir.name)
+    except ValueError as exc:  # an array observable with too many entries
+        raise ConfigError(f"{exc}; plot it at one time with `nqs measure`") from None

@@ -190,7 +190,7 @@ sites = [[0]]
 
 def test_initial_state_from_the_ansatz():
     """Without initial_state: the ansatz's own initial parameters (evaluated here on every state)."""
-    L = 6
+    L = 4
     cfg = config(L, 1.0, None, t_end=0.5, t_out=0.5, extra="")
     cfg["ansatz"] = {"name": "rbm", "alpha": 1, "param_dtype": "complex128"}
     evo = nqs_core.exact_evolution(cfg, keep_states=True)
@@ -224,3 +224,52 @@ def test_output_times_and_errors(tmp_path):
         nqs_core.exact_evolution(config(4, 1.0, '"+x"', time="complex"))
     with pytest.raises(ConfigError, match="not in \\[system\\]"):
         nqs_core.exact_evolution(config(4, 1.0, '"+x"', extra='[[driver.schedule]]\nfield = "g"\ntimes = [0.0]\nvalues = [1.0]'))
+
+
+def test_initial_state_from_init_from(tmp_path):
+    """`[run] init_from`: the state of another run directory (its last checkpoint's parameters)."""
+    import equinox as eqx
+
+    L = 4
+    source = tmp_path / "gs"
+    source.mkdir()
+    vmc = loads_config(f"""
+[lattice]
+name = "chain"
+length = {L}
+[space]
+name = "spin_half"
+[system]
+name = "ising"
+h = 2.0
+[ansatz]
+name = "rbm"
+alpha = 1
+param_dtype = "complex128"
+[sampler]
+name = "full_sum"
+""")
+    calc = nqs_core.build(vmc)
+    params, static = nqs_core.parameters(calc.driver.ansatz)
+    leaves, tree = jax.tree.flatten(params)
+    rng = np.random.default_rng(0)
+    params = jax.tree.unflatten(tree, [x + (0.3 * rng.standard_normal(x.shape) + 0.3j * rng.standard_normal(x.shape)).astype(x.dtype) for x in leaves])
+    (source / "config.toml").write_text(nqs_core._toml.resolved_toml(calc))
+    nqs_core.save_checkpoint(source, (params,), {"step": 1})
+    cfg = config(L, 0.5, None, t_end=0.5, t_out=0.5)
+    cfg["run"] = {"init_from": str(source)}
+    evo = nqs_core.exact_evolution(cfg)
+    model = eqx.combine(params, static)
+    # every configuration in the Kronecker order (site 0 most significant, index 0 = up = +1)
+    configs = 1.0 - 2.0 * ((np.arange(2**L)[:, None] >> np.arange(L - 1, -1, -1)) & 1)
+    log_psi = np.asarray(jax.jit(jax.vmap(model))(jax.numpy.asarray(configs))).astype(complex)
+    psi0 = np.exp(log_psi - log_psi.real.max())
+    psi0 /= np.linalg.norm(psi0)
+    zz, sx, H = tfim(L, 1.0, 0.5)
+    for k, t in enumerate(evo.times):
+        psi = sl.expm(-1j * t * H) @ psi0
+        assert abs(evo.energy[k] - np.vdot(psi, H @ psi).real) < 1e-10
+        assert abs(evo.observables["x"][k] - np.vdot(psi, sx @ psi).real / L) < 1e-10
+    cfg["run"] = {"init_from": str(tmp_path / "nothing")}
+    with pytest.raises(ConfigError, match="init_from"):
+        nqs_core.exact_evolution(cfg)
