@@ -1,0 +1,173 @@
+"""The regularisations of the natural-gradient solvers for TDVP: the soft
+eigenvalue cutoff `rcond` and the signal-to-noise cutoff `snr_cutoff`
+(Schmitt and Heyl 2020) of SR, SRt and MinSR, against a numpy reference
+written here (eigendecomposition of S, per-sample contributions)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nqs_optim import SR, MinSR, SRt
+
+
+def _problem(n, p, seed, complex_=True):
+    """Centred, scaled rows `Y = O_c / sqrt(n)` and `eps = e_c / sqrt(n)`."""
+    rng = np.random.default_rng(seed)
+    o = rng.normal(size=(n, p)) * np.linspace(0.2, 2.0, p)  # a spread of eigenvalues
+    e = rng.normal(size=n) + o[:, :3].sum(axis=1)  # a force with signal in it
+    if complex_:
+        o = o + 1j * rng.normal(size=(n, p)) * np.linspace(2.0, 0.2, p)
+        e = e + 1j * rng.normal(size=n)
+    o, e = o - o.mean(axis=0), e - e.mean()
+    return o / np.sqrt(n), e / np.sqrt(n)
+
+
+def reference(y, eps, diag_shift=0.0, rcond=0.0, snr_cutoff=0.0, minsr=None):
+    """delta = sum_k g_k / (lambda_k + shift) v_k (v_k . F) in numpy, with
+    `g_k = 1/(1 + (rcond lambda_max/lambda_k)^6) / (1 + (snr_cutoff/SNR_k)^6)`,
+    `SNR_k = |rho_k| sqrt(M) / std_s Q_{s,k}`, `Q_{s,k} = M Re[(Y v_k)_s eps_s]`.
+    `minsr = (rcond, acond)`: MinSR's hard cutoff on `lambda_k + shift` instead."""
+    m = y.shape[0]
+    s = np.real(y.conj().T @ y)
+    force = np.real(y.T @ eps)
+    lam, v = np.linalg.eigh(s)
+    rho = v.T @ force
+    q = m * np.real((y @ v) * eps[:, None])  # per-sample contributions
+    np.testing.assert_allclose(q.mean(axis=0), rho, atol=1e-12)  # their mean is rho_k
+    kept = lam > 1e-9 * lam.max()  # the null space of S (P > 2M): nothing to solve there
+    g = np.ones_like(lam)
+    if rcond > 0:
+        g = g / (1 + (rcond * lam.max() / np.where(kept, lam, 1.0)) ** 6)
+    if minsr is not None:
+        w = lam + diag_shift
+        kept = kept & (w > max(minsr[0] * w.max(), minsr[1]))
+    if snr_cutoff > 0:
+        with np.errstate(divide="ignore"):  # SNR = 0 in the null space (dropped)
+            snr = np.abs(rho) * np.sqrt(m) / q.std(axis=0)
+            g = g / (1 + (snr_cutoff / snr) ** 6)
+    g = np.where(kept, g, 0.0)
+    return v @ (g / (np.where(kept, lam, 1.0) + diag_shift) * rho), g.sum()
+
+
+def assert_close(a, b, tol=1e-10):
+    a, b = np.asarray(a), np.asarray(b)
+    assert np.linalg.norm(a - b) <= tol * np.linalg.norm(b), np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+CASES = [(0.0, 1e-3, 0.0), (0.0, 0.0, 2.0), (1e-3, 1e-2, 1.5), (1e-2, 0.0, 0.0)]
+
+
+@pytest.mark.parametrize("complex_", [True, False], ids=["complex", "real"])
+@pytest.mark.parametrize("n, p", [(12, 60), (60, 12)], ids=["P>2n", "P<2n"])
+def test_sr_srt_and_the_reference_agree(n, p, complex_):
+    y, eps = _problem(n, p, seed=n + p, complex_=complex_)
+    for shift, rcond, snr in CASES:
+        ref, ref_rank = reference(y, eps, shift, rcond, snr)
+        for solver in (SR(diag_shift=shift, rcond=rcond, snr_cutoff=snr), SRt(diag_shift=shift, rcond=rcond, snr_cutoff=snr)):
+            delta, info = jax.jit(solver.solve)(jnp.asarray(y), jnp.asarray(eps))
+            assert_close(delta, ref)
+            if rcond == snr == 0:  # the Cholesky path
+                assert "effective_rank" not in info
+                continue
+            np.testing.assert_allclose(info["effective_rank"], ref_rank, rtol=1e-10, err_msg=type(solver).__name__)
+            assert float(info["effective_rank"]) <= min(p, (2 if complex_ else 1) * n) + 1e-12
+
+
+def test_the_soft_cutoff_damps_small_eigenvalues():
+    y, eps = _problem(12, 60, seed=3)
+    ranks = [float(SR(diag_shift=0.0, rcond=rcond).solve(jnp.asarray(y), jnp.asarray(eps))[1]["effective_rank"]) for rcond in (1e-8, 1e-2, 0.2)]
+    # 2n - 2 = 22 nonzero eigenvalues (real and imaginary parts of the rows are
+    # centred); larger cutoffs keep fewer
+    assert abs(ranks[0] - 22) < 1e-6 and ranks[0] > ranks[1] > ranks[2] > 1
+    # smooth in rcond: no jump where an eigenvalue crosses the cutoff
+    s = np.real(y.conj().T @ y)
+    lam = np.linalg.eigvalsh(s)
+    lam = lam[lam > 1e-9 * lam.max()]
+    rc = lam[5] / lam.max()  # exactly on one eigenvalue: its factor is 1/2
+    below, at = (SR(diag_shift=0.0, rcond=rc * (1 - 1e-9)), SR(diag_shift=0.0, rcond=rc))
+    d0, d1 = (np.asarray(pre.solve(jnp.asarray(y), jnp.asarray(eps))[0]) for pre in (below, at))
+    assert np.linalg.norm(d1 - d0) < 1e-6 * np.linalg.norm(d1)
+
+
+@pytest.mark.parametrize("n, p", [(12, 60), (60, 12)], ids=["P>2n", "P<2n"])
+def test_minsr_with_snr_against_the_reference(n, p):
+    y, eps = _problem(n, p, seed=7)
+    for shift, rcond, acond, snr in [(0.0, 1e-3, 0.0, 0.0), (1e-3, 1e-2, 0.0, 1.5), (0.0, 1e-6, 0.05, 3.0)]:
+        ref, ref_rank = reference(y, eps, shift, snr_cutoff=snr, minsr=(rcond, acond))
+        delta, info = jax.jit(MinSR(rcond=rcond, acond=acond, diag_shift=shift, snr_cutoff=snr).solve)(jnp.asarray(y), jnp.asarray(eps))
+        assert_close(delta, ref)
+        np.testing.assert_allclose(info["effective_rank"], ref_rank, rtol=1e-10)
+        if snr == 0:
+            assert int(info["n_kept"]) == round(ref_rank)
+        else:
+            assert float(info["effective_rank"]) < int(info["n_kept"])
+
+
+def test_snr_cutoff_removes_a_noise_dominated_direction():
+    """Two orthogonal log-derivatives: the force along the first is signal
+    (SNR about 14), along the second a weak signal under the noise (SNR 0.5)."""
+    m, delta_true = 400, 0.05
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=m)
+    a = a - a.mean()
+    b = rng.normal(size=m)
+    b = b - b.mean()
+    b = b - a * (a @ b) / (a @ a)  # exactly orthogonal: S is diagonal, v_k = e_k
+    a, b = a / np.sqrt(a @ a / m), 0.5 * b / np.sqrt(b @ b / m)  # S = diag(1, 0.25)
+    e = a + delta_true * b
+    y, eps = np.stack([a, b], axis=1) / np.sqrt(m), e / np.sqrt(m)
+    plain, _ = SR(diag_shift=0.0, rcond=1e-12).solve(jnp.asarray(y), jnp.asarray(eps))
+    np.testing.assert_allclose(plain, [1.0, delta_true], rtol=1e-10)
+    for solver in (SR(diag_shift=0.0, snr_cutoff=4.0), SRt(diag_shift=0.0, snr_cutoff=4.0)):
+        d, info = solver.solve(jnp.asarray(y), jnp.asarray(eps))
+        ref, ref_rank = reference(y, eps, snr_cutoff=4.0)
+        assert_close(d, ref)
+        assert abs(d[1]) < 1e-4 * delta_true  # the noisy direction is gone
+        assert 0.99 < d[0] < 1.0  # the signal is (almost) untouched
+        assert abs(float(info["effective_rank"]) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("complex_", [True, False], ids=["complex", "real"])
+def test_cutoffs_off_reproduce_the_old_solvers_exactly(complex_):
+    y, eps = map(jnp.asarray, _problem(20, 50, seed=11, complex_=complex_))
+    from nqs_optim import real_sample_matrix, solve_sr, solve_srt
+
+    x, f = real_sample_matrix(y, eps)
+    for solver in ("cholesky", "cg"):
+        old, _ = solve_sr(x, f @ x, 1e-3, 0.0, solver)
+        new, info = SR(diag_shift=1e-3, solver=solver).solve(y, eps)
+        np.testing.assert_array_equal(new, old)
+        assert "effective_rank" not in info
+    old, _ = solve_srt(x, f, 1e-4, split=complex_)
+    new, info = SRt(diag_shift=1e-4, rcond=0.0, snr_cutoff=0.0).solve(y, eps)
+    np.testing.assert_array_equal(new, old)
+    assert set(info) == {"solver_fallback"}
+    # MinSR without SNR: the hard pseudo-inverse as before, its count also as effective_rank
+    t = x @ x.T
+    w, u = np.linalg.eigh(np.asarray(t))
+    keep = w > 1e-10 * w.max()
+    ref = np.asarray(x).T @ (u[:, keep] @ ((u[:, keep].T @ np.asarray(f)) / w[keep]))
+    d, info = MinSR(rcond=1e-10).solve(y, eps)
+    assert_close(d, ref)
+    assert int(info["n_kept"]) == keep.sum() == float(info["effective_rank"])
+
+
+def test_invalid_cutoffs_are_refused():
+    for cls in (SR, SRt):
+        with pytest.raises(ValueError, match="rcond must be a finite number >= 0"):
+            cls(rcond=-1e-3)
+        with pytest.raises(ValueError, match="snr_cutoff must be a finite number >= 0"):
+            cls(snr_cutoff=float("nan"))
+    with pytest.raises(ValueError, match="snr_cutoff must be"):
+        MinSR(snr_cutoff=-1.0)
+    with pytest.raises(ValueError, match='use solver = "cholesky"'):
+        SR(rcond=1e-6, solver="cg")
+    with pytest.raises(ValueError, match="diag_scale cannot be combined"):
+        SR(snr_cutoff=2.0, diag_scale=0.1)
+
+
+def test_memory_estimate_of_the_eigen_path():
+    n, p = 256, 1000
+    assert SR(rcond=1e-6).memory_estimate(n, p, 16) > SR().memory_estimate(n, p, 16)
+    assert SRt(snr_cutoff=1.0).memory_estimate(n, p, 16) > SRt(rcond=1e-6).memory_estimate(n, p, 16) > SRt().memory_estimate(n, p, 16)
