@@ -188,8 +188,8 @@ class SR(_AbstractNaturalGradient):
     rtol: float = 1e-10
     atol: float = 1e-10
     max_steps: int | None = eqx.field(default=None, static=True)
-    rcond: float = eqx.field(default=0.0, static=True)
-    snr_cutoff: float = eqx.field(default=0.0, static=True)
+    rcond: float = eqx.field(default=0.0, static=True, converter=float)
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.solver not in SOLVERS:

@@ -116,8 +116,8 @@ class SRt(_AbstractNaturalGradient):
     """
 
     diag_shift: float = 1e-4
-    rcond: float = eqx.field(default=0.0, static=True)
-    snr_cutoff: float = eqx.field(default=0.0, static=True)
+    rcond: float = eqx.field(default=0.0, static=True, converter=float)
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.diag_shift < 0:
@@ -173,7 +173,7 @@ class MinSR(_AbstractNaturalGradient):
     rcond: float = 1e-12
     acond: float = 0.0
     diag_shift: float = 0.0
-    snr_cutoff: float = eqx.field(default=0.0, static=True)
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.rcond < 0 or self.acond < 0 or self.diag_shift < 0:
