@@ -118,7 +118,10 @@ def sample_space_spectral(t, f_all, split, rows_local, p, diag_shift, rcond, snr
 
     `hard = (rcond, acond)` replaces the soft `rcond` by MinSR's hard cutoff:
     directions with `lambda_k + diag_shift <= max(rcond * max, acond)` are
-    dropped (the eigenvalues of `T + diag_shift I`, as `MinSR` without SNR).
+    dropped (the eigenvalues of `T + diag_shift I`, as `MinSR` without SNR);
+    `n_kept` counts the directions this keeps. Numerically null directions of
+    `T` (`null_tolerance`) are dropped on every path: `X^T u_k = 0` there, and
+    their signal-to-noise ratio is rounding over rounding.
 
     **Returns:** `(coeffs, effective_rank, n_kept)`.
     """
@@ -131,14 +134,14 @@ def sample_space_spectral(t, f_all, split, rows_local, p, diag_shift, rcond, snr
     if snr_cutoff > 0:
         q = _pair_rows(n_samples * (u * root) * f_all[:, None], split, n_ranks())
         var = jnp.mean((q - rho) ** 2, axis=0)
+    tol = null_tolerance(jnp.max(lam), t.shape[0], p)
     if hard is None:
-        tol = null_tolerance(jnp.max(lam), t.shape[0], p)
         g, kept = damping(lam, rho, var, n_samples, rcond, snr_cutoff, tol)
-    else:
-        h_rcond, h_acond = hard
-        w = lam + diag_shift
-        kept = w > jnp.maximum(h_rcond * jnp.max(jnp.abs(w)), h_acond)
-        g, _ = damping(lam, rho, var, n_samples, 0.0, snr_cutoff, -jnp.inf)
-        g = jnp.where(kept, g, 0.0)
-    coeffs = u @ apply_inverse(g, kept, lam, diag_shift, c)
-    return coeffs, jnp.sum(g), jnp.sum(kept)
+        return u @ apply_inverse(g, kept, lam, diag_shift, c), jnp.sum(g), jnp.sum(kept)
+    h_rcond, h_acond = hard
+    w = lam + diag_shift
+    hard_kept = w > jnp.maximum(h_rcond * jnp.max(jnp.abs(w)), h_acond)
+    g, kept = damping(lam, rho, var, n_samples, 0.0, snr_cutoff, tol)
+    kept = kept & hard_kept
+    g = jnp.where(kept, g, 0.0)
+    return u @ apply_inverse(g, kept, lam, diag_shift, c), jnp.sum(g), jnp.sum(hard_kept)

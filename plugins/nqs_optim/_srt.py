@@ -165,9 +165,12 @@ class MinSR(_AbstractNaturalGradient):
       kept direction is damped further by `1 / (1 + (snr_cutoff / SNR_k)^6)`.
       The cutoffs `rcond` / `acond` stay hard (that is MinSR).
 
-    `info["n_kept"]` is the number of eigenvalues kept and
-    `info["effective_rank"]` the sum of the damping factors (equal to `n_kept`
-    without `snr_cutoff`).
+    `info["n_kept"]` is the number of eigenvalues kept by `rcond` / `acond`
+    and `info["effective_rank"]` the sum of the damping factors: `n_kept`
+    without `snr_cutoff`; with it, the sum of the SNR factors over the kept
+    directions that are not numerically null in `X X^T` (those have
+    `X^T u_k = 0`: a diagonal shift keeps them in `n_kept` but they carry no
+    update).
     """
 
     rcond: float = 1e-12
