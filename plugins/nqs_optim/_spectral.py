@@ -4,6 +4,7 @@ shared by SR (parameter space), SRt and MinSR (sample space)."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from nqs_core.distributed import n_ranks, sum_over_ranks, total_samples
@@ -48,10 +49,13 @@ def damping(lam, rho, var, n_samples, rcond, snr_cutoff, tol):
     - `rcond`, `snr_cutoff`: the cutoffs (Python floats; 0 = off).
     - `tol`: eigenvalues `<= tol` are dropped (`null_tolerance`).
 
-    **Returns:** `g_k = r_k s_k` (0 for the null directions) with
+    **Returns:** `(g, kept)`: `g_k = r_k s_k` (0 for the null directions) with
     `r_k = 1 / (1 + (rcond lambda_max / lambda_k)^6)` and
     `s_k = 1 / (1 + (snr_cutoff / SNR_k)^6)`,
-    `SNR_k = |rho_k| sqrt(M) / std_s(Q_{s,k})`.
+    `SNR_k = |rho_k| sqrt(M) / std_s(Q_{s,k})`; for a degenerate eigenvalue
+    the SNR of its eigenspace `E`,
+    `sqrt(sum_{j in E} rho_j^2 M / sum_{j in E} var_s(Q_{s,j}))`, which does
+    not depend on the (arbitrary) basis of `E` (`eigenspace_sums`).
     """
     kept = lam > tol
     safe = jnp.where(kept, lam, 1.0)
@@ -59,13 +63,38 @@ def damping(lam, rho, var, n_samples, rcond, snr_cutoff, tol):
     if rcond > 0:
         g = g * soft_factor(rcond * jnp.max(lam) / safe)
     if snr_cutoff > 0:
+        # a degenerate eigenvalue: the SNR of its eigenspace (basis-independent)
+        rho2, var = eigenspace_sums(lam, jnp.where(kept, rho**2, 0.0), jnp.where(kept, var, 0.0))
         # snr_cutoff / SNR_k = snr_cutoff std_k / (|rho_k| sqrt(M)); a direction
         # without noise (std = 0) is kept, a noisy one with rho = 0 removed
-        signal = jnp.abs(rho) * jnp.sqrt(n_samples)
+        signal = jnp.sqrt(rho2 * n_samples)
         noise = snr_cutoff * jnp.sqrt(jnp.maximum(var, 0.0))
         ratio = jnp.where(signal > 0, noise / jnp.where(signal > 0, signal, 1.0), jnp.where(noise > 0, jnp.inf, 0.0))
         g = g * soft_factor(ratio)
     return g, kept
+
+
+#: eigenvalues closer than this times `lambda_max` are one degenerate eigenvalue
+#: for the SNR (its eigenvectors are determined only to about `eps / gap`)
+DEGENERACY_RTOL = 1e-8
+
+
+def eigenspace_sums(lam, rho2, var):
+    """`sum_{j in E(k)} rho2_j` and `sum_{j in E(k)} var_j` for every `k`,
+    with `E(k)` the eigenvalues degenerate with `lambda_k` (a chain of gaps
+    `<= DEGENERACY_RTOL * lambda_max` in the ascending `lam`).
+
+    Per-direction SNRs are not defined in a degenerate eigenspace: its basis is
+    arbitrary. This matters in practice: for a holomorphic ansatz with complex
+    parameters (counted as real pairs) every eigenvalue of `S` is doubly
+    degenerate (`O` of the imaginary part is `i O` of the real part), and the
+    sums over the pair give the SNR of the complex eigen-direction, as with
+    complex parameters (Schmitt and Heyl 2020)."""
+    k = lam.shape[0]
+    gap = jnp.diff(lam) > DEGENERACY_RTOL * jnp.max(jnp.abs(lam))
+    ids = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(gap.astype(jnp.int32))])
+    sums = jax.ops.segment_sum(jnp.stack([rho2, var], axis=1), ids, num_segments=k, indices_are_sorted=True)
+    return sums[ids, 0], sums[ids, 1]
 
 
 def apply_inverse(g, kept, lam, diag_shift, coeffs):

@@ -26,7 +26,8 @@ def _problem(n, p, seed, complex_=True):
 def reference(y, eps, diag_shift=0.0, rcond=0.0, snr_cutoff=0.0, minsr=None):
     """delta = sum_k g_k / (lambda_k + shift) v_k (v_k . F) in numpy, with
     `g_k = 1/(1 + (rcond lambda_max/lambda_k)^6) / (1 + (snr_cutoff/SNR_k)^6)`,
-    `SNR_k = |rho_k| sqrt(M) / std_s Q_{s,k}`, `Q_{s,k} = M Re[(Y v_k)_s eps_s]`.
+    `SNR_k = |rho_k| sqrt(M) / std_s Q_{s,k}`, `Q_{s,k} = M Re[(Y v_k)_s eps_s]`
+    (for a degenerate eigenvalue: sums of rho_k^2 and var_s Q_{s,k} over its eigenspace).
     `minsr = (rcond, acond)`: MinSR's hard cutoff on `lambda_k + shift` instead."""
     m = y.shape[0]
     s = np.real(y.conj().T @ y)
@@ -43,8 +44,15 @@ def reference(y, eps, diag_shift=0.0, rcond=0.0, snr_cutoff=0.0, minsr=None):
         w = lam + diag_shift
         kept = kept & (w > max(minsr[0] * w.max(), minsr[1]))
     if snr_cutoff > 0:
-        with np.errstate(divide="ignore"):  # SNR = 0 in the null space (dropped)
-            snr = np.abs(rho) * np.sqrt(m) / q.std(axis=0)
+        # a degenerate eigenvalue (within 1e-8 lambda_max): the SNR of its eigenspace
+        rho2, var = np.where(kept, rho**2, 0.0), np.where(kept, q.var(axis=0), 0.0)
+        first = 0
+        for k in range(1, len(lam) + 1):
+            if k == len(lam) or lam[k] - lam[k - 1] > 1e-8 * lam.max():
+                rho2[first:k], var[first:k] = rho2[first:k].sum(), var[first:k].sum()
+                first = k
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 or 0/0 in the null space (dropped)
+            snr = np.sqrt(rho2 * m / var)
             g = g / (1 + (snr_cutoff / snr) ** 6)
     g = np.where(kept, g, 0.0)
     return v @ (g / (np.where(kept, lam, 1.0) + diag_shift) * rho), g.sum()
@@ -69,6 +77,23 @@ def test_sr_srt_and_the_reference_agree(n, p, complex_):
             assert_close(delta, ref)
             np.testing.assert_allclose(info["effective_rank"], ref_rank, rtol=1e-10, err_msg=type(solver).__name__)
             assert 0 < float(info["effective_rank"]) < min(p, (2 if complex_ else 1) * n) - 1
+
+
+def test_holomorphic_degenerate_pairs():
+    """A holomorphic ansatz with complex parameters: `O` of the imaginary parts
+    is `i O` of the real parts, so every eigenvalue of `S` is doubly degenerate
+    and per-direction SNRs would depend on the eigensolver's arbitrary basis;
+    the SNR of the pair makes SR and SRt agree."""
+    a, eps = _problem(12, 40, seed=2)
+    y = np.concatenate([a, 1j * a], axis=1)  # (Re theta, Im theta) of 40 complex parameters
+    lam = np.linalg.eigvalsh(np.real(y.conj().T @ y))[::-1]
+    np.testing.assert_allclose(lam[0:20:2], lam[1:20:2], rtol=1e-12)  # pairs
+    ref, ref_rank = reference(y, eps, 1e-3, 1e-4, 2.0)
+    for solver in (SR(diag_shift=1e-3, rcond=1e-4, snr_cutoff=2.0), SRt(diag_shift=1e-3, rcond=1e-4, snr_cutoff=2.0)):
+        delta, info = jax.jit(solver.solve)(jnp.asarray(y), jnp.asarray(eps))
+        assert_close(delta, ref)
+        np.testing.assert_allclose(info["effective_rank"], ref_rank, rtol=1e-10)
+        assert 1 < ref_rank < 21
 
 
 def test_the_soft_cutoff_damps_small_eigenvalues():
