@@ -157,25 +157,29 @@ class SR(_AbstractNaturalGradient):
     - `rcond`: soft relative eigenvalue cutoff (0 = off). The eigen-direction
       `v_k` of `S` (eigenvalue `lambda_k`) is damped by
       `r_k = 1 / (1 + (rcond * lambda_max / lambda_k)^6)`, the smooth cutoff of
-      Schmitt and Heyl 2020 (supplement, Sec. "Regularization"): a hard cutoff
-      would make the TDVP equation of motion discontinuous in the parameters.
+      Schmitt and Heyl 2020 (Supplemental Material, regularisation section): a
+      hard cutoff would make the TDVP equation of motion jump when an
+      eigenvalue crosses it, which breaks adaptive integrators.
     - `snr_cutoff`: the signal-to-noise cutoff of Schmitt and Heyl 2020
-      (supplement, Sec. "Regularization"; 0 = off). `rho_k = v_k . F` is the
-      mean over samples of per-sample contributions `Q_{s,k}`;
-      `SNR_k = |rho_k| sqrt(M) / std_s(Q_{s,k})` and the direction is damped
-      further by `1 / (1 + (snr_cutoff / SNR_k)^6)`. Meaningful for Monte Carlo
-      samples (equal weights); under MPI the statistics are over the samples
-      of all ranks.
+      (Supplemental Material, Eqs. 20-21 of the arXiv version; 0 = off).
+      `rho_k = v_k . F` is the mean over samples of per-sample contributions
+      `Q_{s,k} = M Re[(Y v_k)_s eps_s]`; `SNR_k = |rho_k| sqrt(M) / std_s(Q_{s,k})`
+      and the direction is damped further by `1 / (1 + (snr_cutoff / SNR_k)^6)`.
+      For a degenerate eigenvalue (within `1e-8 lambda_max`; every eigenvalue is a
+      pair for a holomorphic ansatz with complex parameters) the SNR is that of
+      its eigenspace, `sqrt(M sum_j rho_j^2 / sum_j var_s Q_{s,j})`, which does not
+      depend on the eigensolver's choice of basis. Meant for Monte Carlo samples
+      (equal weights); under MPI the statistics run over the samples of all ranks.
 
     When `rcond > 0` or `snr_cutoff > 0` the solve goes through the
     eigendecomposition of the dense `S` (`solver = "cholesky"` only, no
-    `diag_scale`):
+    `diag_scale`: both are refused):
     `delta = sum_k g_k / (lambda_k + diag_shift) v_k (v_k . F)` with `g_k` the
-    product of the two damping factors (the shift enters the denominator only;
-    the factors use the unshifted `lambda_k`). Eigenvalues at rounding level
-    (`<= max(2M, P) * eps * lambda_max`) are dropped on this path. Otherwise
-    the Cholesky / CG solve of `(S + lambda I) delta = F` runs as without the
-    cutoffs.
+    product of the two damping factors (`diag_shift` enters the denominator
+    only; the factors use the unshifted `lambda_k`). Eigenvalues at rounding
+    level (`<= max(2M, P) * eps * lambda_max`, the null space of `S`) are
+    dropped on this path. Otherwise the Cholesky / CG solve of
+    `(S + lambda I) delta = F` runs as without the cutoffs (bit for bit).
 
     The `info` dict reports `solve_ok` (1 when lineax succeeded; on the eigen
     path, 1 when `delta` is finite) and, on the eigen path, `effective_rank`

@@ -99,8 +99,8 @@ class SRt(_AbstractNaturalGradient):
 
     - `diag_shift`: `lambda`; the same diagonal shift as in parameter space.
     - `rcond`, `snr_cutoff`: the soft eigenvalue cutoff and the signal-to-noise
-      cutoff of Schmitt and Heyl 2020 (supplement, Sec. "Regularization"), as
-      in `SR` (0 = off): with the same values `SR` and `SRt` give the same
+      cutoff of Schmitt and Heyl 2020 (Supplemental Material, Eqs. 20-21 of the
+      arXiv version), as in `SR` (0 = off; see there): with the same values `SR` and `SRt` give the same
       `delta`. The eigendecomposition is that of the sample-space matrix
       `T = X X^T = U diag(lambda) U^T`, whose nonzero eigenvalues are those of
       `S`, with eigenvectors `v_k = X^T u_k / sqrt(lambda_k)` of `S`:
@@ -161,7 +161,8 @@ class MinSR(_AbstractNaturalGradient):
     - `acond`: absolute cut-off (default 0).
     - `diag_shift`: optional diagonal shift added before truncation (default 0).
     - `snr_cutoff`: the signal-to-noise cutoff of Schmitt and Heyl 2020
-      (supplement, Sec. "Regularization"; 0 = off), as in `SR` and `SRt`: each
+      (Supplemental Material, Eqs. 20-21 of the arXiv version; 0 = off), as in
+      `SR` and `SRt`: each
       kept direction is damped further by `1 / (1 + (snr_cutoff / SNR_k)^6)`.
       The cutoffs `rcond` / `acond` stay hard (that is MinSR).
 
