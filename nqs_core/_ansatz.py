@@ -27,6 +27,25 @@ class AbstractAnsatz(eqx.Module):
     def __call__(self, x: Array) -> Scalar:
         raise NotImplementedError
 
+    def product_state(self, space, amplitudes) -> "AbstractAnsatz":
+        """This ansatz with parameters that represent the product state
+        `psi(x) = prod_i amplitudes[j(x_i)]` exactly (up to normalisation and a
+        global phase), where `j(v)` is the index of the value `v` in
+        `space.local_values` (spin 1/2: `(up, down)`); the TDVP driver's
+        `initial_state`. The parameters should leave the state's tangent
+        space non-degenerate (no derivative identically zero), so that an
+        evolution can leave the product manifold.
+
+        **Arguments:** `space` (a discrete space with `local_values`),
+        `amplitudes` (complex, one per local state, none zero).
+
+        **Raises:** `ValueError` when this ansatz cannot represent it (the
+        default: start from a run's parameters with `[run] init_from`)."""
+        raise ValueError(
+            f"the {type(self).__name__} ansatz cannot represent a product state exactly; "
+            "start from another run's parameters ([run] init_from) or use an ansatz that can (rbm)"
+        )
+
 
 class AbstractConnectedAnsatz(AbstractAnsatz):
     """Capability: evaluate many nearly equal configurations at once.

@@ -111,6 +111,12 @@ class AbstractDriver(abc.ABC):
     def evaluate(self, state, n_batches: int = 10) -> tuple[Stats, Any]:
         """`(Stats of the objective of the state's parameters, state)`."""
 
+    def implied_steps(self) -> int | None:
+        """The number of steps the driver's own fields imply (the TDVP driver:
+        its output times), which `nqs run` and `nqs resume` use when `[run]
+        n_steps` is not given; `None` (the default): `[run] n_steps` decides."""
+        return None
+
     def check_steps(self, n_steps: int) -> None:
         """Refuse (`ValueError`) a total number of steps this driver cannot run;
         `nqs run` / `nqs resume` ask before anything is written (default: any)."""
@@ -207,6 +213,13 @@ class AbstractSamplingDriver(AbstractDriver):
     system: Any
     sampler: Any
     estimator: Any
+
+    def observe(self, observables: Mapping[str, Any]) -> bool:
+        """Take the `[observables]` to measure in every step's record, for a
+        driver whose steps are output times (TDVP); `True` when it does, and
+        `nqs run` then does not use `[run] observe_every`. Default: `False`
+        (the observables are measured by `ObservableLog` and at the end)."""
+        return False
 
     @abc.abstractmethod
     def model(self, state) -> Any:

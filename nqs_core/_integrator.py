@@ -16,7 +16,7 @@ class AbstractIntegrator(eqx.Module):
     through the stages in order (the sampler's chains and keys), `aux` is a
     pytree of diagnostics of one evaluation. A fixed-step scheme has
     `adaptive = False`; an adaptive one also returns an estimate of the local
-    error and chooses the next step size with `next_dt`.
+    error and accepts or rejects a step and chooses the next step size in `control`.
 
     **Attributes:** `dt` (the step: fixed, or the first step of an adaptive
     scheme), `order` (class level: the order of convergence of the
@@ -26,7 +26,7 @@ class AbstractIntegrator(eqx.Module):
     dt: eqx.AbstractVar[float]
     #: order of convergence: the error at a fixed time scales as dt**order
     order: ClassVar[int]
-    #: whether `step` returns an error estimate and `next_dt` controls the step
+    #: whether `step` returns an error estimate and `control` chooses the step size
     adaptive: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -40,8 +40,10 @@ class AbstractIntegrator(eqx.Module):
         `(t, y)`)."""
         raise NotImplementedError
 
-    def next_dt(self, dt: Any, error_ratio: Any) -> Any:
-        """The next step size after a step of size `dt` whose error was
-        `error_ratio` times the tolerance (accepted when `<= 1`). Default: `dt`
-        (a fixed step)."""
-        return dt
+    def control(self, dt: Any, error_norm: Any, step_norm: Any) -> tuple[Any, Any]:
+        """Step-size control after a step of size `dt`: `(accepted, next dt)`
+        from the norm of the error estimate and the norm of the step itself
+        (both in the metric the driver chooses; TDVP: `||X v||`, the quantum
+        geometric tensor's norm). Default: every step accepted, `dt` kept
+        (a fixed-step scheme)."""
+        return True, dt

@@ -126,7 +126,7 @@ RESUME_FIELDS = (
     "run.n_steps", "run.checkpoint_every", "run.n_eval_batches", "run.divergence_factor", "run.max_r_hat",
     "run.max_retries", "run.retry_scale", "run.max_memory_gb", "optimizer.learning_rate", "preconditioner.diag_shift",
     "run.blowup_factor", "run.max_frozen_fraction", "run.on_unhealthy", "run.exact_check", "run.exact_check_max_states",
-    "driver.learning_rate",
+    "driver.learning_rate", "driver.t_end",
 )
 
 
@@ -293,7 +293,12 @@ def _check_driver(calc) -> None:
         raise ConfigError(f"the {name} driver runs in one process; start it without mpirun")
 
 
-def _check_steps(calc) -> None:
+def _check_steps(calc, given: bool = True) -> None:
+    """Refuse a number of steps the driver cannot run; a driver whose fields
+    imply the number (`implied_steps`) sets it when it was not `given`."""
+    implied = calc.driver.implied_steps()
+    if implied is not None and not given:
+        calc.config["run"]["n_steps"] = calc.run["n_steps"] = implied
     try:
         calc.driver.check_steps(calc.run["n_steps"])
     except ValueError as exc:
@@ -335,7 +340,7 @@ def run(config: dict[str, Any], run_dir=None, progress: bool = True, console=Non
     resolve_exact_energy(calc)  # after the build: the build runs no physics
     if n_steps is not None:
         calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
-    _check_steps(calc)
+    _check_steps(calc, given=n_steps is not None or "n_steps" in (config.get("run") or {}))
     with _signals.catch_signals(run_dir):
         # under MPI only rank 0 touches the run directory (and holds its lock)
         error, created, lock = None, False, None
@@ -448,7 +453,8 @@ def resume(run_dir, n_steps: int | None = None, progress: bool = True, console=N
         resolve_exact_energy(calc)
         if n_steps is not None:
             calc.config["run"]["n_steps"] = calc.run["n_steps"] = check_steps(n_steps)
-        _check_steps(calc)
+        steps_set = n_steps is not None or any(o.split("=", 1)[0].strip() == "run.n_steps" for o in overrides)
+        _check_steps(calc, given=steps_set)
         check_physics(run_dir, calc.config)
         if (run_dir / CHECKPOINT_META).exists() or (run_dir / CHECKPOINT_FILE).exists():
             like = calc.driver.init(calc.driver.run_key(calc.run["seed"]))
@@ -540,7 +546,8 @@ def _continue(calc, run_dir, state, progress, console) -> RunResult:
         callbacks.insert(0, JsonlLog(run_dir))
         if progress:
             callbacks.append(ProgressBar(n_steps, console=console))
-    if calc.observables and calc.run["observe_every"] > 0:  # before JsonlLog: it adds to the record
+    in_steps = isinstance(driver, AbstractSamplingDriver) and driver.observe(calc.observables)
+    if calc.observables and calc.run["observe_every"] > 0 and not in_steps:  # before JsonlLog: it adds to the record
         callbacks.insert(0, ObservableLog(calc.observables, calc.run["observe_every"]))
     e_inf, n_sites, v_note = system_v_score_inputs(getattr(driver, "system", None))
     callbacks.insert(0, _VScoreLog(e_inf, n_sites, driver.objective))  # before JsonlLog: it adds to the record

@@ -19,6 +19,7 @@ import dataclasses
 import math
 from typing import Any, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from ._run_options import ConfigError
@@ -42,8 +43,6 @@ class Ramp:
 
     def value_jnp(self, t):
         """The field's value at a traced time `t` (inside `jax.jit`)."""
-        import jax.numpy as jnp
-
         times = jnp.asarray(self.times, dtype=jnp.float64)
         values = jnp.asarray(self.values, dtype=jnp.float64)
         n = len(self.times)

@@ -4,7 +4,13 @@ import nqs_core
 
 #: `(kind, config name, "module:Name")` for everything this plugin provides; the
 #: references are imported when a component is first used (`Registry.add`).
-COMPONENTS: tuple[tuple[str, str, str], ...] = ()
+COMPONENTS = (
+    ("driver", "tdvp", "nqs_dynamics._tdvp:TDVP"),
+    ("integrator", "euler", "nqs_dynamics._integrators:Euler"),
+    ("integrator", "heun", "nqs_dynamics._integrators:Heun"),
+    ("integrator", "rk4", "nqs_dynamics._integrators:RK4"),
+    ("integrator", "rk23", "nqs_dynamics._integrators:RK23"),
+)
 
 
 @nqs_core.hookimpl

@@ -68,3 +68,73 @@ class RBM(AbstractAnsatz):
         if self.visible_bias is not None:
             out = out + jnp.sum(self.visible_bias * x)  # fuses with the rest (a dot is its own kernel)
         return out
+
+    def product_state(self, space, amplitudes):
+        """The RBM of an exact product state (the TDVP driver's `initial_state`).
+
+        Hidden unit `j` is connected to site `j mod N` only (its weights to
+        the other sites are set to 0, its weights to that site and its bias
+        are kept), so each site's factor is the visible bias term times the
+        `log cosh` of its own hidden units, and the visible bias is solved so
+        that the factor equals `amplitudes` (exact for spin 1/2 with the
+        `"value"` encoding and for any `d` with `"one_hot"`). The derivatives
+        with respect to the zeroed weights do not vanish, so a time evolution
+        can leave the product manifold.
+
+        **Raises:** `ValueError` without a visible bias, with `"value"`
+        encoding on more than two local states, or for amplitudes with a sign
+        or phase on real parameters."""
+        import numpy as np
+
+        amps = np.asarray(amplitudes, dtype=complex).reshape(-1)
+        values = tuple(float(v) for v in space.local_values)
+        n, d = space.size, len(values)
+        if amps.shape != (d,) or np.any(amps == 0):
+            raise ValueError(f"a product state needs {d} non-zero local amplitudes (one per local state), got {amplitudes!r}")
+        if self.visible_bias is None:
+            raise ValueError("the RBM needs use_visible_bias = true to represent a product state")
+        log_amp = np.log(amps)
+        real = not jnp.iscomplexobj(self.weights)
+        if real and (np.any(amps.real <= 0) or np.any(np.abs(amps.imag) > 0)):
+            raise ValueError("amplitudes with a sign or phase need a complex RBM (param_dtype = \"complex128\")")
+        if self.local_states is None and d != 2:
+            raise ValueError(f"a product state of {d} local states needs encoding = \"one_hot\"")
+        n_hidden = self.weights.shape[0]
+        site_of_hidden = np.arange(n_hidden) % n
+        w = np.asarray(self.weights)
+        b = np.asarray(self.hidden_bias) if self.hidden_bias is not None else np.zeros(n_hidden, w.dtype)
+        per_site = w.shape[1] // n  # inputs per site: 1 (value) or d (one_hot)
+        mask = np.zeros_like(w, dtype=bool)
+        for j in range(n_hidden):
+            i = site_of_hidden[j]
+            mask[j, i * per_site:(i + 1) * per_site] = True
+        # on-site weights of order one (their phases kept): a hidden unit whose
+        # tanh(b + W x) is small would make the correlated directions of the
+        # tangent space tiny, and an evolution would need huge velocities
+        mag = np.abs(w)
+        spread = 0.5 + 0.5 * (np.arange(n_hidden) // n + 1) / (n_hidden // n + 1)
+        w = np.where(mask, np.where(mag > 0, w / np.where(mag > 0, mag, 1), 1.0) * spread[:, None], 0)
+        a = np.array(self.visible_bias).astype(complex)
+        for i in range(n):
+            hidden = site_of_hidden == i
+            cols = slice(i * per_site, (i + 1) * per_site)
+
+            def lc(v):  # sum of log cosh of site i's hidden units for local value index v
+                x = np.zeros(per_site)
+                if per_site > 1:
+                    x[self.local_states.index(values[v])] = 1.0
+                else:
+                    x[0] = values[v]
+                z = b[hidden] + w[hidden][:, cols] @ x
+                return np.sum(np.log(np.cosh(z.astype(complex))))
+
+            if per_site > 1:  # one_hot: one bias per (site, local state) in local_states order
+                order = [values.index(s) for s in self.local_states]
+                a[cols] = [log_amp[v] - lc(v) for v in order]
+            else:
+                # a (v0 - v1) = log amp(v0) - log amp(v1) - (lc(v0) - lc(v1))
+                a[i] = (log_amp[0] - log_amp[1] - (lc(0) - lc(1))) / (values[0] - values[1])
+        if real:
+            a = a.real
+        model = eqx.tree_at(lambda m: m.weights, self, jnp.asarray(w, dtype=self.weights.dtype))
+        return eqx.tree_at(lambda m: m.visible_bias, model, jnp.asarray(a, dtype=self.visible_bias.dtype))

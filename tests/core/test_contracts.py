@@ -75,6 +75,8 @@ HOOKS_WITH_DEFAULTS = {
                                                        "default: none (the physical basis)",
     ("AbstractDiscreteHamiltonian", "in_basis"): "bind a physical operator in the system's (rotated) basis; "
                                                  "default: no rotation",
+    ("AbstractAnsatz", "product_state"): "optional exact product state for the TDVP driver's initial_state; default: refuse",
+    ("AbstractIntegrator", "control"): "step-size control of an adaptive integrator; default: a fixed step",
     ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
     ("AbstractPreconditioner", "check_system"): "refuse a system the preconditioner cannot work on, at build; default: accept every system",
     ("AbstractPreconditioner", "memory_estimate"): "extra memory of a step for the memory guard; default: 0 (nothing beyond the samples)",
