@@ -96,40 +96,41 @@ def _number(where: str, value) -> float:
 
 
 def output_times(t_end, t_out) -> np.ndarray:
-    """The output times of a TDVP config: `0, t_out, 2 t_out, ...` up to and
-    including `t_end` (an interval that does not divide `t_end` ends with a
-    shorter last interval), or an explicit list (`0` is put in front when
-    missing; the times must increase and not pass `t_end`).
+    """The output times of a TDVP config, as the `tdvp` driver makes them:
+    `0, t_out, 2 t_out, ...` (each rounded to 12 decimals) up to `t_end`, and
+    `t_end` itself when the interval does not reach it (a shorter last
+    interval); `t_out` omitted: `t_end / 100`; or an explicit list of
+    increasing times (`0` put in front when missing, `t_end` appended when the
+    list stops before it; a time after `t_end` is refused).
 
-    **Arguments:** `t_end` (a positive number; `None` for a list: its last time),
-    `t_out` (a positive number, or a list of times).
+    **Arguments:** `t_end` (a positive number; `None` for a list: its last
+    time), `t_out` (a positive number, a list of times, or `None`).
 
     **Returns:** a float64 array, starting at 0. **Raises:** `ConfigError` naming the problem.
     """
     if isinstance(t_out, (list, tuple)):
-        if not t_out:
-            raise ConfigError("[driver] t_out must be a positive number or a non-empty list of times")
         times = [_number("[driver] t_out (a list of times): every entry", t) for t in t_out]
-        if times[0] != 0.0:
+        if not times or times[0] != 0.0:
             times = [0.0] + times
-        if any(b <= a for a, b in zip(times, times[1:])) or times[0] < 0:
-            raise ConfigError(f"[driver] t_out must list increasing non-negative times, got {list(t_out)}")
-        if t_end is not None and times[-1] > _number("[driver] t_end", t_end) * (1 + 1e-12):
-            raise ConfigError(f"[driver] t_out lists {times[-1]:g}, after t_end = {t_end:g}; drop it or raise t_end")
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ConfigError(f"[driver] t_out must list increasing times from 0, got {list(t_out)}")
+        end = times[-1] if t_end is None else _number("[driver] t_end", t_end)
+        if times[-1] > end * (1 + 1e-12):
+            raise ConfigError(f"[driver] t_out lists {times[-1]:g}, after t_end = {end:g}; drop it or raise t_end")
+        if times[-1] < end * (1 - 1e-12):
+            times.append(end)
         return np.asarray(times, dtype=np.float64)
-    if t_end is None:
-        raise ConfigError("[driver] needs t_end (the last time), e.g. t_end = 1.0")
-    t_end = _number("[driver] t_end", t_end)
+    t_end = 1.0 if t_end is None else _number("[driver] t_end", t_end)
     if t_end <= 0:
         raise ConfigError(f"[driver] t_end must be positive, got {t_end:g}")
-    step = t_end if t_out is None else _number("[driver] t_out", t_out)
+    step = t_end / 100 if t_out is None else _number("[driver] t_out", t_out)
     if step <= 0:
-        raise ConfigError(f"[driver] t_out must be positive, got {step:g}")
-    n = int(round(t_end / step))
-    if n >= 1 and abs(n * step - t_end) <= 1e-9 * t_end:
-        return np.linspace(0.0, t_end, n + 1)
-    times = np.arange(0.0, t_end, step)
-    return np.append(times[times < t_end * (1 - 1e-9)], t_end)
+        raise ConfigError(f"[driver] t_out must be a positive interval or a list of times, got {t_out!r}")
+    n = int(math.floor(t_end / step + 1e-9))
+    times = [round(k * step, 12) for k in range(n + 1)]
+    if times[-1] < t_end * (1 - 1e-12):
+        times.append(t_end)
+    return np.asarray(times, dtype=np.float64)
 
 
 def _driver_spec(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def _driver_spec(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"[driver] time must be one of {', '.join(TIMES)}, got {time!r}")
     return {
         "time": time,
-        "times": output_times(driver.get("t_end"), driver.get("t_out")),
+        "times": output_times(driver.get("t_end", 1.0), driver.get("t_out")),
         "initial_state": driver.get("initial_state"),
         "schedule": parse_schedule(driver.get("schedule")),
     }

@@ -210,6 +210,8 @@ def test_initial_state_from_the_ansatz():
 def test_output_times_and_errors(tmp_path):
     assert np.allclose(nqs_core._evolve.output_times(1.0, 0.3), [0, 0.3, 0.6, 0.9, 1.0])
     assert np.allclose(nqs_core._evolve.output_times(None, [0.1, 0.5]), [0, 0.1, 0.5])
+    assert np.allclose(nqs_core._evolve.output_times(1.0, [0.1, 0.5]), [0, 0.1, 0.5, 1.0])
+    assert np.allclose(nqs_core._evolve.output_times(2.0, None), np.arange(101) * 0.02, rtol=0, atol=1e-12)
     vmc = config(4, 1.0, '"+x"')
     vmc["driver"] = {"name": "vmc"}
     with pytest.raises(ConfigError, match='name = "tdvp"'):
