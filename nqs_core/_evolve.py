@@ -22,6 +22,8 @@ Integration:
 - imaginary time, `d/dt psi = -H psi`: `psi(t') = exp(-(H - E(t)) (t' - t)) psi(t)`
   renormalised (the shift by the energy of `psi(t)` keeps the numbers finite and
   drops out with the norm);
+- the observables: operator observables as sparse matrices built once (one
+  product per operator and time), the others as `nqs exact` measures them;
 - the exponential times a vector by `scipy.sparse.linalg.expm_multiply`
   (Al-Mohy & Higham 2011, truncated Taylor series with scaling: exact to
   rounding, whatever the step), one call from output time to output time while
@@ -52,17 +54,18 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._config import SystemBuilder, build, run_memory_limit
-from ._fullsum import DEFAULT_MAX_STATES
+from ._fullsum import DEFAULT_MAX_STATES, _content_key
 from ._io import CONFIG_FILE, check_run_files, read_log, strict_json, write_text
 from ._local_space import local_values_of, values_to_indices
 from ._lock import LOCK_FILE, RunLock, lock_note
+from ._observable import AbstractOperatorObservable
 from ._pictures import plot_evolution_records
 from ._run_options import ConfigError
 from ._schedule import Ramp, parse_schedule, schedule_breaks
-from ._spectrum import _check_space, _matrix, _row_index, build_exact, expect_vector, spectrum_memory
+from ._spectrum import _check_space, _default_local_values, _matrices, _matrix, _row_index, build_exact, expect_vector, spectrum_memory
 from ._state import VariationalState, load_state, rotated_sites, rotation_diagonal
 from ._toml import load_config, resolved_toml
-from ._validate import check_memory, memory_limit
+from ._validate import MemoryLimitError, check_memory, memory_limit
 
 #: The table of an evolution written by `nqs exact --evolve --save` (one row per output time).
 EVOLUTION_CSV = "evolution.csv"
@@ -517,6 +520,57 @@ def _complex_safe(values: np.ndarray) -> np.ndarray:
     return np.real(values).astype(np.float64)
 
 
+class _Measure:
+    """The `[observables]` on a state vector at many times: operator
+    observables (of the default local values) as sparse matrices built once
+    (the look-ups of `nqs exact`, in one pass for all of them; elements that
+    leave the space dropped, they do not change `<v|O|v>`), so a time costs one
+    product per operator; the others, and operators whose matrices would pass
+    the memory limit (`base` bytes already taken), through `expect_vector` at
+    every time (as `nqs exact` measures them)."""
+
+    def __init__(self, observables, space, states, index, base: float):
+        self.space, self.states, self.index = space, states, index
+        self.fast: dict[str, tuple[list[int], Any, bool]] = {}
+        unique: list[Any] = []
+        keys: dict[Any, int] = {}
+        n = states.shape[0]
+        size = 0
+        for name, o in observables.items():
+            if not (isinstance(o, AbstractOperatorObservable) and _default_local_values(o)):
+                continue
+            new = {}
+            for op in o.operators:
+                key = _content_key(op)
+                if key not in keys and key not in new:
+                    new[key] = op
+            extra = sum(n * int(op.max_conn_size) for op in new.values())
+            try:  # 16 bytes a complex element and 8 its column, twice while built
+                check_memory(base + 48.0 * (size + extra), "the observables' matrices")
+            except MemoryLimitError:
+                continue
+            size += extra
+            for key, op in new.items():
+                keys[key] = len(unique)
+                unique.append(op)
+            transform = None if o.transform is None else np.asarray(o.transform)
+            idx = [keys[_content_key(op)] for op in o.operators]
+            self.fast[name] = (idx, transform, transform is None and len(o.operators) == 1)
+        self.matrices = [m.astype(np.complex128) for m in _matrices(tuple(unique), states, index, strict=False)] if unique else []
+        self.slow = {k: o for k, o in observables.items() if k not in self.fast}
+
+    def __call__(self, psi: np.ndarray) -> dict[str, np.ndarray]:
+        means = [np.vdot(psi, m @ psi) for m in self.matrices]
+        out = {}
+        for name, (idx, transform, scalar) in self.fast.items():
+            a = np.asarray([means[i] for i in idx])
+            out[name] = a[0] if scalar else (a if transform is None else transform @ a)
+        if self.slow:
+            for name, st in expect_vector(self.space, self.states, psi, self.slow, self.index).items():
+                out[name] = np.asarray(st.mean)
+        return out
+
+
 def exact_evolution(
     config: Mapping[str, Any],
     registry=None,
@@ -595,6 +649,7 @@ def exact_evolution(
                 base.append(v0)
                 slopes.append(d1)
         ham = _Hamiltonian(h0, ramps, base, slopes)
+        measure = _Measure(observables, space, states, index, base=spectrum_memory(system, 1) * (1 + 2 * len(ramps)))
         u = rotation_diagonal(system, states)
         say("the initial state")
         psi_phys = np.asarray(_initial_vector(config, spec, calc, system, states, calc.registry, max_states), dtype=np.complex128)
@@ -618,8 +673,8 @@ def exact_evolution(
             energy.append(e)
             variance.append(max(float(np.real(np.vdot(hpsi, hpsi))) - e * e, 0.0))
             if observables:
-                for name, st in expect_vector(space, states, psi, observables, index).items():
-                    values[name].append(np.asarray(st.mean))
+                for name, mean in measure(psi).items():
+                    values[name].append(mean)
             if keep_states:
                 kept.append(np.conj(u) * psi)
     resolved = dict(calc.config)

@@ -115,30 +115,46 @@ def _matrix(system, states: np.ndarray, index, progress: Callable[[str], None] |
 
     **Raises:** `ConfigError` when a non-zero element leaves the space.
     """
+    return _matrices((system,), states, index, progress)[0]
+
+
+def _matrices(ops, states: np.ndarray, index, progress: Callable[[str], None] | None = None,
+              strict: bool = True) -> list[sp.csr_matrix]:
+    """The matrices of several operators at once (`_matrix` of each; one
+    compiled look-up per chunk of rows for all of them). `strict=False` drops
+    the elements that lead out of the space instead of raising (what `<v|O|v>`
+    of a vector inside the space needs).
+
+    **Raises:** `ConfigError` (with `strict`) when a non-zero element leaves the space.
+    """
     n = states.shape[0]
     width = min(_CHUNK, n)
-    blocks = []
+    blocks: list[list[sp.csr_matrix]] = [[] for _ in ops]
     for start in range(0, n, width):
         chunk = states[start : start + width]
         m = chunk.shape[0]
         if m < width:  # the same compiled function for the last chunk
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - m, axis=0)])
-        ((rows, mels, bad),) = jax.device_get(_table_chunk((system,), jnp.asarray(chunk), jnp.int32(start), index))
-        if bad:
-            raise ConfigError(
-                "the Hamiltonian connects configurations outside the space (does it conserve the space's "
-                "constraint, e.g. total_sz?); diagonalise it in the unconstrained space"
-            )
-        rows, mels = rows[:m], mels[:m]
-        keep = mels != 0
-        indptr = np.zeros(m + 1, dtype=np.int64)
-        np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
-        blocks.append(sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(m, n)))
+        parts = jax.device_get(_table_chunk(tuple(ops), jnp.asarray(chunk), jnp.int32(start), index))
+        for k, (rows, mels, bad) in enumerate(parts):
+            if bad and strict:
+                raise ConfigError(
+                    "the Hamiltonian connects configurations outside the space (does it conserve the space's "
+                    "constraint, e.g. total_sz?); diagonalise it in the unconstrained space"
+                )
+            rows, mels = rows[:m], mels[:m]
+            keep = mels != 0
+            indptr = np.zeros(m + 1, dtype=np.int64)
+            np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+            blocks[k].append(sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(m, n)))
         if progress is not None and n > width:
             progress(f"building the Hamiltonian: {min(start + width, n)} of {n} rows")
-    out = sp.vstack(blocks, format="csr")
-    out.sum_duplicates()
-    out.eliminate_zeros()
+    out = []
+    for b in blocks:
+        matrix = sp.vstack(b, format="csr")
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        out.append(matrix)
     return out
 
 
