@@ -40,7 +40,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._lattice": ["AbstractLattice", "AbstractBravaisLattice"],
         "._brillouin": ["brillouin_zone", "cluster_momentum", "high_symmetry_points", "in_zone", "momentum_lattice", "reciprocal_vectors", "zone_images"],
         "._pictures": ["draw_correlation", "draw_energy", "draw_evolution", "draw_structure_factor", "plot_energy", "plot_evolution_records", "plot_observables", "write_csv"],
-        "._evolve": ["Evolution", "exact_evolution", "is_evolution_run", "load_evolution", "plot_evolution"],
+        "._evolve": ["Evolution", "exact_evolution", "is_evolution_run", "load_evolution", "output_times", "plot_evolution"],
         "._lattices": ["Chain", "Graph", "Honeycomb", "Kagome", "LEG", "Ladder", "RUNG", "Square", "Triangular"],
         "._preconditioner": ["AbstractNaturalGradient", "AbstractPreconditioner", "IdentityPreconditioner", "StepContext"],
         "._registry": ["KINDS", "Registry", "RegistryError", "get_registry", "hookimpl", "hookspec", "load_registry"],
