@@ -123,6 +123,24 @@ def main():
         # the energy at the parameters reached (one more right-hand side, not timed)
         tdvp(psi.get_parameters(), box["t"], **kw, intStep=0)
         out.update(energy_info())
+        # jVMC's own timing of the parts of one right-hand side (its `outp` hooks;
+        # a stand-in for its OutputManager, which writes an HDF5 file)
+        parts = {}
+
+        class Timer:
+            def start_timing(self, name):
+                parts[name] = -time.perf_counter()
+
+            def stop_timing(self, name):
+                parts[name] += time.perf_counter()
+
+            def add_timing(self, name, value):
+                parts[name] = value
+
+        t0 = time.perf_counter()
+        tdvp(psi.get_parameters(), box["t"], **kw, intStep=1, outp=Timer())
+        parts["whole"] = time.perf_counter() - t0
+        out["rhs_parts_wall"] = parts
         # jVMC's own fixed-step Heun (two stages), for the per-stage cost; after
         # the energy, so that it does not move the parameters reported
         heun = jVMC.util.stepper.Heun(timeStep=dt)
