@@ -456,15 +456,21 @@ class TDVP(AbstractSamplingDriver):
         t0 = time.perf_counter()
         k = int(state.step)
         t_k = self.times[k]
-        energy, values, state = measure(self._probe(t_k), state, self.observables, 1)
-        record: dict[str, Any] = {"step": k, "t": t_k, **_energy_record(energy)}
-        if values:
-            record["observables"] = {name: stats_dict(v) for name, v in values.items()}
-        if k + 1 < len(self.times):
+        last = k + 1 == len(self.times)
+        record: dict[str, Any] = {"step": k, "t": t_k}
+        if self.observables or last:
+            # the energy and the observables on the same samples (one more sampler call)
+            energy, values, state = measure(self._probe(t_k), state, self.observables, 1)
+            record.update(_energy_record(energy))
+            if values:
+                record["observables"] = {name: stats_dict(v) for name, v in values.items()}
+        if not last:
             theta = real_ravel(state.params)[0]
             out = self._interval(theta, state.t, state.dt, state.sampler_state, jnp.asarray(self.times[k + 1], jnp.float64))
             theta, t, dt, sampler_state, n, n_rej, aux0, at_min = out
             aux0, n, n_rej, at_min = jax.device_get((aux0, n, n_rej, at_min))
+            if "energy" not in record:  # no observables: the energy of the first evaluation's samples
+                record.update(_energy_record(aux0["stats"]))
             record["residual"] = float(aux0["residual"])
             rank = float(aux0["effective_rank"])
             if math.isfinite(rank):
