@@ -448,3 +448,106 @@ def plot_observables(values: Mapping, observables: Mapping, path, lattice: Abstr
         written.append(write_csv(path.with_name(f"{path.stem}_{name}.csv"), table))
     fig.savefig(path, dpi=120)
     return [path, *written]
+
+
+# -- time evolution --------------------------------------------------------------------
+
+#: at most this many entries of an array observable get a line of their own against t
+MAX_ENTRIES = 10
+
+
+def _record_values(records: Sequence[Mapping], observable: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(mean, error)` of `observable` per record, `(n, n_entries)` each (real part; NaN where missing)."""
+    means, errors = [], []
+    for r in records:
+        if observable == "energy":
+            m, e = r.get("energy"), r.get("energy_error")
+        else:
+            d = (r.get("observables") or {}).get(observable) or {}
+            m, e = d.get("mean"), d.get("error")
+        m = np.atleast_1d(np.asarray(np.nan if m is None else m, dtype=np.float64))
+        e = np.atleast_1d(np.asarray(np.nan if e is None else e, dtype=np.float64))
+        means.append(m.reshape(-1))
+        errors.append(np.broadcast_to(e.reshape(-1), m.reshape(-1).shape) if e.size in (1, m.size) else np.full(m.size, np.nan))
+    width = max(len(m) for m in means)
+    pad = lambda rows: np.array([np.pad(x, (0, width - len(x)), constant_values=np.nan) for x in rows])  # noqa: E731
+    return pad(means), pad(errors)
+
+
+def draw_evolution(axes, records: Sequence[Mapping], observable: str = "energy",
+                   exact: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Draw a quantity of a time-evolution log against `t`: the records' means
+    with their error bars, the exact curve when given, and (in `axes[1]`, when
+    given and the records carry `"residual"`) the TDVP residual on a log scale.
+
+    **Arguments:**
+
+    - `axes`: one `Axes` or a sequence of one or two.
+    - `records`: log records with `t`, `energy`, `energy_error`, `residual`,
+      `observables` (`{name: {"mean", "error"}}`).
+    - `observable`: `"energy"` or the name of an observable of the records
+      (an array one draws one line per entry, at most `MAX_ENTRIES`).
+    - `exact`: `(times, values)` of the exact evolution (`values` shaped
+      `(len(times), *entries)`), or `None`.
+
+    **Returns:** the drawn table: `t`, then per entry `NAME` (`NAME[k]`), its
+    `_error` and (with `exact`) `exact_` column at the records' times, and `residual`.
+    """
+    axes = list(axes) if isinstance(axes, (list, tuple, np.ndarray)) else [axes]
+    t = np.array([float(r["t"]) for r in records])
+    mean, err = _record_values(records, observable)
+    n_entries = mean.shape[1]
+    if n_entries > MAX_ENTRIES:
+        raise ValueError(f"{observable} has {n_entries} entries; at most {MAX_ENTRIES} are drawn against t")
+    keys = [observable] if n_entries == 1 else [f"{observable}[{k}]" for k in range(n_entries)]
+    ax = axes[0]
+    table: dict[str, Any] = {"t": t}
+    ex_t = ex_v = None
+    if exact is not None and exact[1] is not None:
+        ex_t = np.asarray(exact[0], dtype=np.float64)
+        ex_v = np.real(np.asarray(exact[1])).reshape(len(ex_t), -1)
+    for k, key in enumerate(keys):
+        color = f"C{k % 10}"
+        ax.errorbar(t, mean[:, k], yerr=np.nan_to_num(err[:, k]), fmt="o", ms=3.5, capsize=2, lw=0.8, color=color,
+                    label=f"TDVP {key}" if n_entries > 1 else "TDVP")
+        table[key] = mean[:, k]
+        table[f"{key}_error"] = err[:, k]
+        if ex_v is not None and k < ex_v.shape[1]:
+            ax.plot(ex_t, ex_v[:, k], "-", lw=1.1, color="k" if n_entries == 1 else color, alpha=0.8,
+                    label="exact" if k == 0 else None)
+            table[f"exact_{key}"] = np.interp(t, ex_t, ex_v[:, k])
+    ax.set_ylabel(observable)
+    ax.legend(fontsize=8, loc="best")
+    residual = np.array([float(r["residual"]) if isinstance(r.get("residual"), (int, float)) else np.nan for r in records])
+    table["residual"] = residual
+    if len(axes) > 1:
+        ax2 = axes[1]
+        positive = np.isfinite(residual) & (residual > 0)
+        if positive.any():
+            ax2.semilogy(t[positive], residual[positive], "o-", ms=3, lw=0.8, color="C3", label="TDVP residual r²")
+        else:
+            ax2.plot(t, residual, "o-", ms=3, lw=0.8, color="C3", label="TDVP residual r²")
+        ax2.set_ylabel("residual r²")
+        ax2.legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("t")
+    return table
+
+
+def plot_evolution_records(records: Sequence[Mapping], observable: str, path,
+                           exact: tuple[np.ndarray, np.ndarray] | None = None, title: str | None = None) -> list[pathlib.Path]:
+    """A quantity of a time-evolution log against `t` (`draw_evolution`) into the
+    PNG `path`, with a second panel of the TDVP residual when the records carry
+    one; the drawn numbers into `path` with the suffix `.csv`.
+
+    **Returns:** the paths written (PNG, CSV).
+    """
+    path = pathlib.Path(path)
+    with_residual = any(isinstance(r.get("residual"), (int, float)) for r in records)
+    n = 2 if with_residual else 1
+    fig = Figure(figsize=(7, 3.4 + 2.4 * (n - 1)), layout="constrained")
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False, height_ratios=[3, 2][:n])[:, 0]
+    table = draw_evolution(list(axes), records, observable, exact)
+    if title:
+        axes[0].set_title(f"{observable} against t ({title})", fontsize="medium")
+    fig.savefig(path, dpi=120)
+    return [path, write_csv(path.with_suffix(".csv"), table)]

@@ -14,7 +14,7 @@ class ConfigError(ValueError):
 
 #: The `[run]` table: fields, defaults and meaning.
 RUN_FIELDS: dict[str, tuple[Any, str]] = {
-    "n_steps": (200, "optimisation steps"),
+    "n_steps": (200, "optimisation steps (the tdvp driver sets it: its number of output times)"),
     "seed": (0, "seed of every random number in the run"),
     "output": ("runs", "folder in which run directories are made"),
     "name": ("", "run directory name (default: <system>-<timestamp>)"),

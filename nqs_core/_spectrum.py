@@ -115,30 +115,46 @@ def _matrix(system, states: np.ndarray, index, progress: Callable[[str], None] |
 
     **Raises:** `ConfigError` when a non-zero element leaves the space.
     """
+    return _matrices((system,), states, index, progress)[0]
+
+
+def _matrices(ops, states: np.ndarray, index, progress: Callable[[str], None] | None = None,
+              strict: bool = True) -> list[sp.csr_matrix]:
+    """The matrices of several operators at once (`_matrix` of each; one
+    compiled look-up per chunk of rows for all of them). `strict=False` drops
+    the elements that lead out of the space instead of raising (what `<v|O|v>`
+    of a vector inside the space needs).
+
+    **Raises:** `ConfigError` (with `strict`) when a non-zero element leaves the space.
+    """
     n = states.shape[0]
     width = min(_CHUNK, n)
-    blocks = []
+    blocks: list[list[sp.csr_matrix]] = [[] for _ in ops]
     for start in range(0, n, width):
         chunk = states[start : start + width]
         m = chunk.shape[0]
         if m < width:  # the same compiled function for the last chunk
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - m, axis=0)])
-        ((rows, mels, bad),) = jax.device_get(_table_chunk((system,), jnp.asarray(chunk), jnp.int32(start), index))
-        if bad:
-            raise ConfigError(
-                "the Hamiltonian connects configurations outside the space (does it conserve the space's "
-                "constraint, e.g. total_sz?); diagonalise it in the unconstrained space"
-            )
-        rows, mels = rows[:m], mels[:m]
-        keep = mels != 0
-        indptr = np.zeros(m + 1, dtype=np.int64)
-        np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
-        blocks.append(sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(m, n)))
+        parts = jax.device_get(_table_chunk(tuple(ops), jnp.asarray(chunk), jnp.int32(start), index))
+        for k, (rows, mels, bad) in enumerate(parts):
+            if bad and strict:
+                raise ConfigError(
+                    "the Hamiltonian connects configurations outside the space (does it conserve the space's "
+                    "constraint, e.g. total_sz?); diagonalise it in the unconstrained space"
+                )
+            rows, mels = rows[:m], mels[:m]
+            keep = mels != 0
+            indptr = np.zeros(m + 1, dtype=np.int64)
+            np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+            blocks[k].append(sp.csr_matrix((mels[keep], rows[keep].astype(np.int64), indptr), shape=(m, n)))
         if progress is not None and n > width:
             progress(f"building the Hamiltonian: {min(start + width, n)} of {n} rows")
-    out = sp.vstack(blocks, format="csr")
-    out.sum_duplicates()
-    out.eliminate_zeros()
+    out = []
+    for b in blocks:
+        matrix = sp.vstack(b, format="csr")
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        out.append(matrix)
     return out
 
 
@@ -315,98 +331,10 @@ class ExactState:
         operators of all of them (equal ones once) in one compiled pass over
         the configurations."""
         obs = {k: self._as_observable(o) for k, o in observables.items()}
-        v = self.vector
-        out: dict[str, Stats] = {}
-        table_obs = {k: o for k, o in obs.items() if isinstance(o, AbstractOperatorObservable) and _default_local_values(o)}
-        if table_obs:
-            out.update(self._expect_operators(table_obs))
-        for name, o in obs.items():
-            if name in out:
-                continue
-            if isinstance(o, AbstractSampleObservable):
-                values = np.asarray(batch_apply(o.function, jnp.asarray(self.configurations)))
-                p = np.abs(v) ** 2
-                flat = values.reshape(len(v), -1)
-                mean = p @ flat
-                var = p @ (np.abs(flat) ** 2) - np.abs(mean) ** 2
-                out[name] = _stats(mean.reshape(values.shape[1:]), var.reshape(values.shape[1:]))
-            else:
-                out[name] = self._expect_by_local_values(o)
-        return {k: out[k] for k in obs}
-
-    def _expect_operators(self, observables: Mapping[str, AbstractOperatorObservable]) -> dict[str, Stats]:
-        """Operator observables: `A_j = sum_k T_jk O_k`, `<A_j> = <v|A_j v>` and
-        `||A_j v||^2`, accumulated over chunks of rows (memory: the chunk's
-        connected elements, not a table of the whole space)."""
         space = self._space()
         if self._index is None:
             self._index = _row_index(space, self.configurations)
-        unique, keys, where = [], {}, {}
-        for name, o in observables.items():
-            idx = []
-            for op in o.operators:
-                key = _content_key(op)
-                if key not in keys:
-                    keys[key] = len(unique)
-                    unique.append(op)
-                idx.append(keys[key])
-            where[name] = np.asarray(idx)
-        states, v, index = self.configurations, self.vector, self._index
-        n = states.shape[0]
-        width = min(_CHUNK, n)
-        means = {k: 0.0 for k in observables}
-        norms = {k: 0.0 for k in observables}
-        leaves = np.zeros(len(unique), dtype=bool)
-        for start in range(0, n, width):
-            chunk = states[start : start + width]
-            m = chunk.shape[0]
-            if m < width:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - m, axis=0)])
-            parts = jax.device_get(_table_chunk(tuple(unique), jnp.asarray(chunk), jnp.int32(start), index))
-            w = np.stack([np.einsum("ik,ik->i", mels[:m], v[rows[:m]]) for rows, mels, _ in parts])
-            leaves |= np.asarray([bool(bad) for _, _, bad in parts])
-            vc = np.conj(v[start : start + m])
-            for name, o in observables.items():
-                a = w[where[name]]
-                if o.transform is not None:
-                    a = np.asarray(o.transform) @ a
-                means[name] = means[name] + a @ vc
-                norms[name] = norms[name] + np.sum(np.abs(a) ** 2, axis=1)
-        out = {}
-        for name, o in observables.items():
-            mean, var = np.asarray(means[name]), np.asarray(norms[name] - np.abs(means[name]) ** 2)
-            if leaves[where[name]].any():
-                var = np.full(var.shape, np.nan)
-            if o.transform is None and len(o.operators) == 1:
-                mean, var = mean[0], var[0]
-            out[name] = _stats(mean, var)
-        return out
-
-    def _expect_by_local_values(self, obs) -> Stats:
-        """An observable with its own `local_values`: evaluated with `log psi`
-        of the exact vector (looked up), on the configurations where it is not
-        zero. The variance is that of the local values (as a full sum gives
-        it), not `<O^dagger O> - |<O>|^2`."""
-        space = self._space()
-        if self._index is None:
-            self._index = _row_index(space, self.configurations)
-        v = self.vector
-        live = np.abs(v) > 0
-        log_v = jnp.asarray(np.where(live, np.log(np.where(live, v, 1).astype(np.complex128)), -np.inf + 0j))
-        index = self._index
-
-        def log_psi(x):
-            key = state_keys(space, x[None])
-            found, row = _lookup_rows(index, key)
-            return jnp.where(found[0], log_v[row[0]], -jnp.inf + 0j)
-
-        xs = jnp.asarray(self.configurations[live])
-        values = np.asarray(obs.local_values(log_psi, xs, log_psi_xs=log_v[np.flatnonzero(live)]))
-        p = np.abs(v[live]) ** 2
-        flat = values.reshape(len(p), -1)
-        mean = p @ flat
-        var = p @ (np.abs(flat) ** 2) - np.abs(mean) ** 2
-        return _stats(mean.reshape(values.shape[1:]), var.reshape(values.shape[1:]))
+        return expect_vector(space, self.configurations, self.vector, obs, self._index)
 
     def measure(self, names: Sequence[str] = ()) -> dict[str, Stats]:
         """`{"energy": ..., name: Stats}` of `observables` (only `names` if
@@ -478,6 +406,118 @@ class ExactState:
             if self.config_toml is not None:
                 write_text(directory / CONFIG_FILE, self.config_toml)
         return directory
+
+
+# -- expectation values on a vector ------------------------------------------------------
+
+
+def expect_vector(space, configurations: np.ndarray, vector: np.ndarray, observables: Mapping[str, AbstractObservable],
+                  index=None) -> dict[str, Stats]:
+    """Exact expectation values `<v|O|v>` (`v` normalised) of observables on a
+    state vector over every configuration of a discrete space: what
+    `ExactState.expect_many` (the ground state) and `nqs_core._evolve` (a state
+    at time t) measure.
+
+    **Arguments:**
+
+    - `space`: the discrete space the observables are bound to.
+    - `configurations`: `space.all_states()` (the order of `vector`).
+    - `vector`: the normalised state, in the basis the observables are written
+      in (the system's basis: Marshall-rotated for a rotated system).
+    - `observables`: `{name: AbstractObservable}`.
+    - `index`: the row look-up of `configurations` (`_row_index`), if the caller has it.
+
+    **Returns:** `{name: Stats}`, exact (error 0): operator observables (of the
+    default `local_values`) in one pass over chunks of rows, with the variance
+    `<O^dagger O> - |<O>|^2`; the others from their local values.
+    """
+    if index is None:
+        index = _row_index(space, configurations)
+    v = np.asarray(vector)
+    out: dict[str, Stats] = {}
+    table_obs = {k: o for k, o in observables.items() if isinstance(o, AbstractOperatorObservable) and _default_local_values(o)}
+    if table_obs:
+        out.update(_expect_operators(configurations, v, index, table_obs))
+    for name, o in observables.items():
+        if name in out:
+            continue
+        if isinstance(o, AbstractSampleObservable):
+            values = np.asarray(batch_apply(o.function, jnp.asarray(configurations)))
+            p = np.abs(v) ** 2
+            flat = values.reshape(len(v), -1)
+            mean = p @ flat
+            var = p @ (np.abs(flat) ** 2) - np.abs(mean) ** 2
+            out[name] = _stats(mean.reshape(values.shape[1:]), var.reshape(values.shape[1:]))
+        else:
+            out[name] = _expect_by_local_values(space, configurations, v, index, o)
+    return {k: out[k] for k in observables}
+
+
+def _expect_operators(states, v, index, observables: Mapping[str, AbstractOperatorObservable]) -> dict[str, Stats]:
+    """Operator observables: `A_j = sum_k T_jk O_k`, `<A_j> = <v|A_j v>` and
+    `||A_j v||^2`, accumulated over chunks of rows (memory: the chunk's
+    connected elements, not a table of the whole space)."""
+    unique, keys, where = [], {}, {}
+    for name, o in observables.items():
+        idx = []
+        for op in o.operators:
+            key = _content_key(op)
+            if key not in keys:
+                keys[key] = len(unique)
+                unique.append(op)
+            idx.append(keys[key])
+        where[name] = np.asarray(idx)
+    n = states.shape[0]
+    width = min(_CHUNK, n)
+    means = {k: 0.0 for k in observables}
+    norms = {k: 0.0 for k in observables}
+    leaves = np.zeros(len(unique), dtype=bool)
+    for start in range(0, n, width):
+        chunk = states[start : start + width]
+        m = chunk.shape[0]
+        if m < width:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], width - m, axis=0)])
+        parts = jax.device_get(_table_chunk(tuple(unique), jnp.asarray(chunk), jnp.int32(start), index))
+        w = np.stack([np.einsum("ik,ik->i", mels[:m], v[rows[:m]]) for rows, mels, _ in parts])
+        leaves |= np.asarray([bool(bad) for _, _, bad in parts])
+        vc = np.conj(v[start : start + m])
+        for name, o in observables.items():
+            a = w[where[name]]
+            if o.transform is not None:
+                a = np.asarray(o.transform) @ a
+            means[name] = means[name] + a @ vc
+            norms[name] = norms[name] + np.sum(np.abs(a) ** 2, axis=1)
+    out = {}
+    for name, o in observables.items():
+        mean, var = np.asarray(means[name]), np.asarray(norms[name] - np.abs(means[name]) ** 2)
+        if leaves[where[name]].any():
+            var = np.full(var.shape, np.nan)
+        if o.transform is None and len(o.operators) == 1:
+            mean, var = mean[0], var[0]
+        out[name] = _stats(mean, var)
+    return out
+
+
+def _expect_by_local_values(space, states, v, index, obs) -> Stats:
+    """An observable with its own `local_values`: evaluated with `log psi`
+    of the exact vector (looked up), on the configurations where it is not
+    zero. The variance is that of the local values (as a full sum gives
+    it), not `<O^dagger O> - |<O>|^2`."""
+    live = np.abs(v) > 0
+    log_v = jnp.asarray(np.where(live, np.log(np.where(live, v, 1).astype(np.complex128)), -np.inf + 0j))
+
+    def log_psi(x):
+        key = state_keys(space, x[None])
+        found, row = _lookup_rows(index, key)
+        return jnp.where(found[0], log_v[row[0]], -jnp.inf + 0j)
+
+    xs = jnp.asarray(states[live])
+    values = np.asarray(obs.local_values(log_psi, xs, log_psi_xs=log_v[np.flatnonzero(live)]))
+    p = np.abs(v[live]) ** 2
+    flat = values.reshape(len(p), -1)
+    mean = p @ flat
+    var = p @ (np.abs(flat) ** 2) - np.abs(mean) ** 2
+    return _stats(mean.reshape(values.shape[1:]), var.reshape(values.shape[1:]))
 
 
 def _lookup_rows(index, keys):

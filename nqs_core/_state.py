@@ -534,11 +534,37 @@ def _log_values(model, xs, sites: tuple[int, ...], values: tuple[float, ...], ch
     if not sites:
         return lp
     d = len(values)
-    j = values_to_indices(xs.reshape(xs.shape[0], -1)[:, np.asarray(sites)], jnp.asarray(values, dtype=xs.dtype))
-    k = (jnp.sum(j, axis=-1) % d).astype(jnp.float64)
+    k = _rotation_count(xs, sites, values).astype(jnp.float64)
     ctype = jnp.complex128 if lp.dtype in (jnp.float64, jnp.complex128) else jnp.complex64
     factor = math.pi if d == 2 else -2 * math.pi / d
     return lp.astype(ctype) + jax.lax.complex(jnp.zeros_like(k), factor * k).astype(ctype)
+
+
+def _rotation_count(xs, sites: tuple[int, ...], values: tuple[float, ...]):
+    """`sum_{i in sites} j_i mod d` of a batch of configurations (NumPy or JAX):
+    `U = prod_{i in sites} Z_i` is diagonal with `u(x) = w^k`, `w = exp(2 pi i / d)`."""
+    xp = jnp if isinstance(xs, jax.Array) else np
+    j = values_to_indices(xs.reshape(xs.shape[0], -1)[:, np.asarray(sites)], xp.asarray(values, dtype=xs.dtype))
+    return xp.sum(j, axis=-1) % len(values)
+
+
+def rotation_diagonal(system, states) -> np.ndarray:
+    """The diagonal `u(x)` of the system's basis rotation `U = prod_{i in sites} Z_i`
+    (`rotated_sites(system)`, see the module notes) on configurations `states`
+    `(n, *shape)`: a vector in the physical basis becomes `u * psi` in the
+    system's basis (and back with `conj(u)`). All ones without a rotation.
+
+    **Returns:** a complex128 NumPy array `(n,)`.
+    """
+    states = np.asarray(states)
+    sites = rotated_sites(system)
+    if not sites:
+        return np.ones(states.shape[0], dtype=np.complex128)
+    values = tuple(float(v) for v in local_values_of(system.space))
+    k = _rotation_count(states, sites, values).astype(np.float64)
+    if len(values) == 2:  # exactly +-1
+        return (1.0 - 2.0 * k).astype(np.complex128)
+    return np.exp(2j * np.pi * k / len(values))
 
 
 def _check_save_target(path: pathlib.Path, overwrite: bool) -> None:

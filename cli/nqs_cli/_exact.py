@@ -1,4 +1,5 @@
-"""`nqs exact`: the exact answer of a config's system (spectrum, sectors, ground-state observables)."""
+"""`nqs exact`: the exact answer of a config's system (spectrum, sectors, ground-state
+observables; with `--evolve` the exact time evolution of a TDVP config)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,24 @@ def exact(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object: energies, gap, sectors, observables, the system."),
     save: Optional[pathlib.Path] = typer.Option(None, "--save", help="Write the exact ground state into this directory (for `nqs measure DIR` and nqs_core.load_exact)."),
     digits: Optional[int] = typer.Option(None, "--digits", min=0, max=17, help="Decimals to print (default: the full float64 value, repr)."),
+    evolve: bool = typer.Option(False, "--evolve", help="Evolve the initial state of a TDVP config (driver tdvp) exactly: energy and observables at its output times (table, --json, --save DIR)."),
+    max_dt: float = typer.Option(1e-3, "--max-dt", help="With --evolve: the longest sub-step while a scheduled coupling changes (exponential midpoint rule, error ~ max_dt^2)."),
 ):
-    """Exact spectrum of the config's system: lowest eigenvalues, gap, sectors, ground-state observables."""
+    """Exact spectrum of the config's system: lowest eigenvalues, gap, sectors, ground-state observables.
+
+    With --evolve: the exact time evolution of a TDVP config (the reference for `nqs run` of it)."""
     from nqs_core import build, exact_from_config
 
     reg = registry()
     cfg = load(config, set_ or [])
     show = repr if digits is None else (lambda v: f"{v:.{digits}f}")
+    if evolve:
+        if n_states != 1:
+            raise UserError("--n-states is for the spectrum; --evolve prints the energy and observables against t")
+        _evolution(cfg, reg, json_out, save, show, max_dt)
+        return
+    if max_dt != 1e-3:
+        raise UserError("--max-dt is for --evolve (the exact time evolution of a TDVP config)")
     if "system" not in cfg:  # a driver with its own problem (e.g. the deuteron): its own exact reference
         calc = build(cfg, registry=reg, exact=False)
         name = calc.config["driver"]["name"]
@@ -151,3 +163,42 @@ def _print(state, values, show) -> None:
             for k in range(means.size):
                 obs.add_row(name if k == 0 else "", labels[k], show(float(means[k])))
         console.print(obs)
+
+
+def _evolution(cfg, reg, json_out: bool, save, show, max_dt: float) -> None:
+    """`nqs exact CONFIG --evolve`: the table (or JSON) of t, E and the observables."""
+    import numpy as np
+    from nqs_core import exact_evolution
+
+    with _progress() as say:
+        evo = exact_evolution(cfg, registry=reg, progress=say, max_dt=max_dt)
+    if save is not None:
+        evo.save(save)
+    if json_out:
+        out = evo.as_dict()
+        if save is not None:
+            out["saved"] = str(save)
+        print(json.dumps(out, allow_nan=False))
+        return
+    d = evo.description
+    what = ", ".join(f"{t} {d[t].get('name')}" for t in ("system", "lattice", "space") if isinstance(d.get(t), dict))
+    n_states = len(evo.configurations) if evo.configurations is not None else 0
+    console.print(f"Exact {evo.time}-time evolution: {escape(what)}: {d.get('n_sites')} sites, {n_states} states",
+                  highlight=False)
+    table = Table(title=f"exact {evo.time}-time evolution")
+    columns: list[tuple[str, np.ndarray]] = [("t", evo.times), ("E", evo.energy)]
+    for name, values in evo.observables.items():
+        flat = values.reshape(len(evo.times), -1)
+        labels = entry_labels(evo.observable_objects.get(name), values.shape[1:])
+        for k in range(flat.shape[1]):
+            head = name if flat.shape[1] == 1 else f"{name} {labels[k]}"
+            columns.append((head, np.real(flat[:, k])))
+            if np.iscomplexobj(values):
+                columns.append((f"Im {head}", np.imag(flat[:, k])))
+    for head, _ in columns:
+        table.add_column(escape(head), justify="right")
+    for i in range(len(evo.times)):
+        table.add_row(*(f"{float(v[i]):g}" if head == "t" else show(float(v[i])) for head, v in columns))
+    console.print(table)
+    if save is not None:
+        console.print(f"Wrote {escape(str(save))}/evolution.csv, evolution.json and config.toml", highlight=False)

@@ -32,6 +32,7 @@ from nqs_core import (
     is_weighted,
     local_values_of,
     measure,
+    output_times,
     parse_schedule,
     DivergenceGuard,
     EnergyEstimator,
@@ -157,8 +158,9 @@ class _Rhs(eqx.Module):
             aux["x"] = x
         if not is_weighted(samples):  # Markov chains (an exact weighted sum has no sampling health)
             h = sampling_health(system, samples, sinfo, estimate.stats, ansatz)
-            if "frozen_fraction" in sinfo:
-                h["frozen_fraction"] = sinfo["frozen_fraction"]
+            for name in ("acceptance", "frozen_fraction"):
+                if name in sinfo:
+                    h[name] = sinfo[name]
             aux["health"] = h
         return delta, sampler_state, aux
 
@@ -314,7 +316,7 @@ class TDVP(AbstractSamplingDriver):
         self.estimator = estimator if estimator is not None else EnergyEstimator()
         self.time = time
         self.t_end = float(t_end)
-        self.times = _output_times(t_out, self.t_end)
+        self.times = tuple(float(t) for t in output_times(self.t_end, t_out))  # nqs exact --evolve uses the same grid
         self.integrator = integrator if integrator is not None else RK4()
         self.solver = solver
         self.max_residual = float(max_residual)
@@ -454,15 +456,21 @@ class TDVP(AbstractSamplingDriver):
         t0 = time.perf_counter()
         k = int(state.step)
         t_k = self.times[k]
-        energy, values, state = measure(self._probe(t_k), state, self.observables, 1)
-        record: dict[str, Any] = {"step": k, "t": t_k, **_energy_record(energy)}
-        if values:
-            record["observables"] = {name: stats_dict(v) for name, v in values.items()}
-        if k + 1 < len(self.times):
+        last = k + 1 == len(self.times)
+        record: dict[str, Any] = {"step": k, "t": t_k}
+        if self.observables or last:
+            # the energy and the observables on the same samples (one more sampler call)
+            energy, values, state = measure(self._probe(t_k), state, self.observables, 1)
+            record.update(_energy_record(energy))
+            if values:
+                record["observables"] = {name: stats_dict(v) for name, v in values.items()}
+        if not last:
             theta = real_ravel(state.params)[0]
             out = self._interval(theta, state.t, state.dt, state.sampler_state, jnp.asarray(self.times[k + 1], jnp.float64))
             theta, t, dt, sampler_state, n, n_rej, aux0, at_min = out
             aux0, n, n_rej, at_min = jax.device_get((aux0, n, n_rej, at_min))
+            if "energy" not in record:  # no observables: the energy of the first evaluation's samples
+                record.update(_energy_record(aux0["stats"]))
             record["residual"] = float(aux0["residual"])
             rank = float(aux0["effective_rank"])
             if math.isfinite(rank):
@@ -523,29 +531,6 @@ def _energy_record(stats: Stats) -> dict[str, float]:
     if "mean_imag" in d:
         out["energy_imag"] = d["mean_imag"]
     return out
-
-
-def _output_times(t_out, t_end: float) -> tuple[float, ...]:
-    if t_out is None:
-        t_out = t_end / 100
-    if isinstance(t_out, (list, tuple)):
-        times = [float(t) for t in t_out]
-        if not times or times[0] != 0.0:
-            times = [0.0] + times
-        if any(b <= a for a, b in zip(times, times[1:])):
-            raise ValueError(f"t_out must be increasing times, got {list(t_out)}")
-        if times[-1] > t_end * (1 + 1e-12):
-            raise ValueError(f"t_out goes beyond t_end = {t_end:g}")
-        if times[-1] < t_end * (1 - 1e-12):
-            times.append(t_end)
-        return tuple(times)
-    if isinstance(t_out, bool) or not isinstance(t_out, (int, float)) or not t_out > 0:
-        raise ValueError(f"t_out must be a positive interval or a list of times, got {t_out!r}")
-    n = int(math.floor(t_end / t_out + 1e-9))
-    times = [round(k * t_out, 12) for k in range(n + 1)]
-    if times[-1] < t_end * (1 - 1e-12):
-        times.append(t_end)
-    return tuple(times)
 
 
 def _check_linear(h: ScheduledHamiltonian, rebuild, base, ramps, space) -> None:

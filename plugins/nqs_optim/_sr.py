@@ -15,6 +15,8 @@ import numpy as np
 from nqs_core import AbstractNaturalGradient
 from nqs_core.distributed import sum_over_ranks
 
+from ._spectral import check_cutoffs, solve_sr_spectral
+
 
 def real_sample_matrix(y, eps):
     """`X` and `f` of Rende et al. 2024, Eqs. 7-8, with samples along the rows:
@@ -152,8 +154,36 @@ class SR(_AbstractNaturalGradient):
     - `solver`: `"cholesky"` (dense `P x P` matrix, lineax `Cholesky`) or `"cg"`
       (lineax `CG` on the operator `v -> X^T X v + lambda v`, never forming `S`).
     - `rtol`, `atol`, `max_steps`: CG tolerances.
+    - `rcond`: soft relative eigenvalue cutoff (0 = off). The eigen-direction
+      `v_k` of `S` (eigenvalue `lambda_k`) is damped by
+      `r_k = 1 / (1 + (rcond * lambda_max / lambda_k)^6)`, the smooth cutoff of
+      Schmitt and Heyl 2020 (Supplemental Material, regularisation section): a
+      hard cutoff would make the TDVP equation of motion jump when an
+      eigenvalue crosses it, which breaks adaptive integrators.
+    - `snr_cutoff`: the signal-to-noise cutoff of Schmitt and Heyl 2020
+      (Supplemental Material, Eqs. 20-21 of the arXiv version; 0 = off).
+      `rho_k = v_k . F` is the mean over samples of per-sample contributions
+      `Q_{s,k} = M Re[(Y v_k)_s eps_s]`; `SNR_k = |rho_k| sqrt(M) / std_s(Q_{s,k})`
+      and the direction is damped further by `1 / (1 + (snr_cutoff / SNR_k)^6)`.
+      For a degenerate eigenvalue (within `1e-8 lambda_max`; every eigenvalue is a
+      pair for a holomorphic ansatz with complex parameters) the SNR is that of
+      its eigenspace, `sqrt(M sum_j rho_j^2 / sum_j var_s Q_{s,j})`, which does not
+      depend on the eigensolver's choice of basis. Meant for Monte Carlo samples
+      (equal weights); under MPI the statistics run over the samples of all ranks.
 
-    The `info` dict reports `solve_ok` (1 when lineax succeeded).
+    When `rcond > 0` or `snr_cutoff > 0` the solve goes through the
+    eigendecomposition of the dense `S` (`solver = "cholesky"` only, no
+    `diag_scale`: both are refused):
+    `delta = sum_k g_k / (lambda_k + diag_shift) v_k (v_k . F)` with `g_k` the
+    product of the two damping factors (`diag_shift` enters the denominator
+    only; the factors use the unshifted `lambda_k`). Eigenvalues at rounding
+    level (`<= max(2M, P) * eps * lambda_max`, the null space of `S`) are
+    dropped on this path. Otherwise the Cholesky / CG solve of
+    `(S + lambda I) delta = F` runs as without the cutoffs (bit for bit).
+
+    The `info` dict reports `solve_ok` (1 when lineax succeeded; on the eigen
+    path, 1 when `delta` is finite) and, on the eigen path, `effective_rank`
+    (the sum of the damping factors `g_k`: the number of directions kept).
     """
 
     diag_shift: float = 1e-3
@@ -162,14 +192,31 @@ class SR(_AbstractNaturalGradient):
     rtol: float = 1e-10
     atol: float = 1e-10
     max_steps: int | None = eqx.field(default=None, static=True)
+    rcond: float = eqx.field(default=0.0, static=True, converter=float)
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.solver not in SOLVERS:
             raise ValueError(f"unknown SR solver {self.solver!r}; valid: {', '.join(SOLVERS)}")
         if self.diag_shift < 0 or self.diag_scale < 0:
             raise ValueError("diag_shift and diag_scale must be >= 0")
+        check_cutoffs(self.rcond, self.snr_cutoff)
+        if self._spectral and self.solver != "cholesky":
+            raise ValueError('rcond and snr_cutoff need the eigendecomposition of the dense S: use solver = "cholesky" (or set both to 0 for "cg")')
+        if self._spectral and self.diag_scale != 0:
+            raise ValueError("diag_scale cannot be combined with rcond or snr_cutoff (it is not diagonal in the eigenbasis of S): use diag_shift")
+
+    @property
+    def _spectral(self) -> bool:
+        """Whether the solve goes through the eigendecomposition of `S`."""
+        return self.rcond > 0 or self.snr_cutoff > 0
 
     def _solver_bytes(self, n_samples, n_params, value_bytes):
+        if self._spectral:
+            # S, its eigenvectors and the eigensolver's workspace (about 2 P x P);
+            # the SNR also needs X V (one more real rows x P matrix)
+            rows = n_samples * (2 if value_bytes > 8 else 1)
+            return 4.0 * 8 * n_params * n_params + (8.0 * rows * n_params if self.snr_cutoff > 0 else 0.0)
         # the P x P matrix and its Cholesky factor; conjugate gradients only multiply by X
         return 2.0 * 8 * n_params * n_params if self.solver == "cholesky" else 0.0
 
@@ -177,6 +224,10 @@ class SR(_AbstractNaturalGradient):
         # `f @ x`, not `x.T @ f`: XLA on the CPU copies a transposed `x` for the
         # latter (a pass over `M x P` numbers, measured 0.3 CPU s of the 2^16-state full sum)
         force = sum_over_ranks(f @ x)
+        if self._spectral:
+            s = sum_over_ranks(gram(x))
+            delta, rank = solve_sr_spectral(x, force, f, split, self.diag_shift, self.rcond, self.snr_cutoff, s)
+            return delta, {"solve_ok": jnp.all(jnp.isfinite(delta)).astype(jnp.int32), "effective_rank": rank}
         delta, ok = solve_sr(x, force, self.diag_shift, self.diag_scale, self.solver, self.rtol, self.atol, self.max_steps)
         return delta, {"solve_ok": ok}
 

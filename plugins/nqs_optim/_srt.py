@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
 
 from nqs_core.distributed import alltoall, concat_over_ranks, n_ranks, sum_over_ranks
 
+from ._spectral import check_cutoffs, sample_space_spectral
 from ._sr import _AbstractNaturalGradient, _sample_space_bytes
 
 
@@ -96,24 +98,52 @@ class SRt(_AbstractNaturalGradient):
     **Arguments:**
 
     - `diag_shift`: `lambda`; the same diagonal shift as in parameter space.
+    - `rcond`, `snr_cutoff`: the soft eigenvalue cutoff and the signal-to-noise
+      cutoff of Schmitt and Heyl 2020 (Supplemental Material, Eqs. 20-21 of the
+      arXiv version), as in `SR` (0 = off; see there): with the same values `SR` and `SRt` give the same
+      `delta`. The eigendecomposition is that of the sample-space matrix
+      `T = X X^T = U diag(lambda) U^T`, whose nonzero eigenvalues are those of
+      `S`, with eigenvectors `v_k = X^T u_k / sqrt(lambda_k)` of `S`:
+      `delta = X^T sum_k g_k / (lambda_k + lambda) u_k (u_k . f)`, and the
+      per-sample contributions to `rho_k = v_k . F` come from
+      `X v_k = sqrt(lambda_k) u_k` at no extra cost.
 
     The `info` dict reports `solver_fallback` (1 when Cholesky failed and the
-    eigendecomposition pseudo-inverse was used). The log-derivative matrix is
-    built in chunks of the estimator's `chunk_size`.
+    eigendecomposition pseudo-inverse was used; always 0 on the eigen path) and,
+    when `rcond > 0` or `snr_cutoff > 0`, `effective_rank` (the sum of the
+    damping factors). The log-derivative matrix is built in chunks of the
+    estimator's `chunk_size`.
     """
 
     diag_shift: float = 1e-4
+    rcond: float = eqx.field(default=0.0, static=True, converter=float)
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.diag_shift < 0:
             raise ValueError("diag_shift must be >= 0")
+        check_cutoffs(self.rcond, self.snr_cutoff)
 
     def _solver_bytes(self, n_samples, n_params, value_bytes):
+        if self.rcond > 0 or self.snr_cutoff > 0:
+            return _eigen_bytes(n_samples, value_bytes, self.snr_cutoff > 0)
         return _sample_space_bytes(n_samples, value_bytes)
 
     def _solve(self, x, f, split):
+        if self.rcond > 0 or self.snr_cutoff > 0:
+            t, f_all, xb = sample_space_gram(x, f, split)
+            coeffs, rank, _ = sample_space_spectral(t, f_all, split, x.shape[0], x.shape[1], self.diag_shift, self.rcond, self.snr_cutoff)
+            return sample_space_back(xb, coeffs, x.shape[1]), {"solver_fallback": jnp.zeros((), jnp.int32), "effective_rank": rank}
         delta, fallback = solve_srt(x, f, self.diag_shift, split=split)
         return delta, {"solver_fallback": fallback}
+
+
+def _eigen_bytes(n_samples, value_bytes, snr: bool) -> float:
+    """Bytes of the sample-space eigen path: `T`, its eigenvectors and the
+    eigensolver's workspace (about `2 T`); the SNR's per-sample contributions
+    one more matrix of the size of `T`."""
+    rows = n_samples * (2 if value_bytes > 8 else 1)
+    return (5.0 if snr else 4.0) * 8 * rows * rows
 
 
 class MinSR(_AbstractNaturalGradient):
@@ -130,23 +160,41 @@ class MinSR(_AbstractNaturalGradient):
     - `rcond`: relative cut-off on the eigenvalues (default 1e-12).
     - `acond`: absolute cut-off (default 0).
     - `diag_shift`: optional diagonal shift added before truncation (default 0).
+    - `snr_cutoff`: the signal-to-noise cutoff of Schmitt and Heyl 2020
+      (Supplemental Material, Eqs. 20-21 of the arXiv version; 0 = off), as in
+      `SR` and `SRt`: each
+      kept direction is damped further by `1 / (1 + (snr_cutoff / SNR_k)^6)`.
+      The cutoffs `rcond` / `acond` stay hard (that is MinSR).
 
-    `info["n_kept"]` is the number of eigenvalues kept.
+    `info["n_kept"]` is the number of eigenvalues kept by `rcond` / `acond`
+    and `info["effective_rank"]` the sum of the damping factors: `n_kept`
+    without `snr_cutoff`; with it, the sum of the SNR factors over the kept
+    directions that are not numerically null in `X X^T` (those have
+    `X^T u_k = 0`: a diagonal shift keeps them in `n_kept` but they carry no
+    update).
     """
 
     rcond: float = 1e-12
     acond: float = 0.0
     diag_shift: float = 0.0
+    snr_cutoff: float = eqx.field(default=0.0, static=True, converter=float)
 
     def __check_init__(self):
         if self.rcond < 0 or self.acond < 0 or self.diag_shift < 0:
             raise ValueError("rcond, acond and diag_shift must be >= 0")
+        check_cutoffs(0.0, self.snr_cutoff)
 
     def _solver_bytes(self, n_samples, n_params, value_bytes):
+        if self.snr_cutoff > 0:
+            return _eigen_bytes(n_samples, value_bytes, True)
         return _sample_space_bytes(n_samples, value_bytes)
 
     def _solve(self, x, f, split):
         t, f_all, xb = sample_space_gram(x, f, split=split)
+        if self.snr_cutoff > 0:
+            hard = (self.rcond, self.acond)
+            coeffs, rank, kept = sample_space_spectral(t, f_all, split, x.shape[0], x.shape[1], self.diag_shift, 0.0, self.snr_cutoff, hard=hard)
+            return sample_space_back(xb, coeffs, x.shape[1]), {"n_kept": kept, "effective_rank": rank}
         t = t + self.diag_shift * jnp.eye(t.shape[0], dtype=t.dtype)
         coeffs, kept = _eigh_solve(t, f_all, self.rcond, self.acond)
-        return sample_space_back(xb, coeffs, x.shape[1]), {"n_kept": kept}
+        return sample_space_back(xb, coeffs, x.shape[1]), {"n_kept": kept, "effective_rank": kept.astype(t.dtype)}

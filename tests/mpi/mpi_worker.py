@@ -9,8 +9,7 @@ import numpy as np
 
 import nqs_core
 from nqs_core import EnergyEstimator, StepContext, real_ravel
-from nqs_optim import SR, MinSR, SRt
-from problem import CHAINS, make_problem, observables
+from problem import CHAINS, make_problem, natural_gradient_solvers, observables
 
 
 def main(out, run_dir, cfg_path):
@@ -36,7 +35,7 @@ def main(out, run_dir, cfg_path):
             results[f"{dtype}/obs/{oname}/mc"] = np.asarray(mc.mean)
             results[f"{dtype}/obs/{oname}/mc_error"] = np.asarray(mc.error_of_mean)
             results[f"{dtype}/obs/{oname}/exact"] = np.asarray(nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
-        for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
+        for name, pre in natural_gradient_solvers().items():
             direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, local, estimate)
             results[f"{dtype}/{name}"] = np.asarray(real_ravel(direction)[0])
 

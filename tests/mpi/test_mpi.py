@@ -87,9 +87,8 @@ def mpi_results(mpi_run):
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
 def test_two_ranks_equal_one(mpi_results, dtype):
     from nqs_core import EnergyEstimator, StepContext, real_ravel
-    from nqs_optim import SR, MinSR, SRt
     import nqs_core
-    from problem import make_problem, observables
+    from problem import make_problem, natural_gradient_solvers, observables
 
     res, _ = mpi_results
     model, system, samples = make_problem(dtype)
@@ -106,7 +105,7 @@ def test_two_ranks_equal_one(mpi_results, dtype):
         assert_same(res[f"{dtype}/obs/{oname}/mc"], mc.mean)
         assert_same(res[f"{dtype}/obs/{oname}/mc_error"], mc.error_of_mean)
         assert_same(res[f"{dtype}/obs/{oname}/exact"], nqs_core.expect(model, obs, nqs_core.FullSumState(system.space)).mean)
-    for name, pre in {"sr": SR(diag_shift=1e-3), "srt": SRt(diag_shift=1e-3), "minsr": MinSR(rcond=1e-10)}.items():
+    for name, pre in natural_gradient_solvers().items():
         direction, _, _ = jax.jit(lambda m, s, e: pre(StepContext(system, m, s, e, est), None))(model, samples, estimate)
         assert_same(res[f"{dtype}/{name}"], real_ravel(direction)[0])
 
