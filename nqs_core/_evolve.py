@@ -57,12 +57,12 @@ from ._config import SystemBuilder, build, run_memory_limit
 from ._fullsum import DEFAULT_MAX_STATES, _content_key
 from ._io import CONFIG_FILE, check_run_files, read_log, strict_json, write_text
 from ._local_space import local_values_of, values_to_indices
-from ._lock import LOCK_FILE, RunLock, lock_note
+from ._lock import RunLock, lock_note
 from ._observable import AbstractOperatorObservable
 from ._pictures import plot_evolution_records
 from ._run_options import ConfigError
 from ._schedule import Ramp, parse_schedule, schedule_breaks
-from ._spectrum import _check_space, _default_local_values, _matrices, _matrix, _row_index, build_exact, expect_vector, spectrum_memory
+from ._spectrum import _check_space, _default_local_values, _matrices, _matrix, _row_index, build_exact, check_save_dir, expect_vector, spectrum_memory
 from ._state import VariationalState, load_state, rotated_sites, rotation_diagonal
 from ._toml import load_config, resolved_toml
 from ._validate import MemoryLimitError, check_memory, memory_limit
@@ -320,15 +320,7 @@ class Evolution:
 
 
 def _check_evolution_dir(directory: pathlib.Path) -> None:
-    others = sorted(p.name for p in directory.iterdir() if p.name not in EVOLUTION_FILES + (LOCK_FILE,))
-    if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise ConfigError(
-            f"{directory} holds other files ({shown}); nqs exact --evolve --save writes only into a new or empty "
-            "directory (or one it wrote before): choose another directory"
-        )
-    if (directory / CONFIG_FILE).exists() and not (directory / EVOLUTION_JSON).exists():
-        raise ConfigError(f"{directory} holds a config.toml but no evolution; choose another directory")
+    check_save_dir(directory, EVOLUTION_FILES, EVOLUTION_JSON, "nqs exact --evolve --save", "evolution")
 
 
 def load_evolution(directory) -> Evolution:

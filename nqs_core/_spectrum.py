@@ -544,15 +544,25 @@ def _stats(mean, variance) -> Stats:
 
 def _check_exact_dir(directory: pathlib.Path) -> None:
     """A directory `--save` may write: holding nothing, or only what `--save` writes."""
-    others = sorted(p.name for p in directory.iterdir() if p.name not in EXACT_FILES + (LOCK_FILE,))
+    check_save_dir(directory, EXACT_FILES, EXACT_FILE, "nqs exact --save", "exact state")
+
+
+def check_save_dir(directory: pathlib.Path, files: tuple[str, ...], marker: str, command: str, what: str) -> None:
+    """Refuse (`ConfigError`) a directory that `command` may not write: one
+    holding files other than its own `files` (and the lock), or a
+    `config.toml` without the `marker` file that says `command` wrote it.
+
+    **Arguments:** `directory`, `files` (what the command writes), `marker`
+    (the file that identifies its output), `command` and `what` (for the message)."""
+    others = sorted(p.name for p in directory.iterdir() if p.name not in files + (LOCK_FILE,))
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise ConfigError(
-            f"{directory} holds other files ({shown}); nqs exact --save writes only into a new or empty directory "
+            f"{directory} holds other files ({shown}); {command} writes only into a new or empty directory "
             "(or one it wrote before): choose another directory"
         )
-    if (directory / CONFIG_FILE).exists() and not (directory / EXACT_FILE).exists():
-        raise ConfigError(f"{directory} holds a config.toml but no exact state; choose another directory")
+    if (directory / CONFIG_FILE).exists() and not (directory / marker).exists():
+        raise ConfigError(f"{directory} holds a config.toml but no {what}; choose another directory")
 
 
 # -- solving -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ CONFIG = {
     "ansatz": {"name": "rbm", "alpha": 1, "param_dtype": "complex128"},
     "sampler": {"name": "metropolis_local", "n_chains": 8, "n_samples": 64},
     "driver": {
-        "name": "tdvp", "time": "real", "t_end": 0.6, "t_out": 0.05, "initial_state": "+x",
+        "name": "tdvp", "time": "real", "t_end": 0.4, "t_out": 0.05, "initial_state": "+x",
         "integrator": {"name": "rk4", "dt": 0.025},
         "solver": {"name": "sr", "diag_shift": 1e-3},
     },
@@ -51,13 +51,13 @@ def test_kill_and_resume_of_an_evolution_equals_the_uninterrupted_one(tmp_path):
     (tmp_path / "cfg.toml").write_text(tomli_w.dumps(CONFIG))
     reference = nqs_core.run(CONFIG, run_dir=tmp_path / "ref", progress=False)
     ref_log = read_log(tmp_path / "ref")
-    assert [r["t"] for r in ref_log] == [round(0.05 * k, 12) for k in range(13)]
+    assert [r["t"] for r in ref_log] == [round(0.05 * k, 12) for k in range(9)]
     assert all(r["n_substeps"] == 2 for r in ref_log[:-1])
 
     run_dir = tmp_path / "run"
     proc = _start("run", "cfg.toml", "-q", "-o", run_dir, cwd=tmp_path)
     t0 = time.monotonic()
-    while _n_records(run_dir) < 5:
+    while _n_records(run_dir) < 4:
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() - t0 < 300, "the evolution made no progress"
         time.sleep(0.005)
@@ -77,4 +77,4 @@ def test_kill_and_resume_of_an_evolution_equals_the_uninterrupted_one(tmp_path):
     state, meta = nqs_core.load_checkpoint(run_dir, reference.state)
     for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(reference.state)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=1e-12)
-    assert float(state.t) == 0.6
+    assert float(state.t) == 0.4
