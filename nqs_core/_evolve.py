@@ -57,12 +57,11 @@ from ._config import SystemBuilder, build, run_memory_limit
 from ._fullsum import DEFAULT_MAX_STATES, _content_key
 from ._io import CONFIG_FILE, check_run_files, read_log, strict_json, write_text
 from ._local_space import local_values_of, values_to_indices
-from ._lock import RunLock, lock_note
 from ._observable import AbstractOperatorObservable
 from ._pictures import plot_evolution_records
 from ._run_options import ConfigError
 from ._schedule import Ramp, parse_schedule, schedule_breaks
-from ._spectrum import _check_space, _default_local_values, _matrices, _matrix, _row_index, build_exact, check_save_dir, expect_vector, spectrum_memory
+from ._spectrum import _check_space, _default_local_values, _matrices, _matrix, _row_index, build_exact, expect_vector, save_dir, spectrum_memory
 from ._state import VariationalState, load_state, rotated_sites, rotation_diagonal
 from ._toml import load_config, resolved_toml
 from ._validate import MemoryLimitError, check_memory, memory_limit
@@ -296,16 +295,7 @@ class Evolution:
 
         **Raises:** `ConfigError` for a directory holding other files or in use.
         """
-        directory = pathlib.Path(directory)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot make the directory {directory}: {exc.strerror or exc}; choose another --save") from None
-        check_run_files(directory)
-        _check_evolution_dir(directory)
-        with RunLock(directory, "nqs exact --evolve --save") as lock:
-            lock_note(lock)
-            _check_evolution_dir(directory)
+        with save_dir(directory, EVOLUTION_FILES, EVOLUTION_JSON, "nqs exact --evolve --save", "evolution") as directory:
             buffer = io.StringIO()
             table = self.columns()
             writer = csv.writer(buffer, lineterminator="\n")
@@ -317,10 +307,6 @@ class Evolution:
             if self.config_toml is not None:
                 write_text(directory / CONFIG_FILE, self.config_toml)
         return directory
-
-
-def _check_evolution_dir(directory: pathlib.Path) -> None:
-    check_save_dir(directory, EVOLUTION_FILES, EVOLUTION_JSON, "nqs exact --evolve --save", "evolution")
 
 
 def load_evolution(directory) -> Evolution:

@@ -19,6 +19,7 @@ one block.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pathlib
@@ -381,16 +382,7 @@ class ExactState:
         **Raises:** `ConfigError` for a directory holding other files, or one
         in use by another nqs process.
         """
-        directory = pathlib.Path(directory)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot make the directory {directory}: {exc.strerror or exc}; choose another --save") from None
-        check_run_files(directory)
-        _check_exact_dir(directory)
-        with RunLock(directory, "nqs exact --save") as lock:
-            lock_note(lock)
-            _check_exact_dir(directory)  # again under the lock
+        with save_dir(directory, EXACT_FILES, EXACT_FILE, "nqs exact --save", "exact state") as directory:
             arrays = {
                 "configurations": self.configurations,
                 "vector": self.vector,
@@ -542,9 +534,25 @@ def _stats(mean, variance) -> Stats:
                  tau_corr=jnp.asarray(zero), R_hat=jnp.asarray(zero + 1.0))
 
 
-def _check_exact_dir(directory: pathlib.Path) -> None:
-    """A directory `--save` may write: holding nothing, or only what `--save` writes."""
-    check_save_dir(directory, EXACT_FILES, EXACT_FILE, "nqs exact --save", "exact state")
+@contextlib.contextmanager
+def save_dir(directory, files: tuple[str, ...], marker: str, command: str, what: str):
+    """The directory a `--save` writes, made if needed and locked while the
+    block runs: refused (`ConfigError`) when it holds files other than the
+    command's own (`check_save_dir`, before and again under the lock) or a
+    symbolic link, or is in use by another nqs process.
+
+    **Yields:** the directory as a `pathlib.Path`."""
+    directory = pathlib.Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make the directory {directory}: {exc.strerror or exc}; choose another --save") from None
+    check_run_files(directory)
+    check_save_dir(directory, files, marker, command, what)
+    with RunLock(directory, command) as lock:
+        lock_note(lock)
+        check_save_dir(directory, files, marker, command, what)  # again under the lock
+        yield directory
 
 
 def check_save_dir(directory: pathlib.Path, files: tuple[str, ...], marker: str, command: str, what: str) -> None:

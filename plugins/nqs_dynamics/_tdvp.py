@@ -182,7 +182,8 @@ class _Interval(eqx.Module):
             return jnp.minimum(jnp.min(later, initial=jnp.inf), t_stop)
 
         aux_like = jax.eval_shape(lambda: self.rhs(t, theta, sampler_state)[2])
-        aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_like)
+        # the diagnostics at t (the first evaluation), without the metric's sample matrix
+        aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), {k: v for k, v in aux_like.items() if k != "x"})
         zero = jnp.asarray(0, jnp.int64)
 
         def cond(c):
@@ -217,8 +218,6 @@ class _Interval(eqx.Module):
             n_rej = n_rej + jnp.where(accepted, 0, 1)
             return theta, t, dt_next, ss, n, n_rej, aux0, at_min
 
-        if "x" in aux0:
-            aux0 = {k: v for k, v in aux0.items() if k != "x"}
         init = (theta, t, dt, sampler_state, zero, zero, aux0, jnp.asarray(False))
         theta, t, dt, ss, n, n_rej, aux0, at_min = jax.lax.while_loop(cond, body, init)
         return theta, t_stop, dt, ss, n, n_rej, aux0, at_min
