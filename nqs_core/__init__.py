@@ -53,7 +53,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._health": ["BlowUpWatch", "count_distinct", "offdiagonal_weight", "sampling_health"],
         "._crosscheck": ["describe_disagreement", "exact_crosscheck"],
         "._system": ["autodiff_grad", "AbstractAction", "AbstractContinuumHamiltonian", "AbstractDiscreteHamiltonian", "AbstractHamiltonian", "AbstractSystem"],
-        "._tree": ["batch_apply", "log_psi_batch", "n_real_parameters", "parameters", "real_ravel"],
+        "._tree": ["HolomorphicLayout", "batch_apply", "log_psi_batch", "n_real_parameters", "parameters", "real_ravel"],
         "._callbacks": ["AbstractCallback", "Checkpoint", "FunctionCallback", "StopRun", "EarlyStopping", "JsonlLog", "NaNGuard", "ProgressBar"],
         "._config": ["BuildContext", "Calculation", "ConfigError", "SystemBuilder", "build", "component_fields", "component_kind", "describe_type", "resolve_exact_energy", "run_memory_limit"],
         "._exact": ["exact_energy"],

@@ -27,6 +27,21 @@ class AbstractAnsatz(eqx.Module):
     def __call__(self, x: Array) -> Scalar:
         raise NotImplementedError
 
+    @property
+    def holomorphic(self) -> bool:
+        """Whether every parameter is complex and `log psi` is a holomorphic
+        function of them (the RBM with complex parameters: sums of `log cosh`
+        of linear functions). Then the log-derivative of a parameter's
+        imaginary part is `i` times that of its real part, and
+        `nqs_core.log_derivatives` computes one complex derivative per
+        parameter instead of two real ones, and the TDVP driver solves the
+        complex `P/2 x P/2` equation instead of the real `P x P` one
+        (`AbstractNaturalGradient.solve_holomorphic`), as NetKet's
+        `holomorphic=True` does. Default: `False` (no assumption; always
+        correct). Declare it only when it holds: a wrong `True` gives wrong
+        derivatives."""
+        return False
+
     def product_state(self, space, amplitudes) -> "AbstractAnsatz":
         """This ansatz with parameters that represent the product state
         `psi(x) = prod_i amplitudes[j(x_i)]` exactly (up to normalisation and a

@@ -6,6 +6,8 @@ import abc
 from typing import Any
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._ansatz import AbstractAnsatz
@@ -154,6 +156,31 @@ class AbstractNaturalGradient(AbstractPreconditioner):
         reports `"effective_rank"` (the number of directions kept, or the sum
         of the damping factors)."""
         raise NotImplementedError
+
+    def solve_holomorphic(self, a: Array, eps: Array) -> tuple[Array, dict[str, Array]]:
+        """`solve` for a holomorphic ansatz (`AbstractAnsatz.holomorphic`),
+        in complex form.
+
+        With `A` the centred, scaled derivatives by the complex parameters
+        (`d log psi / d theta_c`, shape `(n, P_c)`), the real-parameter rows
+        are `Y = [A, i A]` (`nqs_core.HolomorphicLayout`), `S` is the real
+        form of the Hermitian `G = A^H A` and `S delta = F` is the complex
+        equation `G z = A^H eps^*` with `delta = [Re z; Im z]`: a `P_c x P_c`
+        complex problem instead of a `2 P_c x 2 P_c` real one (NetKet's
+        `holomorphic=True`).
+
+        **Arguments:** `a` (complex, `(n, P_c)`), `eps` as in `solve`.
+
+        **Returns:** `(z, info)`, `z` complex of shape `(P_c,)`: the same
+        solution as `solve([a, i a], eps)` (`delta = [Re z; Im z]`), and the
+        same diagnostics (an `"effective_rank"` counts real directions).
+
+        Default: exactly that, through `solve` on the real form (correct for
+        every solver); a solver overrides it with a cheaper complex solve.
+        """
+        pc = a.shape[1]
+        delta, info = self.solve(jnp.concatenate([a, 1j * a], axis=1), eps)
+        return jax.lax.complex(delta[:pc], delta[pc:]), info
 
     def __call__(self, context, state):
         """The preconditioner: the direction `-delta` for the energy gradient."""

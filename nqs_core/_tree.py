@@ -49,6 +49,62 @@ def real_ravel(params) -> tuple[jax.Array, Callable]:
     return vec, unravel
 
 
+class HolomorphicLayout(eqx.Module):
+    """Where the complex parameters of a pytree sit in `real_ravel` order.
+
+    `real_ravel` writes each complex leaf as its real block followed by its
+    imaginary block. For a holomorphic `log psi` (`AbstractAnsatz.holomorphic`)
+    the log-derivative of the imaginary part of a parameter is `i` times that
+    of its real part, so the `(n, P)` log-derivative matrix of the real
+    parameters is `[A_1, i A_1, A_2, i A_2, ...]` with `A` the `(n, P / 2)`
+    matrix of the complex derivatives `d log psi / d theta_c` (in the order of
+    `jax.flatten_util.ravel_pytree` on the complex leaves).
+
+    **Arguments:** `params`, a pytree whose leaves are all complex.
+
+    **Raises:** `ValueError` if a leaf is real.
+    """
+
+    blocks: tuple[tuple[int, int], ...] = eqx.field(static=True)
+
+    def __init__(self, params):
+        blocks, offset = [], 0
+        for leaf in jax.tree.leaves(params):
+            if not jnp.iscomplexobj(leaf):
+                raise ValueError("a holomorphic parameter layout needs complex parameters only")
+            blocks.append((offset, int(leaf.size)))
+            offset += 2 * int(leaf.size)
+        self.blocks = tuple(blocks)
+
+    def complex_columns(self, y):
+        """`A` from the real-parameter matrix `y` (`(n, P)` -> `(n, P / 2)`):
+        the columns of the real parts."""
+        return jnp.concatenate([y[..., o : o + n] for o, n in self.blocks], axis=-1)
+
+    def real_vector(self, z):
+        """The real vector (`real_ravel` order) of the complex vector `z`."""
+        parts, start = [], 0
+        for _, n in self.blocks:
+            parts += [jnp.real(z[start : start + n]), jnp.imag(z[start : start + n])]
+            start += n
+        return jnp.concatenate(parts)
+
+    def real_columns(self, a):
+        """The real-parameter matrix `[A_1, i A_1, A_2, i A_2, ...]` of the
+        complex one `A` (`(..., P / 2)` -> `(..., P)`): the inverse of
+        `complex_columns` for a holomorphic `log psi`."""
+        parts, start = [], 0
+        for _, n in self.blocks:
+            blk = a[..., start : start + n]
+            parts += [blk, 1j * blk]
+            start += n
+        return jnp.concatenate(parts, axis=-1)
+
+    def complex_vector(self, v):
+        """The complex vector of the real vector `v` (`real_ravel` order)."""
+        return jnp.concatenate([jax.lax.complex(v[o : o + n], v[o + n : o + 2 * n]) for o, n in self.blocks])
+
+
 def n_real_parameters(model) -> int:
     """Number of real parameters (complex ones count twice)."""
     params, _ = parameters(model)

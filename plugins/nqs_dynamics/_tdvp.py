@@ -36,6 +36,7 @@ from nqs_core import (
     parse_schedule,
     DivergenceGuard,
     EnergyEstimator,
+    HolomorphicLayout,
     Stats,
     parameters,
     real_ravel,
@@ -130,6 +131,7 @@ class _Rhs(eqx.Module):
     solver: AbstractNaturalGradient
     imaginary: bool = eqx.field(static=True)
     keep_metric: bool = eqx.field(static=True)
+    layout: HolomorphicLayout | None = None  # the complex form of a holomorphic ansatz
 
     def hamiltonian(self, t):
         if self.coefficients is None:
@@ -145,10 +147,18 @@ class _Rhs(eqx.Module):
         # the estimator's eps is -2 (E_loc - E)^* / sqrt(M); TDVP's is i (E_loc - E)^* / sqrt(M)
         # (real time) or -(E_loc - E)^* / sqrt(M) (imaginary time): see AbstractNaturalGradient
         eps = eps / 2 if self.imaginary else eps * (-0.5j)
-        delta, info = self.solver.solve(y, eps)
-        x, f = _real_form(y, eps)
-        r = sum_over_ranks(jnp.sum((x @ delta - f) ** 2))
-        f2 = sum_over_ranks(jnp.sum(f**2))
+        if self.layout is None:
+            delta, info = self.solver.solve(y, eps)
+            x, f = _real_form(y, eps)
+            r = sum_over_ranks(jnp.sum((x @ delta - f) ** 2))
+        else:
+            # Y = [A, i A]: the complex P/2 x P/2 equation (solve_holomorphic); the
+            # real form's X delta - f is the complex A z - eps^*
+            x = self.layout.complex_columns(y)
+            z, info = self.solver.solve_holomorphic(x, eps)
+            delta = self.layout.real_vector(z)
+            r = sum_over_ranks(jnp.sum(jnp.abs(x @ z - jnp.conj(eps)) ** 2))
+        f2 = sum_over_ranks(jnp.sum(jnp.abs(eps) ** 2))
         aux = {
             "stats": estimate.stats,
             "residual": jnp.where(f2 > 0, r / jnp.where(f2 > 0, f2, 1.0), 0.0),
@@ -163,6 +173,12 @@ class _Rhs(eqx.Module):
                     h[name] = sinfo[name]
             aux["health"] = h
         return delta, sampler_state, aux
+
+    def metric_norm(self, x, v):
+        """`sqrt(v^T S v)` of a real parameter vector `v`, with `x` the metric's
+        sample matrix of the evaluation (`aux["x"]`)."""
+        xv = x @ v if self.layout is None else x @ self.layout.complex_vector(v)
+        return jnp.sqrt(sum_over_ranks(jnp.sum(jnp.abs(xv) ** 2)))
 
 
 class _Interval(eqx.Module):
@@ -203,8 +219,8 @@ class _Interval(eqx.Module):
             aux0 = jax.tree.map(lambda old, a: jnp.where(first, a, old), aux0, {k: v for k, v in aux.items() if k != "x"})
             if integrator.adaptive:
                 x = aux["x"]
-                step_norm = jnp.sqrt(sum_over_ranks(jnp.sum((x @ (new - theta)) ** 2)))
-                error_norm = jnp.sqrt(sum_over_ranks(jnp.sum((x @ error) ** 2)))
+                step_norm = self.rhs.metric_norm(x, new - theta)
+                error_norm = self.rhs.metric_norm(x, error)
                 accepted, dt_next = integrator.control(h, error_norm, step_norm)
                 at_min = at_min | (accepted & (h <= integrator.dt_min * (1 + 1e-12)) & (h < remaining))
                 # a step cut short by the segment's end does not shrink the next one
@@ -266,6 +282,14 @@ class TDVP(AbstractSamplingDriver):
       pseudo-inverse).
     - `schedule`: time-dependent couplings, `[[driver.schedule]]` tables with
       `field`, `times`, `values` (see `nqs_core._schedule`).
+    - `holomorphic`: for an ansatz that declares a holomorphic `log psi` of
+      complex parameters (`AbstractAnsatz.holomorphic`: the RBM with
+      `param_dtype = "complex128"`), solve the equation in complex form,
+      `P/2 x P/2` (`AbstractNaturalGradient.solve_holomorphic`: for `sr`
+      half the Gram's work and a Cholesky factor of half the size) instead of
+      the real `P x P` form; the same trajectory up to rounding. Default
+      `true`; `false` always uses the real form. Other ansätze always use
+      the real form.
     - `max_residual`: a TDVP residual above this is reported in the record
       (`"residual_warning"`) and the progress output (default 0.1).
     """
@@ -289,6 +313,7 @@ class TDVP(AbstractSamplingDriver):
         solver: AbstractNaturalGradient | None = None,
         schedule: list[dict] | None = None,
         max_residual: float = 0.1,
+        holomorphic: bool = True,
         exact_energy: float | None = None,
         divergence: DivergenceGuard | None = None,
         rebuild_system: SystemBuilder | None = None,
@@ -342,9 +367,13 @@ class TDVP(AbstractSamplingDriver):
         self._hamiltonian = h
         self._coefficients = coefficients
         breaks = sorted({b for r in self.ramps for b in r.breaks if 0 < b < self.t_end})
+        if not isinstance(holomorphic, bool):
+            raise ValueError(f"holomorphic must be true or false, got {holomorphic!r}")
+        #: whether the equation is solved in complex form (a holomorphic ansatz, `holomorphic = true`)
+        self.holomorphic = holomorphic and ansatz.holomorphic
         self._rhs = _Rhs(
             static, unravel, h, coefficients, sampler, self.estimator, solver, time == "imaginary",
-            self.integrator.adaptive,
+            self.integrator.adaptive, HolomorphicLayout(params) if self.holomorphic else None,
         )
         self._interval = eqx.filter_jit(_Interval(self._rhs, self.integrator, jnp.asarray(breaks, dtype=jnp.float64)))
 

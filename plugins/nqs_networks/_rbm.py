@@ -69,6 +69,12 @@ class RBM(AbstractAnsatz):
             out = out + jnp.sum(self.visible_bias * x)  # fuses with the rest (a dot is its own kernel)
         return out
 
+    @property
+    def holomorphic(self) -> bool:
+        """`True` with complex parameters (`log psi` is a sum of `log cosh` of
+        linear functions of them, and `a . s`)."""
+        return bool(jnp.iscomplexobj(self.weights))
+
     def product_state(self, space, amplitudes):
         """The RBM of an exact product state (the TDVP driver's `initial_state`).
 

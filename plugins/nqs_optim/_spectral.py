@@ -137,6 +137,37 @@ def solve_sr_spectral(x, force, f, split, diag_shift, rcond, snr_cutoff, s):
     return delta, jnp.sum(g)
 
 
+def solve_sr_spectral_holomorphic(a, force, eps, diag_shift, rcond, snr_cutoff, g):
+    """`solve_sr_spectral` in complex form for a holomorphic ansatz: the
+    eigendecomposition `G = W diag(lambda) W^H` of the Hermitian
+    `G = A^H A` (`P_c x P_c`, summed over ranks, given as `g`) and
+    `z = sum_k g_k / (lambda_k + diag_shift) w_k (w_k^H F)` with
+    `F = A^H eps^*` (`force`).
+
+    Every eigenvalue of the real `S` is an eigenvalue of `G` twice (the
+    directions `w_k` and `i w_k`), so the damping is the same: `rho_k^2` of
+    the real pair is `|w_k^H F|^2`, and the variance of the pair's per-sample
+    contributions is that of the complex `Q_{s,k} = M (A w_k)_s eps_s`
+    (whose mean is `(w_k^H F)^*`); the cutoffs use the real form's
+    `lambda_max` and null tolerance (`2M` rows, `2 P_c` columns).
+
+    **Returns:** `(z, effective_rank)`, the rank in real directions (twice the
+    sum of the complex damping factors).
+    """
+    rows, pc = a.shape
+    n_samples = total_samples(rows)
+    lam, w = jnp.linalg.eigh(g)
+    rho = force @ jnp.conj(w)
+    tol = null_tolerance(jnp.max(lam), 2 * rows * n_ranks(), 2 * pc)
+    var = None
+    if snr_cutoff > 0:
+        q = n_samples * (a @ w) * eps[:, None]
+        var = sum_over_ranks(jnp.sum(jnp.abs(q - jnp.conj(rho)) ** 2, axis=0)) / n_samples
+    damp, kept = damping(lam, jnp.abs(rho), var, n_samples, rcond, snr_cutoff, tol)
+    z = w @ (apply_inverse(damp, kept, lam, diag_shift, jnp.ones_like(lam)).astype(rho.dtype) * rho)
+    return z, 2.0 * jnp.sum(damp)
+
+
 def sample_space_spectral(t, f_all, split, rows_local, p, diag_shift, rcond, snr_cutoff, hard=None):
     """Coefficients `c` such that `delta = X^T c`, from the eigendecomposition
     `T = X X^T = U diag(lambda) U^T` over the samples of all ranks (the rows

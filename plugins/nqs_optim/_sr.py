@@ -15,7 +15,7 @@ import numpy as np
 from nqs_core import AbstractNaturalGradient
 from nqs_core.distributed import sum_over_ranks
 
-from ._spectral import check_cutoffs, solve_sr_spectral
+from ._spectral import check_cutoffs, solve_sr_spectral, solve_sr_spectral_holomorphic
 
 
 def real_sample_matrix(y, eps):
@@ -41,32 +41,34 @@ GRAM_BLAS_MIN_WORK = 2**24
 
 
 def gram(x, method: str = "auto"):
-    """`X^T X` of a real `(M, P)` matrix `X` (samples along the rows), this rank's rows only.
+    """`X^H X` of a real or complex `(M, P)` matrix `X` (samples along the
+    rows; `X^T X` when real), this rank's rows only.
 
-    The product is symmetric, so only one triangle needs computing: on the CPU
-    backend (`method="auto"`, for a float32/float64 `X` with at least
-    `GRAM_BLAS_MIN_WORK` multiply-adds) it is BLAS's symmetric rank-k update
-    (`dsyrk`/`ssyrk`, half the FLOPs of a general product) on `X` in place,
-    called from the host through `jax.pure_callback` with BLAS held to one
-    thread (OpenBLAS threads compete with XLA's own pool); the other triangle is
-    copied. Otherwise (another backend, a small `X`, `method="xla"`) it is XLA's
-    `X^T X`. Both give the same matrix up to rounding.
+    The product is symmetric (Hermitian), so only one triangle needs
+    computing: on the CPU backend (`method="auto"`, with at least
+    `GRAM_BLAS_MIN_WORK` multiply-adds) it is BLAS's rank-k update (`?syrk`
+    real, `?herk` complex: half the FLOPs of a general product) on `X` in
+    place, called from the host through `jax.pure_callback` with BLAS held to
+    one thread (OpenBLAS threads compete with XLA's own pool); the other
+    triangle is copied. Otherwise (another backend, a small `X`,
+    `method="xla"`) it is XLA's product. Both give the same matrix up to
+    rounding.
 
     **Arguments:**
 
-    - `x`: real matrix of shape `(M, P)`.
+    - `x`: real or complex matrix of shape `(M, P)`.
     - `method`: `"auto"`, `"blas"` (the host call, on any backend) or `"xla"`.
 
-    **Returns:** the symmetric `(P, P)` matrix `X^T X`, of `x`'s dtype.
+    **Returns:** the `(P, P)` matrix `X^H X`, of `x`'s dtype.
     """
     if method not in ("auto", "blas", "xla"):
         raise ValueError(f"unknown gram method {method!r}; valid: auto, blas, xla")
     m, p = x.shape
-    real = x.dtype in (jnp.float32, jnp.float64)
+    blas_ok = x.dtype in (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
     if method == "auto":
-        method = "blas" if real and jax.default_backend() == "cpu" and m * p * p >= GRAM_BLAS_MIN_WORK else "xla"
-    if method == "xla" or not real:
-        return x.T @ x
+        method = "blas" if blas_ok and jax.default_backend() == "cpu" and m * p * p >= GRAM_BLAS_MIN_WORK else "xla"
+    if method == "xla" or not blas_ok:
+        return (jnp.conj(x) if jnp.iscomplexobj(x) else x).T @ x
     out = jax.ShapeDtypeStruct((p, p), x.dtype)
     try:  # reads and writes XLA's buffers in place (no copy of `x`); JAX >= 0.7
         from jax.experimental.buffer_callback import buffer_callback
@@ -80,18 +82,19 @@ def _buffer_gram(ctx, out, x):
 
 
 def _host_gram(x):
-    """`x^T x` by BLAS `?syrk` on the host (one thread), both triangles filled."""
+    """`x^H x` by BLAS `?syrk` / `?herk` on the host (one thread), both triangles filled."""
     from scipy.linalg import blas
 
     x = np.asarray(x)
     if x.shape[0] == 0:
         return np.zeros((x.shape[1], x.shape[1]), x.dtype)
-    syrk = blas.dsyrk if x.dtype == np.float64 else blas.ssyrk
-    # a C-ordered (M, P) `x` is the column-major (P, M) matrix `x^T`: `syrk` with
-    # trans = 0 gives `x^T (x^T)^T` = `x^T x` without copying `x`
+    update = {np.float64: blas.dsyrk, np.float32: blas.ssyrk, np.complex128: blas.zherk, np.complex64: blas.cherk}[x.dtype.type]
+    # a C-ordered (M, P) `x` is the column-major (P, M) matrix `x^T`: the update
+    # with trans = 0 gives `x^T (x^T)^H` = `(x^H x)^*` without copying `x`
     with _single_threaded_blas():
-        upper = syrk(1.0, np.ascontiguousarray(x).T, trans=0, lower=0)
-    return np.triu(upper) + np.triu(upper, 1).T
+        upper = update(1.0, np.ascontiguousarray(x).T, trans=0, lower=0)
+    full = np.triu(upper) + np.triu(upper, 1).T.conj()
+    return full.conj() if np.iscomplexobj(full) else full
 
 
 @functools.cache
@@ -230,6 +233,29 @@ class SR(_AbstractNaturalGradient):
             return delta, {"solve_ok": jnp.all(jnp.isfinite(delta)).astype(jnp.int32), "effective_rank": rank}
         delta, ok = solve_sr(x, force, self.diag_shift, self.diag_scale, self.solver, self.rtol, self.atol, self.max_steps)
         return delta, {"solve_ok": ok}
+
+    def solve_holomorphic(self, a, eps):
+        """The complex `P_c x P_c` form of the solve for a holomorphic ansatz:
+        `(G + lambda I) z = A^H eps^*` with `G = A^H A` (the `herk` Gram of the
+        complex `(M, P_c)` matrix: half the multiply-adds of the real
+        `(2M, 2 P_c)` one, and a complex Cholesky factor of half the size);
+        on the eigen path (`rcond`, `snr_cutoff`) the eigendecomposition of
+        `G`, whose eigenvalues are those of `S`, each once instead of twice.
+        The same `delta = [Re z; Im z]` as `solve` on the real form up to
+        rounding. Conjugate gradients (`solver = "cg"`) go through the real
+        form."""
+        if self.solver != "cholesky":
+            return super().solve_holomorphic(a, eps)
+        # `eps @ a`, not `a.T @ eps` (no transposed copy of `a`); A^H eps^* = (A^T eps)^*
+        force = sum_over_ranks(jnp.conj(eps @ a))
+        g = sum_over_ranks(gram(a))
+        if self._spectral:
+            z, rank = solve_sr_spectral_holomorphic(a, force, eps, self.diag_shift, self.rcond, self.snr_cutoff, g)
+            return z, {"solve_ok": jnp.all(jnp.isfinite(z)).astype(jnp.int32), "effective_rank": rank}
+        g = g + jnp.diag((self.diag_shift + self.diag_scale * jnp.real(jnp.diag(g))).astype(g.dtype))
+        op = lx.MatrixLinearOperator(g, lx.positive_semidefinite_tag)
+        sol = lx.linear_solve(op, force, lx.Cholesky(), throw=False)
+        return sol.value, {"solve_ok": (sol.result == lx.RESULTS.successful).astype(jnp.int32)}
 
 
 def solve_sr(x, force, diag_shift, diag_scale=0.0, solver="cholesky", rtol=1e-10, atol=1e-10, max_steps=None):

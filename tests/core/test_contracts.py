@@ -75,8 +75,12 @@ HOOKS_WITH_DEFAULTS = {
                                                        "default: none (the physical basis)",
     ("AbstractDiscreteHamiltonian", "in_basis"): "bind a physical operator in the system's (rotated) basis; "
                                                  "default: no rotation",
+    ("AbstractAnsatz", "holomorphic"): "declares a holomorphic log psi of complex parameters (halves the "
+                                        "log-derivatives and the TDVP solve); default: False, no assumption",
     ("AbstractAnsatz", "product_state"): "optional exact product state for the TDVP driver's initial_state; default: refuse",
     ("AbstractIntegrator", "control"): "step-size control of an adaptive integrator; default: a fixed step",
+    ("AbstractNaturalGradient", "solve_holomorphic"): "the solve in complex form for a holomorphic ansatz; default: "
+                                                       "the real form through solve",
     ("AbstractObservable", "coordinates"): "optional plotting metadata of an observable's components; default: none",
     ("AbstractPreconditioner", "check_system"): "refuse a system the preconditioner cannot work on, at build; default: accept every system",
     ("AbstractPreconditioner", "memory_estimate"): "extra memory of a step for the memory guard; default: 0 (nothing beyond the samples)",
