@@ -96,6 +96,59 @@ def test_holomorphic_degenerate_pairs():
         assert 1 < ref_rank < 21
 
 
+HOLOMORPHIC_CASES = [  # (diag_shift, rcond, snr_cutoff, diag_scale): Cholesky, relative shift, soft cutoff, SNR
+    (1e-3, 0.0, 0.0, 0.0),
+    (1e-4, 0.0, 0.0, 0.2),
+    (0.0, 1e-3, 0.0, 0.0),
+    (1e-4, 1e-2, 2.0, 0.0),
+]
+
+
+def _scaled_reference(y, eps, shift, scale):
+    """`(S + shift + scale diag S)^{-1} F` of the real form, in numpy."""
+    s = np.real(y.conj().T @ y)
+    return np.linalg.solve(s + np.diag(shift + scale * np.diag(s)), np.real(y.T @ eps))
+
+
+@pytest.mark.parametrize("n, pc", [(12, 30), (60, 12)], ids=["P>2n", "P<2n"])
+def test_the_complex_form_of_a_holomorphic_ansatz_equals_the_real_form(n, pc):
+    """`solve_holomorphic(A, eps)` returns `z` with `[Re z; Im z]` the solution
+    of the real form `Y = [A, i A]` (the numpy reference above): SR through
+    its complex `P_c x P_c` Gram (Cholesky, eigendecomposition), SRt and MinSR
+    through the protocol's default (the real form)."""
+    a, eps = _problem(n, pc, seed=n * pc)
+    y = np.concatenate([a, 1j * a], axis=1)
+    for shift, rcond, snr, scale in HOLOMORPHIC_CASES:
+        if scale:
+            ref, ref_rank = _scaled_reference(y, eps, shift, scale), None
+        else:
+            ref, ref_rank = reference(y, eps, shift, rcond, snr)
+        solvers = [SR(diag_shift=shift, rcond=rcond, snr_cutoff=snr, diag_scale=scale)]
+        if not scale:
+            solvers.append(SRt(diag_shift=shift, rcond=rcond, snr_cutoff=snr))
+        if not (rcond or scale) and n > pc:  # MinSR: a hard cutoff below every eigenvalue
+            solvers.append(MinSR(diag_shift=shift, rcond=1e-12, snr_cutoff=snr))
+        for solver in solvers:
+            z, info = jax.jit(solver.solve_holomorphic)(jnp.asarray(a), jnp.asarray(eps))
+            assert z.shape == (pc,) and jnp.iscomplexobj(z)
+            assert_close(np.concatenate([np.real(z), np.imag(z)]), ref)
+            if ref_rank is not None and (rcond or snr):
+                np.testing.assert_allclose(info["effective_rank"], ref_rank, rtol=1e-10, err_msg=type(solver).__name__)
+
+
+def test_the_complex_gram_against_numpy():
+    from nqs_optim import gram
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(2100, 90)) + 1j * rng.normal(size=(2100, 90))  # above GRAM_BLAS_MIN_WORK: "auto" is herk
+    ref = a.conj().T @ a
+    for method in ("auto", "blas", "xla"):
+        g = np.asarray(gram(jnp.asarray(a), method))
+        assert np.abs(g - ref).max() < 1e-12 * np.abs(ref).max(), method
+        if method != "xla":
+            assert np.array_equal(g, g.conj().T), method  # one triangle computed: exactly Hermitian
+
+
 def test_the_soft_cutoff_damps_small_eigenvalues():
     y, eps = map(jnp.asarray, _problem(12, 60, seed=3))
     lam = np.linalg.eigvalsh(np.real(np.conj(y).T @ y))
