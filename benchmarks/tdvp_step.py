@@ -132,7 +132,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--libs", nargs="+", default=["nqs", "netket", "jvmc"])
+    ap.add_argument("--libs", nargs="+", default=["nqs", "netket", "jvmc"], help="nqs, netket, jvmc, nqs-real (nqs with the real P x P form of the solve)")
     ap.add_argument("--nqs-python", default=sys.executable)
     ap.add_argument("--netket-python", default="/work/bench-venvs/netket/bin/python")
     ap.add_argument("--jvmc-python", default="/work/bench-venvs/jvmc/bin/python")
@@ -170,6 +170,8 @@ def main():
         "nqs": ([args.nqs_python, os.path.join(PEERS, "tdvp_nqs.py")], nqs_env),
         "netket": ([args.netket_python, os.path.join(PEERS, "tdvp_netket.py")], base_env),
         "jvmc": ([args.jvmc_python, os.path.join(PEERS, "tdvp_jvmc.py")], base_env),
+        # nqs with `[driver] holomorphic = false`: the real P x P form (what nqs did before the complex form)
+        "nqs-real": ([args.nqs_python, os.path.join(PEERS, "tdvp_nqs.py")], dict(nqs_env, NQS_TDVP_REAL_FORM="1")),
     }
     workers, res = {}, {"problem": problem, "exact_energy_t0": e_exact, "check": {}, "load_avg": []}
     for name in args.libs:
@@ -222,7 +224,7 @@ def main():
         res["ratio_peer_over_nqs"] = {
             n: {k: med[n][k] / med["nqs"][k] for k in ("wall", "cpu")} for n in names if n != "nqs"
         }
-        peers = [n for n in names if n != "nqs"]
+        peers = [n for n in names if not n.startswith("nqs")]
         if peers:
             fastest = min(peers, key=lambda n: med[n]["wall"])
             res["ratio_vs_faster_peer"] = {"peer": fastest, **res["ratio_peer_over_nqs"][fastest]}

@@ -68,6 +68,8 @@ def config(pb):
             "t_out": pb["dt"],
             "integrator": {"name": "rk4", "dt": pb["dt"]},
             "solver": {"name": "sr", "diag_shift": sol["diag_shift"]},
+            # the real P x P form instead of the complex one (the `nqs-real` worker of tdvp_step.py)
+            "holomorphic": os.environ.get("NQS_TDVP_REAL_FORM") != "1",
         }
     return cfg
 
@@ -98,7 +100,10 @@ def profile_parts(driver, state, repeats=3):
     sample = eqx.filter_jit(lambda m, ss: rhs.sampler.sample(nqs_core.BornDistribution(m), ss)[0])
     estimate = eqx.filter_jit(lambda m, x: rhs.estimator(m, rhs.system, x))
     ng_data = eqx.filter_jit(lambda m, x, e: rhs.estimator.natural_gradient_data(m, x, e))
-    solve = eqx.filter_jit(lambda y, eps: rhs.solver.solve(y, eps * (-0.5j))[0])
+    if rhs.layout is None:  # the real P x P form
+        solve = eqx.filter_jit(lambda y, eps: rhs.solver.solve(y, eps * (-0.5j))[0])
+    else:  # a holomorphic ansatz: the complex P/2 x P/2 form (the driver's default)
+        solve = eqx.filter_jit(lambda y, eps: rhs.solver.solve_holomorphic(rhs.layout.complex_columns(y), eps * (-0.5j))[0])
     whole = eqx.filter_jit(lambda th, ss: rhs(jnp.asarray(t, jnp.float64), th, ss)[0])
     samples = sample(model, state.sampler_state)
     est = estimate(model, samples)
@@ -178,7 +183,7 @@ def main():
                 "eloc_re": np.real(eloc).tolist(),
                 "eloc_im": np.imag(eloc).tolist(),
             },
-            "setup": "proxy: 4 x VMC + SR (cholesky)" if pb.get("proxy") else "tdvp driver, rk4, sr (cholesky)",
+            "setup": "proxy: 4 x VMC + SR (cholesky)" if pb.get("proxy") else f"tdvp driver, rk4, sr (cholesky), holomorphic={driver.holomorphic}",
         },
     )
 

@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = _lazy_exports(
     __name__,
     {
         "._optimizers": ["adam", "adamw", "make_schedule", "rmsprop", "sgd"],
-        "._sr": ["SR", "gram", "real_sample_matrix", "solve_sr"],
+        "._sr": ["SR", "gram", "gram_threads", "real_sample_matrix", "solve_sr"],
         "._srt": ["MinSR", "SRt", "solve_srt"],
         "._kfac": ["KFAC", "compatible_kfac_jax"],
         "._dgd": ["DGD", "dgd_metric", "score_jacobian"],
