@@ -82,6 +82,11 @@ ACTIVATIONS = {
 }
 
 
+#: activations that are holomorphic functions of a complex argument (an MLP
+#: of complex parameters built from them has a holomorphic `log psi`)
+HOLOMORPHIC_ACTIVATIONS = ("tanh", "log_cosh")
+
+
 def resolve_activation(name: str):
     try:
         return ACTIVATIONS[name]

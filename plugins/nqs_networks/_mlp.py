@@ -10,7 +10,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from nqs_core import AbstractAnsatz, AbstractSpace
 
-from ._common import encode, input_encoding, normal, resolve_activation, resolve_dtype
+from ._common import HOLOMORPHIC_ACTIVATIONS, encode, input_encoding, normal, resolve_activation, resolve_dtype
 
 
 class MLP(AbstractAnsatz):
@@ -61,6 +61,13 @@ class MLP(AbstractAnsatz):
         self.biases = [jnp.zeros((o,), dtype) for o in sizes[1:]]
         self.activation = activation
 
+    @property
+    def holomorphic(self) -> bool:
+        """`True` with complex parameters and a holomorphic activation
+        (`log_cosh`, `tanh`): `log psi` is then a composition of holomorphic
+        functions of the parameters."""
+        return bool(jnp.iscomplexobj(self.weights[0])) and self.activation in HOLOMORPHIC_ACTIVATIONS
+
     def __call__(self, x):
         act = resolve_activation(self.activation)
         h = encode(x, self.local_states).astype(self.weights[0].dtype)
@@ -85,6 +92,11 @@ class Jastrow(AbstractAnsatz):
     def __init__(self, space: AbstractSpace, param_dtype: str = "float64", init_std: float = 0.01, *, key: PRNGKeyArray):
         n = space.size
         self.couplings = normal(key, (n * (n - 1) // 2,), resolve_dtype(param_dtype), init_std)
+
+    @property
+    def holomorphic(self) -> bool:
+        """`True` with complex couplings (`log psi` is linear in them)."""
+        return bool(jnp.iscomplexobj(self.couplings))
 
     def __call__(self, x):
         x = x.reshape(-1).astype(self.couplings.dtype)
