@@ -263,23 +263,23 @@ class SR(_AbstractNaturalGradient):
             return super().solve_holomorphic(a, eps)
         # `eps @ a`, not `a.T @ eps` (no transposed copy of `a`); A^H eps^* = (A^T eps)^*
         force = sum_over_ranks(jnp.conj(eps @ a))
-        g = sum_over_ranks(gram(a))
         if self._spectral:
+            g = sum_over_ranks(gram(a))
             z, rank = solve_sr_spectral_holomorphic(a, force, eps, self.diag_shift, self.rcond, self.snr_cutoff, g)
             return z, {"solve_ok": jnp.all(jnp.isfinite(z)).astype(jnp.int32), "effective_rank": rank}
-        g = g + jnp.diag((self.diag_shift + self.diag_scale * jnp.real(jnp.diag(g))).astype(g.dtype))
-        op = lx.MatrixLinearOperator(g, lx.positive_semidefinite_tag)
-        sol = lx.linear_solve(op, force, lx.Cholesky(), throw=False)
-        return sol.value, {"solve_ok": (sol.result == lx.RESULTS.successful).astype(jnp.int32)}
+        z, ok = solve_sr(a, force, self.diag_shift, self.diag_scale)
+        return z, {"solve_ok": ok}
 
 
 def solve_sr(x, force, diag_shift, diag_scale=0.0, solver="cholesky", rtol=1e-10, atol=1e-10, max_steps=None):
     """Solve `(X^T X + diag_shift I + diag_scale diag(X^T X)) delta = force` with lineax.
-    Under MPI `X` holds this rank's rows and `X^T X` is summed over ranks."""
+    Under MPI `X` holds this rank's rows and `X^T X` is summed over ranks. With
+    `solver = "cholesky"` `X` may be complex (`X^H X`, the complex form of
+    `SR.solve_holomorphic`)."""
     p = x.shape[1]
     if solver == "cholesky":
         s = sum_over_ranks(gram(x))
-        s = s + jnp.diag(diag_shift + diag_scale * jnp.diag(s))
+        s = s + jnp.diag((diag_shift + diag_scale * jnp.real(jnp.diag(s))).astype(s.dtype))
         op = lx.MatrixLinearOperator(s, lx.positive_semidefinite_tag)
         sol = lx.linear_solve(op, force, lx.Cholesky(), throw=False)
     else:
