@@ -283,8 +283,9 @@ class TDVP(AbstractSamplingDriver):
     - `schedule`: time-dependent couplings, `[[driver.schedule]]` tables with
       `field`, `times`, `values` (see `nqs_core._schedule`).
     - `holomorphic`: for an ansatz that declares a holomorphic `log psi` of
-      complex parameters (`AbstractAnsatz.holomorphic`: the RBM with
-      `param_dtype = "complex128"`), solve the equation in complex form,
+      complex parameters (`AbstractAnsatz.holomorphic`: with
+      `param_dtype = "complex128"` the RBM, the Jastrow factor and the MLP
+      with `log_cosh` or `tanh`), solve the equation in complex form,
       `P/2 x P/2` (`AbstractNaturalGradient.solve_holomorphic`: for `sr`
       half the Gram's work and a Cholesky factor of half the size) instead of
       the real `P x P` form; the same trajectory up to rounding. Default
